@@ -1,0 +1,49 @@
+# dops — developer entry points. Everything installs itself: a fresh clone needs only Python 3.11+ and make.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: help venv clients lint typecheck importlint test test-fast demo bench e2e clean
+
+help:
+	@echo "make demo   – run the example operations on the embedded control plane"
+	@echo "make test   – lint, type-check, layer contracts and the whole test suite"
+	@echo "make bench  – benchmark scripts (print numbers)"
+	@echo "make e2e    – kind end-to-end suite (needs Docker + kind)"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "› installing dops with test extras into $(VENV)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+venv: $(STAMP)
+
+clients: venv
+	@$(PY) scripts/fetch_clients.py >/dev/null
+
+lint: venv
+	@echo "› ruff"; $(VENV)/bin/ruff check operator tests scripts
+	@echo "› mypy"; cd operator && ../$(VENV)/bin/mypy -p dops
+	@echo "› import-linter"; $(VENV)/bin/lint-imports --no-cache
+
+test: lint clients
+	@echo "› pytest"
+	@KUBECTL="$$($(PY) scripts/fetch_clients.py --quiet)/kubectl" HELM="$$($(PY) scripts/fetch_clients.py --quiet)/helm" \
+		$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(VENV)/bin/pytest -x -q $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) -m dops.emulator.bench
+
+e2e: venv
+	$(VENV)/bin/pytest tests/e2e -m e2e --run-e2e $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .dops

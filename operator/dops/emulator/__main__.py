@@ -1,0 +1,67 @@
+"""`python -m dops.emulator --port 0 --kubeconfig PATH`: run the embedded API server until Ctrl-C/SIGTERM.
+
+Prints the URL once it is serving and writes a kubeconfig pointing at it. Binds 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from .server import EmbeddedServer, ServerSettings
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m dops.emulator", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = pick a free one)")
+    parser.add_argument("--kubeconfig", type=Path, default=None, help="write a kubeconfig for the server here")
+    parser.add_argument("--crds", type=Path, action="append", default=[],
+                        help="apply the CRD YAML files in this directory (or file) at start; repeatable")
+    parser.add_argument("--bookmark-interval", type=float, default=30.0, help="seconds between watch BOOKMARKs")
+    parser.add_argument("--history-size", type=int, default=20_000, help="watch events retained for resumption")
+    parser.add_argument("--debug", action="store_true", help="log every internal error with its traceback")
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    settings = ServerSettings(port=args.port, bookmark_interval=args.bookmark_interval,
+                              history_size=args.history_size)
+    server = EmbeddedServer(settings)
+    await server.start()
+    from .bootstrap import apply_manifest_paths
+
+    apply_manifest_paths(server.api, args.crds)
+    if args.kubeconfig:
+        server.write_kubeconfig(args.kubeconfig)
+    print(f"dops emulator serving at {server.url}", flush=True)
+    if args.kubeconfig:
+        print(f"kubeconfig written to {args.kubeconfig}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(args))
+    except OSError as exc:
+        print(f"error: cannot start the emulator: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

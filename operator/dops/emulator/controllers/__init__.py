@@ -1,0 +1,1 @@
+"""Controllers the embedded control plane runs (what envtest lacks): Job, Deployment, GC, namespaces, kubelet."""

@@ -1,0 +1,169 @@
+"""API errors, rendered as the `Status` objects a real kube-apiserver returns.
+
+Clients key their behaviour on `reason` and `code` (kopf treats 422 on a JSON patch as "lost the
+race", pykube maps the message only when the body is a Status with exactly `application/json`),
+so every failure path in the server raises `APIError` and the HTTP layer renders it one way.
+Messages follow upstream wording (`apimachinery/pkg/api/errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .registry import ResourceType
+
+
+class APIError(Exception):
+    """A failed request; `status()` is the body the client receives."""
+
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details
+
+    def status(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if self.details is not None:
+            body["details"] = self.details
+        return body
+
+
+def _details(rtype: ResourceType | None, name: str, **extra: Any) -> dict[str, Any]:
+    details: dict[str, Any] = {"name": name}
+    if rtype is not None:
+        if rtype.group:
+            details["group"] = rtype.group
+        details["kind"] = rtype.plural
+    details.update(extra)
+    return details
+
+
+def not_found(rtype: ResourceType, name: str) -> APIError:
+    return APIError(404, "NotFound", f'{rtype.qualified_name} "{name}" not found', _details(rtype, name))
+
+
+def namespace_not_found(namespace: str) -> APIError:
+    return APIError(
+        404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"}
+    )
+
+
+def already_exists(rtype: ResourceType, name: str) -> APIError:
+    return APIError(409, "AlreadyExists", f'{rtype.qualified_name} "{name}" already exists', _details(rtype, name))
+
+
+def conflict(rtype: ResourceType, name: str, why: str | None = None) -> APIError:
+    why = why or "the object has been modified; please apply your changes to the latest version and try again"
+    return APIError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {rtype.qualified_name} "{name}": {why}',
+        _details(rtype, name),
+    )
+
+
+def invalid(rtype: ResourceType, name: str, causes: Sequence[dict[str, str]]) -> APIError:
+    """422 Invalid, e.g. `Widget.example.com "w1" is invalid: spec.size: Invalid value: ...`."""
+    qualified_kind = f"{rtype.kind}.{rtype.group}" if rtype.group else rtype.kind
+    messages = [c["message"] for c in causes]
+    if len(messages) == 1:
+        summary = messages[0]
+    else:
+        summary = "[" + ", ".join(messages) + "]"
+    return APIError(
+        422,
+        "Invalid",
+        f'{qualified_kind} "{name}" is invalid: {summary}',
+        _details(rtype, name, causes=[dict(c) for c in causes]),
+    )
+
+
+def bad_request(message: str) -> APIError:
+    return APIError(400, "BadRequest", message)
+
+
+def forbidden(message: str, rtype: ResourceType | None = None, name: str = "") -> APIError:
+    return APIError(403, "Forbidden", message, _details(rtype, name) if rtype else None)
+
+
+def method_not_allowed(message: str = "the server does not allow this method on the requested resource") -> APIError:
+    return APIError(405, "MethodNotAllowed", message)
+
+
+def unsupported_media_type(content_type: str) -> APIError:
+    return APIError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json; got "{content_type}"')
+
+
+def not_acceptable(message: str) -> APIError:
+    return APIError(406, "NotAcceptable", message)
+
+
+def expired(message: str) -> APIError:
+    return APIError(410, "Expired", message)
+
+
+def too_large(message: str) -> APIError:
+    return APIError(413, "RequestEntityTooLarge", message)
+
+
+def too_many_requests(message: str = "Too many requests, please try again later.") -> APIError:
+    return APIError(429, "TooManyRequests", message, {"retryAfterSeconds": 1})
+
+
+def internal(message: str) -> APIError:
+    return APIError(500, "InternalError", f"Internal error occurred: {message}")
+
+
+def service_unavailable(message: str = "the server is currently unable to handle the request") -> APIError:
+    return APIError(503, "ServiceUnavailable", message)
+
+
+def cause(field: str, message: str, reason: str = "FieldValueInvalid") -> dict[str, str]:
+    """One `details.causes[]` entry; `message` is the full `field: ...` text."""
+    return {"reason": reason, "message": message, "field": field}
+
+
+def required(field: str) -> dict[str, str]:
+    return cause(field, f"{field}: Required value", "FieldValueRequired")
+
+
+def invalid_value(field: str, value: Any, detail: str) -> dict[str, str]:
+    return cause(field, f"{field}: Invalid value: {_quote(value)}: {detail}")
+
+
+def unsupported_value(field: str, value: Any, supported: Sequence[str]) -> dict[str, str]:
+    options = ", ".join(f'"{s}"' for s in supported)
+    return cause(
+        field, f"{field}: Unsupported value: {_quote(value)}: supported values: {options}", "FieldValueNotSupported"
+    )
+
+
+def forbidden_field(field: str, detail: str) -> dict[str, str]:
+    return cause(field, f"{field}: Forbidden: {detail}", "FieldValueForbidden")
+
+
+def _quote(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return str(value)

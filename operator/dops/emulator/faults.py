@@ -1,0 +1,79 @@
+"""Fault injection, so reliability tests can make the API misbehave on purpose.
+
+Rules match requests by method and a path regex and answer with an error Status (5xx, 429, …)
+a bounded number of times. Watch faults (forced 410 Expired, dropped streams) act on the store's
+open watchers directly. Reachable from Python (`EmbeddedServer.faults`) and over HTTP under
+`/__emulator/faults` so out-of-process tests (kubectl, the operator in a subprocess) can use them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import errors
+
+
+@dataclass
+class FaultRule:
+    code: int
+    method: str = "*"
+    path: str = ".*"
+    times: int = 1  # < 0: forever
+    message: str = ""
+    matched: int = 0
+    _pattern: re.Pattern[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._pattern = re.compile(self.path)
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method in ("*", method)) and self._pattern.search(path) is not None
+
+    def error(self) -> errors.APIError:
+        reason = {
+            429: "TooManyRequests",
+            500: "InternalError",
+            502: "BadGateway",
+            503: "ServiceUnavailable",
+            504: "Timeout",
+            409: "Conflict",
+            410: "Expired",
+            403: "Forbidden",
+        }.get(self.code, "InternalError")
+        message = self.message or f"injected fault ({self.code} {reason})"
+        details: dict[str, Any] | None = {"retryAfterSeconds": 1} if self.code in (429, 503) else None
+        return errors.APIError(self.code, reason, message, details)
+
+    def describe(self) -> dict[str, Any]:
+        return {"code": self.code, "method": self.method, "path": self.path, "times": self.times,
+                "matched": self.matched, "message": self.message}
+
+
+class Faults:
+    """The active fault rules; the first matching rule with uses left answers the request."""
+
+    def __init__(self) -> None:
+        self.rules: list[FaultRule] = []
+
+    def add(self, code: int, method: str = "*", path: str = ".*", times: int = 1, message: str = "") -> FaultRule:
+        if not 400 <= code <= 599:
+            raise ValueError(f"fault code must be an HTTP error status (400-599), got {code}")
+        rule = FaultRule(code=code, method=method.upper(), path=path, times=times, message=message)
+        self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        self.rules.clear()
+
+    def check(self, method: str, path: str) -> errors.APIError | None:
+        for rule in self.rules:
+            if rule.times == 0:
+                continue
+            if rule.matches(method, path):
+                rule.matched += 1
+                if rule.times > 0:
+                    rule.times -= 1
+                return rule.error()
+        return None
