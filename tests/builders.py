@@ -25,10 +25,17 @@ class WidgetCRD:
         self.selectable_fields: list[JSON] = [{"jsonPath": ".spec.color"}]
         self.spec_properties: JSON = {
             "size": {"type": "integer", "minimum": 0, "maximum": 100, "description": "Number of parts."},
-            "color": {"type": "string", "enum": ["red", "green", "blue"], "default": "red",
-                      "description": "Colour of the widget."},
-            "owner": {"type": "string", "description": "Who owns it.",
-                      "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "owner is immutable"}]},
+            "color": {
+                "type": "string",
+                "enum": ["red", "green", "blue"],
+                "default": "red",
+                "description": "Colour of the widget.",
+            },
+            "owner": {
+                "type": "string",
+                "description": "Who owns it.",
+                "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "owner is immutable"}],
+            },
             "tags": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
         }
         self.required: list[str] = []
@@ -82,8 +89,12 @@ class WidgetCRD:
             "spec": {
                 "group": self.group,
                 "scope": self.scope,
-                "names": {"plural": self.plural, "singular": self.kind.lower(), "kind": self.kind,
-                          "shortNames": self.short_names},
+                "names": {
+                    "plural": self.plural,
+                    "singular": self.kind.lower(),
+                    "kind": self.kind,
+                    "shortNames": self.short_names,
+                },
                 "versions": [version],
             },
         }
@@ -103,25 +114,44 @@ def configmap(name: str, namespace: str = "default", labels: dict[str, str] | No
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": dict(data)}
 
 
-def pod(name: str, namespace: str = "default", command: list[str] | None = None, image: str = "busybox:1.36",
-        labels: dict[str, str] | None = None) -> JSON:
+def pod(
+    name: str,
+    namespace: str = "default",
+    command: list[str] | None = None,
+    image: str = "busybox:1.36",
+    labels: dict[str, str] | None = None,
+) -> JSON:
     meta: JSON = {"name": name, "namespace": namespace}
     if labels:
         meta["labels"] = labels
     container: JSON = {"name": "main", "image": image}
     if command:
         container["command"] = command
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-            "spec": {"containers": [container], "restartPolicy": "Never"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {"containers": [container], "restartPolicy": "Never"},
+    }
 
 
-def job(name: str, namespace: str = "default", command: list[str] | None = None, image: str = "busybox:1.36",
-        backoff_limit: int | None = None, **spec: Any) -> JSON:
+def job(
+    name: str,
+    namespace: str = "default",
+    command: list[str] | None = None,
+    image: str = "busybox:1.36",
+    backoff_limit: int | None = None,
+    **spec: Any,
+) -> JSON:
     container: JSON = {"name": "main", "image": image}
     if command:
         container["command"] = command
     job_spec: JSON = {"template": {"spec": {"containers": [container], "restartPolicy": "Never"}}, **spec}
     if backoff_limit is not None:
         job_spec["backoffLimit"] = backoff_limit
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": namespace},
-            "spec": job_spec}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": job_spec,
+    }

@@ -42,7 +42,9 @@ def eventually(
         if time.monotonic() >= deadline:
             shown = json.dumps(last, indent=2, default=str) if isinstance(last, dict | list) else repr(last)
             extra = f"\nlast error: {last_error!r}" if last_error else ""
-            raise EventuallyTimeout(f"timed out after {timeout}s waiting for {describe}; last observed:\n{shown}{extra}")
+            raise EventuallyTimeout(
+                f"timed out after {timeout}s waiting for {describe}; last observed:\n{shown}{extra}"
+            )
         time.sleep(interval)
 
 
@@ -69,7 +71,9 @@ class CLI:
         env.update(self.env_extra)
         return env
 
-    def run(self, *args: str, check: bool = True, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 60, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         extra: list[str] = []
         if Path(self.binary).name.startswith("kubectl"):
             extra = ["--cache-dir", str(self.home / ".kube" / "cache")]

@@ -19,17 +19,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m dops.emulator", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = pick a free one)")
     parser.add_argument("--kubeconfig", type=Path, default=None, help="write a kubeconfig for the server here")
-    parser.add_argument("--crds", type=Path, action="append", default=[],
-                        help="apply the CRD YAML files in this directory (or file) at start; repeatable")
+    parser.add_argument(
+        "--crds",
+        type=Path,
+        action="append",
+        default=[],
+        help="apply the CRD YAML files in this directory (or file) at start; repeatable",
+    )
     parser.add_argument("--bookmark-interval", type=float, default=30.0, help="seconds between watch BOOKMARKs")
     parser.add_argument("--history-size", type=int, default=20_000, help="watch events retained for resumption")
+    parser.add_argument(
+        "--controllers",
+        default="all",
+        help="comma-separated controllers to run: namespace,gc,job,deployment,kubelet; 'all' or 'none'",
+    )
     parser.add_argument("--debug", action="store_true", help="log every internal error with its traceback")
     return parser.parse_args(argv)
 
 
 async def serve(args: argparse.Namespace) -> None:
-    settings = ServerSettings(port=args.port, bookmark_interval=args.bookmark_interval,
-                              history_size=args.history_size)
+    settings = ServerSettings(port=args.port, bookmark_interval=args.bookmark_interval, history_size=args.history_size)
     server = EmbeddedServer(settings)
     await server.start()
     from .bootstrap import apply_manifest_paths
@@ -50,8 +59,9 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         asyncio.run(serve(args))
     except OSError as exc:

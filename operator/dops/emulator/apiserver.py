@@ -15,7 +15,7 @@ import copy
 import json
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from . import errors, kinds
 from .builtin_schemas import BuiltinValidator, model_for
 from .clock import Clock, rfc3339
 from .patching import PatchError, apply_patch, json_patch, merge_patch, strategic_merge_patch, update_managed_fields
+from .patching import changed_fields
 from .patching import fields_v1 as compute_fields_v1
 from .registry import Registry, ResourceType
 from .schema import StructuralSchema, validate_crd
@@ -133,8 +134,12 @@ class ApiServer:
     def _bootstrap(self) -> None:
         ns_type = self.type_for("", "v1", "namespaces")
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
-            self.create(ns_type, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-                        WriteOptions(field_manager="kube-apiserver"))
+            self.create(
+                ns_type,
+                None,
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+                WriteOptions(field_manager="kube-apiserver"),
+            )
 
     def type_for(self, group: str, version: str, plural: str) -> ResourceType:
         rtype = self.registry.get(group, version, plural)
@@ -153,7 +158,7 @@ class ApiServer:
             raise errors.not_found(rtype, name)
         return self._present(rtype, obj)
 
-    def list(
+    def list_objects(
         self,
         rtype: ResourceType,
         namespace: str | None,
@@ -180,9 +185,7 @@ class ApiServer:
                 remaining = 1 + sum(1 for o in iterator if matches is None or matches(o))
                 break
             items.append(obj)
-        return ListResult(
-            [self._present(rtype, o) for o in items], str(list_rv), next_token, remaining
-        )
+        return ListResult([self._present(rtype, o) for o in items], str(list_rv), next_token, remaining)
 
     def compile_filter(
         self, rtype: ResourceType, label_selector: str, field_selector: str
@@ -195,9 +198,7 @@ class ApiServer:
         if fields is not None:
             for path in fields.fields:
                 if not rtype.field_selectable(path):
-                    raise errors.bad_request(
-                        f'field label not supported: {path}'
-                    )
+                    raise errors.bad_request(f"field label not supported: {path}")
         if labels is not None and labels.empty:
             labels = None
         if labels is None and fields is None:
@@ -252,8 +253,18 @@ class ApiServer:
         if rtype.namespaced:
             new_meta["namespace"] = namespace
         for key, value in meta.items():
-            if key in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
-                       "deletionGracePeriodSeconds", "selfLink", "generation", "managedFields"):
+            if key in (
+                "name",
+                "namespace",
+                "uid",
+                "resourceVersion",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+                "generation",
+                "managedFields",
+            ):
                 continue
             new_meta[key] = value
         new_meta["uid"] = str(uuid.uuid4())
@@ -266,9 +277,10 @@ class ApiServer:
         warnings = self._admit(rtype, obj, None, opts, subresource=None)
         manager = apply_manager or opts.field_manager or "unknown"
         operation = "Apply" if apply_manager else "Update"
-        fields = compute_fields_v1(body if apply_manager else obj)
-        update_managed_fields(obj, manager=manager, operation=operation, api_version=rtype.api_version,
-                              fields=fields, time=now)
+        fields = compute_fields_v1(body if apply_manager else obj, builtin=not rtype.is_custom)
+        update_managed_fields(
+            obj, manager=manager, operation=operation, api_version=rtype.api_version, fields=fields, time=now
+        )
         key = self._key(rtype)
         if self.store.get(key, namespace, name) is not None:
             raise errors.already_exists(rtype, name)
@@ -301,8 +313,9 @@ class ApiServer:
         requested_rv = meta.get("resourceVersion")
         if requested_rv and requested_rv != old["metadata"]["resourceVersion"]:
             raise errors.conflict(rtype, name)
-        return self._update(rtype, old, obj, opts, subresource, manager=opts.field_manager or "unknown",
-                            request_fields=obj)
+        return self._update(
+            rtype, old, obj, opts, subresource, manager=opts.field_manager or "unknown", request_fields=obj
+        )
 
     def patch(
         self,
@@ -319,7 +332,7 @@ class ApiServer:
         if patch_type in (PATCH_APPLY, PATCH_APPLY_CBOR):
             if not opts.field_manager:
                 raise errors.bad_request(
-                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+                    'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch'
                 )
             if not isinstance(patch, dict):
                 raise errors.bad_request("error decoding YAML: apply patch must be an object")
@@ -336,11 +349,18 @@ class ApiServer:
                 result = self.create(rtype, namespace, body, opts, apply_manager=opts.field_manager)
                 return result
             try:
-                new = apply_patch(self._present(rtype, old), patch, manager=opts.field_manager, force=opts.force)
+                new = apply_patch(
+                    self._present(rtype, old),
+                    patch,
+                    manager=opts.field_manager,
+                    force=opts.force,
+                    builtin=not rtype.is_custom,
+                )
             except PatchError as exc:
                 raise errors.APIError(exc.code, _patch_reason(exc.code), str(exc)) from exc
-            return self._update(rtype, old, new, opts, subresource, manager=opts.field_manager,
-                                operation="Apply", request_fields=patch)
+            return self._update(
+                rtype, old, new, opts, subresource, manager=opts.field_manager, operation="Apply", request_fields=patch
+            )
         if old is None:
             raise errors.not_found(rtype, name)
         current = self._present(rtype, old)
@@ -367,12 +387,17 @@ class ApiServer:
         requested_rv = new_meta.get("resourceVersion")
         if requested_rv and requested_rv != old["metadata"]["resourceVersion"]:
             raise errors.conflict(rtype, name)
-        return self._update(rtype, old, new, opts, subresource, manager=opts.field_manager or "unknown",
-                            request_fields=patch if isinstance(patch, dict) else None)
+        return self._update(
+            rtype,
+            old,
+            new,
+            opts,
+            subresource,
+            manager=opts.field_manager or "unknown",
+            request_fields=patch if isinstance(patch, dict) else None,
+        )
 
-    def delete(
-        self, rtype: ResourceType, namespace: str | None, name: str, opts: DeleteOptions
-    ) -> tuple[JSON, bool]:
+    def delete(self, rtype: ResourceType, namespace: str | None, name: str, opts: DeleteOptions) -> tuple[JSON, bool]:
         """Delete; returns (body, removed). The body is the object or a success Status."""
         key = self._key(rtype)
         old = self.store.get(key, namespace or "", name)
@@ -381,12 +406,14 @@ class ApiServer:
         meta = old["metadata"]
         if opts.precondition_uid and opts.precondition_uid != meta["uid"]:
             raise errors.conflict(
-                rtype, name,
+                rtype,
+                name,
                 f"Precondition failed: UID in precondition: {opts.precondition_uid}, UID in object meta: {meta['uid']}",
             )
         if opts.precondition_rv and opts.precondition_rv != meta["resourceVersion"]:
             raise errors.conflict(
-                rtype, name,
+                rtype,
+                name,
                 f"Precondition failed: ResourceVersion in precondition: {opts.precondition_rv}, "
                 f"ResourceVersion in object meta: {meta['resourceVersion']}",
             )
@@ -444,7 +471,7 @@ class ApiServer:
         label_selector: str = "",
         field_selector: str = "",
     ) -> JSON:
-        result = self.list(rtype, namespace, label_selector, field_selector)
+        result = self.list_objects(rtype, namespace, label_selector, field_selector)
         items = []
         for item in result.items:
             meta = item["metadata"]
@@ -455,8 +482,12 @@ class ApiServer:
                     continue
                 raise
             items.append(body if body.get("kind") != "Status" else item)
-        return {"kind": rtype.list_kind, "apiVersion": rtype.api_version,
-                "metadata": {"resourceVersion": str(self.store.rv)}, "items": items}
+        return {
+            "kind": rtype.list_kind,
+            "apiVersion": rtype.api_version,
+            "metadata": {"resourceVersion": str(self.store.rv)},
+            "items": items,
+        }
 
     def remove_now(self, rtype: ResourceType, obj: JSON) -> JSON:
         """Final removal (used by the kubelet after graceful termination and by the GC)."""
@@ -490,7 +521,7 @@ class ApiServer:
                 f"the API version in the data ({api_version}) does not match the expected API version "
                 f"({rtype.api_version})"
                 if api_version and api_version != rtype.api_version
-                else f"{kind} in version \"{rtype.version}\" cannot be handled as a {rtype.kind}: "
+                else f'{kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: '
                 f"kind must be {rtype.kind}"
             )
         if api_version and api_version != rtype.api_version:
@@ -506,8 +537,10 @@ class ApiServer:
         if meta is None:
             meta = body["metadata"] = {}
         if not isinstance(meta, dict):
-            raise errors.bad_request(f"{rtype.kind} in version \"{rtype.version}\" cannot be handled as a "
-                                     f"{rtype.kind}: metadata must be an object")
+            raise errors.bad_request(
+                f'{rtype.kind} in version "{rtype.version}" cannot be handled as a '
+                f"{rtype.kind}: metadata must be an object"
+            )
         return body
 
     def _check_namespace(self, rtype: ResourceType, namespace: str | None, meta: JSON, creating: bool) -> str:
@@ -525,12 +558,16 @@ class ApiServer:
             ns_obj = self.store.get(NAMESPACE_KEY, "", namespace)
             if ns_obj is None:
                 raise errors.namespace_not_found(namespace)
-            if ns_obj["metadata"].get("deletionTimestamp") or (ns_obj.get("status") or {}).get("phase") == "Terminating":
+            if (
+                ns_obj["metadata"].get("deletionTimestamp")
+                or (ns_obj.get("status") or {}).get("phase") == "Terminating"
+            ):
                 rtype_name = meta.get("name") or meta.get("generateName") or ""
                 raise errors.forbidden(
                     f'{rtype.qualified_name} "{rtype_name}" is forbidden: unable to create new content in namespace '
                     f"{namespace} because it is being terminated",
-                    rtype, rtype_name,
+                    rtype,
+                    rtype_name,
                 )
         return namespace
 
@@ -539,7 +576,7 @@ class ApiServer:
     ) -> list[str]:
         """Default, prune and validate `obj` in place; returns warnings; raises APIError."""
         name = obj["metadata"].get("name", "")
-        causes: list[dict[str, str]] = []
+        causes: list[Mapping[str, object]] = []
         warnings: list[str] = []
         if old is None:
             causes.extend(kinds.validate_name(rtype, name))
@@ -617,8 +654,16 @@ class ApiServer:
             meta = new["metadata"] = {}
         else:
             meta = new["metadata"] = dict(meta)
-        for key in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
-                    "deletionGracePeriodSeconds", "generation", "resourceVersion"):
+        for key in (
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "resourceVersion",
+        ):
             if key in old_meta:
                 meta[key] = old_meta[key]
             else:
@@ -630,10 +675,15 @@ class ApiServer:
             added = [f for f in meta.get("finalizers") or [] if f not in before]
             if added:
                 raise errors.invalid(
-                    rtype, old_meta["name"],
-                    [errors.forbidden_field("metadata.finalizers",
-                                            "no new finalizers can be added if the object is being deleted, "
-                                            f"found new finalizers {json.dumps(added)}")],
+                    rtype,
+                    old_meta["name"],
+                    [
+                        errors.forbidden_field(
+                            "metadata.finalizers",
+                            "no new finalizers can be added if the object is being deleted, "
+                            f"found new finalizers {json.dumps(added)}",
+                        )
+                    ],
                 )
         warnings = self._admit(rtype, new, old, opts, subresource)
         if self._tracks_generation(rtype) and _spec_changed(rtype, old, new):
@@ -641,10 +691,19 @@ class ApiServer:
         if new == old:
             return WriteResult(self._present(rtype, old), False, warnings)
         if manager:
-            fields = compute_fields_v1(request_fields) if isinstance(request_fields, dict) else None
-            update_managed_fields(new, manager=manager, operation=operation, api_version=rtype.api_version,
-                                  fields=fields, time=rfc3339(self.clock.now()),
-                                  subresource=subresource or "")
+            if operation == "Apply" and isinstance(request_fields, dict):
+                fields = compute_fields_v1(request_fields, builtin=not rtype.is_custom)
+            else:
+                fields = changed_fields(old, new, builtin=not rtype.is_custom)
+            update_managed_fields(
+                new,
+                manager=manager,
+                operation=operation,
+                api_version=rtype.api_version,
+                fields=fields,
+                time=rfc3339(self.clock.now()),
+                subresource=subresource or "",
+            )
         if rtype.group == CRD_KEY[0] and rtype.plural == CRD_KEY[1]:
             self._crd_accept(new)
         if opts.dry_run:

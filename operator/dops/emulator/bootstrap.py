@@ -19,7 +19,9 @@ def _plural_for(api: ApiServer, api_version: str, kind: str) -> tuple[str, str, 
     return rtype.group, rtype.version, rtype.plural
 
 
-def apply_objects(api: ApiServer, objects: Iterable[dict[str, Any]], namespace: str = "default") -> list[dict[str, Any]]:
+def apply_objects(
+    api: ApiServer, objects: Iterable[dict[str, Any]], namespace: str = "default"
+) -> list[dict[str, Any]]:
     """Create each object, or replace it when it exists; returns the stored objects."""
     stored = []
     for obj in objects:

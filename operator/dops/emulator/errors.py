@@ -8,7 +8,7 @@ Messages follow upstream wording (`apimachinery/pkg/api/errors`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .registry import ResourceType
@@ -60,9 +60,7 @@ def not_found(rtype: ResourceType, name: str) -> APIError:
 
 
 def namespace_not_found(namespace: str) -> APIError:
-    return APIError(
-        404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"}
-    )
+    return APIError(404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"})
 
 
 def already_exists(rtype: ResourceType, name: str) -> APIError:
@@ -79,19 +77,26 @@ def conflict(rtype: ResourceType, name: str, why: str | None = None) -> APIError
     )
 
 
-def invalid(rtype: ResourceType, name: str, causes: Sequence[dict[str, str]]) -> APIError:
-    """422 Invalid, e.g. `Widget.example.com "w1" is invalid: spec.size: Invalid value: ...`."""
+def invalid(rtype: ResourceType, name: str, causes: Sequence[Mapping[str, object]]) -> APIError:
+    """422 Invalid, e.g. `Widget.example.com "w1" is invalid: spec.size: Invalid value: ...`.
+
+    Each cause's `message` is the full `field: detail` line (as in the summary); on the wire
+    `details.causes[].message` carries only the detail, as the real apiserver sends it.
+    """
     qualified_kind = f"{rtype.kind}.{rtype.group}" if rtype.group else rtype.kind
-    messages = [c["message"] for c in causes]
-    if len(messages) == 1:
-        summary = messages[0]
-    else:
-        summary = "[" + ", ".join(messages) + "]"
+    messages: list[str] = []
+    for c in causes:
+        if str(c["message"]) not in messages:
+            messages.append(str(c["message"]))
+    summary = messages[0] if len(messages) == 1 else "[" + ", ".join(messages) + "]"
+    wire = []
+    for c in causes:
+        prefix = f"{c['field']}: "
+        text = str(c["message"])
+        body = text[len(prefix) :] if text.startswith(prefix) else text
+        wire.append({"reason": c["reason"], "message": body, "field": c["field"]})
     return APIError(
-        422,
-        "Invalid",
-        f'{qualified_kind} "{name}" is invalid: {summary}',
-        _details(rtype, name, causes=[dict(c) for c in causes]),
+        422, "Invalid", f'{qualified_kind} "{name}" is invalid: {summary}', _details(rtype, name, causes=wire)
     )
 
 
@@ -108,7 +113,13 @@ def method_not_allowed(message: str = "the server does not allow this method on 
 
 
 def unsupported_media_type(content_type: str) -> APIError:
-    return APIError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json; got "{content_type}"')
+    return APIError(
+        415,
+        "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, "
+        f'application/strategic-merge-patch+json; got "{content_type}"',
+    )
 
 
 def not_acceptable(message: str) -> APIError:

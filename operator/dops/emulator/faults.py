@@ -47,8 +47,14 @@ class FaultRule:
         return errors.APIError(self.code, reason, message, details)
 
     def describe(self) -> dict[str, Any]:
-        return {"code": self.code, "method": self.method, "path": self.path, "times": self.times,
-                "matched": self.matched, "message": self.message}
+        return {
+            "code": self.code,
+            "method": self.method,
+            "path": self.path,
+            "times": self.times,
+            "matched": self.matched,
+            "message": self.message,
+        }
 
 
 class Faults:

@@ -22,60 +22,192 @@ JSON = dict[str, Any]
 _OBJ = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
-    ResourceType("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",), (),
-                 frozenset({"status"}), ("create", "delete", "get", "list", "patch", "update", "watch"),
-                 ("status.phase",)),
-    ResourceType("", "v1", "Pod", "pods", "pod", True, ("po",), ("all",), frozenset({"status", "log"}), _OBJ,
-                 ("status.phase", "spec.nodeName", "spec.restartPolicy", "spec.serviceAccountName",
-                  "spec.schedulerName", "status.podIP", "status.nominatedNodeName")),
+    ResourceType(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        "namespace",
+        False,
+        ("ns",),
+        (),
+        frozenset({"status"}),
+        ("create", "delete", "get", "list", "patch", "update", "watch"),
+        ("status.phase",),
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        "pod",
+        True,
+        ("po",),
+        ("all",),
+        frozenset({"status", "log"}),
+        _OBJ,
+        (
+            "status.phase",
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.serviceAccountName",
+            "spec.schedulerName",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ),
+    ),
     ResourceType("", "v1", "ConfigMap", "configmaps", "configmap", True, ("cm",)),
     ResourceType("", "v1", "Secret", "secrets", "secret", True, (), (), frozenset(), _OBJ, ("type",)),
     ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",)),
-    ResourceType("", "v1", "Service", "services", "service", True, ("svc",), ("all",), frozenset({"status"}), _OBJ,
-                 ("spec.clusterIP", "spec.type")),
-    ResourceType("", "v1", "Event", "events", "event", True, ("ev",), (), frozenset(), _OBJ,
-                 ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
-                  "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
-                  "reason", "reportingComponent", "source", "type")),
-    ResourceType("", "v1", "Node", "nodes", "node", False, ("no",), (), frozenset({"status"}), _OBJ,
-                 ("spec.unschedulable",)),
-    ResourceType("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", True,
-                 ("pvc",), (), frozenset({"status"})),
+    ResourceType(
+        "",
+        "v1",
+        "Service",
+        "services",
+        "service",
+        True,
+        ("svc",),
+        ("all",),
+        frozenset({"status"}),
+        _OBJ,
+        ("spec.clusterIP", "spec.type"),
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        True,
+        ("ev",),
+        (),
+        frozenset(),
+        _OBJ,
+        (
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ),
+    ),
+    ResourceType(
+        "", "v1", "Node", "nodes", "node", False, ("no",), (), frozenset({"status"}), _OBJ, ("spec.unschedulable",)
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        True,
+        ("pvc",),
+        (),
+        frozenset({"status"}),
+    ),
     ResourceType("", "v1", "Endpoints", "endpoints", "endpoints", True, ("ep",)),
-    ResourceType("events.k8s.io", "v1", "Event", "events", "event", True, ("ev",), (), frozenset(), _OBJ,
-                 ("regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid", "reason",
-                  "reportingController", "type")),
-    ResourceType("batch", "v1", "Job", "jobs", "job", True, (), ("all",), frozenset({"status"}), _OBJ,
-                 ("status.successful",)),
+    ResourceType(
+        "events.k8s.io",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        True,
+        ("ev",),
+        (),
+        frozenset(),
+        _OBJ,
+        (
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "reason",
+            "reportingController",
+            "type",
+        ),
+    ),
+    ResourceType(
+        "batch", "v1", "Job", "jobs", "job", True, (), ("all",), frozenset({"status"}), _OBJ, ("status.successful",)
+    ),
     ResourceType("batch", "v1", "CronJob", "cronjobs", "cronjob", True, ("cj",), ("all",), frozenset({"status"})),
-    ResourceType("apps", "v1", "Deployment", "deployments", "deployment", True, ("deploy",), ("all",),
-                 frozenset({"status", "scale"})),
-    ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",), ("all",),
-                 frozenset({"status", "scale"})),
-    ResourceType("apps", "v1", "StatefulSet", "statefulsets", "statefulset", True, ("sts",), ("all",),
-                 frozenset({"status", "scale"})),
-    ResourceType("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True, ("ds",), ("all",),
-                 frozenset({"status"})),
+    ResourceType(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        "deployment",
+        True,
+        ("deploy",),
+        ("all",),
+        frozenset({"status", "scale"}),
+    ),
+    ResourceType(
+        "apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",), ("all",), frozenset({"status", "scale"})
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        "statefulset",
+        True,
+        ("sts",),
+        ("all",),
+        frozenset({"status", "scale"}),
+    ),
+    ResourceType("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True, ("ds",), ("all",), frozenset({"status"})),
     ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True),
     ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", True),
     ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", False),
-    ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
-                 "clusterrolebinding", False),
+    ResourceType(
+        "rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", False
+    ),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
-    ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", True,
-                 ("pdb",), (), frozenset({"status"})),
-    ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", True,
-                 ("netpol",)),
-    ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
-                 "customresourcedefinition", False, ("crd", "crds"), ("api-extensions",), frozenset({"status"})),
+    ResourceType(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        True,
+        ("pdb",),
+        (),
+        frozenset({"status"}),
+    ),
+    ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", True, ("netpol",)),
+    ResourceType(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        False,
+        ("crd", "crds"),
+        ("api-extensions",),
+        frozenset({"status"}),
+    ),
 )
 
 # Kinds whose metadata.generation the apiserver maintains (the others never get one).
 GENERATION_KINDS = frozenset(
     {
-        ("batch", "jobs"), ("batch", "cronjobs"), ("apps", "deployments"), ("apps", "replicasets"),
-        ("apps", "statefulsets"), ("apps", "daemonsets"), ("apiextensions.k8s.io", "customresourcedefinitions"),
-        ("", "pods"), ("policy", "poddisruptionbudgets"), ("networking.k8s.io", "networkpolicies"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+        ("apps", "deployments"),
+        ("apps", "replicasets"),
+        ("apps", "statefulsets"),
+        ("apps", "daemonsets"),
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ("", "pods"),
+        ("policy", "poddisruptionbudgets"),
+        ("networking.k8s.io", "networkpolicies"),
     }
 )
 
@@ -86,8 +218,10 @@ DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z
 # Path-segment names (RBAC roles, events, …) only forbid "/" and "%" and the "." / ".." names.
 _PATH_SEGMENT_KINDS = frozenset(
     {
-        ("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8s.io", "rolebindings"),
-        ("rbac.authorization.k8s.io", "clusterroles"), ("rbac.authorization.k8s.io", "clusterrolebindings"),
+        ("rbac.authorization.k8s.io", "roles"),
+        ("rbac.authorization.k8s.io", "rolebindings"),
+        ("rbac.authorization.k8s.io", "clusterroles"),
+        ("rbac.authorization.k8s.io", "clusterrolebindings"),
     }
 )
 # Kinds whose names must be DNS-1123 labels (≤ 63) rather than subdomains (≤ 253).
@@ -183,7 +317,7 @@ def validate_metadata(meta: JSON) -> list[dict[str, str]]:
         causes.append(
             errors.cause(
                 "metadata.annotations",
-                f"metadata.annotations: Too long: may not be more than 262144 bytes",
+                "metadata.annotations: Too long: may not be more than 262144 bytes",
                 "FieldValueTooLong",
             )
         )
@@ -245,13 +379,16 @@ def validate_pod_spec(spec: Any, path: str, allowed_restart: tuple[str, ...]) ->
             elif not isinstance(name, str) or not DNS1123_LABEL.match(name) or len(name) > 63:
                 causes.append(
                     errors.invalid_value(
-                        f"{cpath}.name", name, "a lowercase RFC 1123 label must consist of lower case alphanumeric "
-                        "characters or '-', and must start and end with an alphanumeric character"
+                        f"{cpath}.name",
+                        name,
+                        "a lowercase RFC 1123 label must consist of lower case alphanumeric "
+                        "characters or '-', and must start and end with an alphanumeric character",
                     )
                 )
             elif name in seen:
-                causes.append(errors.cause(f"{cpath}.name", f'{cpath}.name: Duplicate value: "{name}"',
-                                           "FieldValueDuplicate"))
+                causes.append(
+                    errors.cause(f"{cpath}.name", f'{cpath}.name: Duplicate value: "{name}"', "FieldValueDuplicate")
+                )
             else:
                 seen.add(name)
             if not container.get("image"):
@@ -322,12 +459,22 @@ def _job(obj: JSON, old: JSON | None) -> list[dict[str, str]]:
         causes.append(errors.invalid_value("spec.activeDeadlineSeconds", 0, "must be greater than 0"))
     if old is not None:
         old_spec = old.get("spec") or {}
-        for key in ("selector", "template", "completions", "completionMode", "podFailurePolicy", "backoffLimitPerIndex"):
+        for key in (
+            "selector",
+            "template",
+            "completions",
+            "completionMode",
+            "podFailurePolicy",
+            "backoffLimitPerIndex",
+        ):
             if key == "template" and spec.get("suspend") and old_spec.get("suspend"):
                 continue
             if spec.get(key) != old_spec.get(key) and key != "completions":
-                causes.append(errors.invalid_value(f"spec.{key}", spec.get(key) if key != "template" else "object",
-                                                   "field is immutable"))
+                causes.append(
+                    errors.invalid_value(
+                        f"spec.{key}", spec.get(key) if key != "template" else "object", "field is immutable"
+                    )
+                )
     return causes
 
 
@@ -381,8 +528,9 @@ def _deployment(obj: JSON, old: JSON | None) -> list[dict[str, str]]:
         spec.setdefault("replicas", 1)
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault("progressDeadlineSeconds", 600)
-    spec.setdefault("strategy", {"type": "RollingUpdate",
-                                 "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+    spec.setdefault(
+        "strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+    )
     causes: list[dict[str, str]] = []
     if not isinstance(spec.get("selector"), dict):
         causes.append(errors.required("spec.selector"))

@@ -105,7 +105,7 @@ class ResourceType:
             if not version.get("served", True):
                 continue
             subresources = set()
-            for sub in (version.get("subresources") or {}).keys():
+            for sub in version.get("subresources") or {}:
                 subresources.add(sub)
             columns = tuple(
                 PrinterColumn(
@@ -118,9 +118,7 @@ class ResourceType:
                 )
                 for c in version.get("additionalPrinterColumns") or []
             )
-            selectable = tuple(
-                str(f.get("jsonPath", "")).lstrip(".") for f in version.get("selectableFields") or []
-            )
+            selectable = tuple(str(f.get("jsonPath", "")).lstrip(".") for f in version.get("selectableFields") or [])
             schema = (version.get("schema") or {}).get("openAPIV3Schema")
             out.append(
                 ResourceType(

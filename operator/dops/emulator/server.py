@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ from .apiserver import (
     WriteOptions,
 )
 from .clock import Clock
+from .controllers import build as build_controller
+from .controllers.base import Controller
 from .faults import Faults
 from .protobuf import ProtobufError, decode_object
 from .registry import ResourceType
@@ -74,6 +76,10 @@ class ServerSettings:
     bookmark_interval: float = 30.0  # seconds between BOOKMARKs on watches that allow them (kopf drops at 70 s)
     default_watch_timeout: float = 1800.0  # watches without timeoutSeconds close after this
     history_size: int = 20_000
+    # Controllers to run (see controllers/__init__.py); () = API server only.
+    controllers: tuple[str, ...] = ()
+    # Per-controller keyword options, e.g. {"kubelet": {"image_map": {...}}, "job": {"backoff_base": 0.1}}.
+    controller_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def json_response(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
@@ -139,17 +145,19 @@ class HTTPServer:
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok", content_type="text/plain")
         if path == "/api":
-            return json_response({
-                "kind": "APIVersions",
-                "versions": ["v1"],
-                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": request.host}],
-            })
+            return json_response(
+                {
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": request.host}],
+                }
+            )
         if path == "/apis":
             return json_response(self._group_list())
         if path == "/openapi/v3":
             return json_response(openapi.build_index(self._openapi_documents()))
         if path.startswith("/openapi/v3/"):
-            key = path[len("/openapi/v3/"):]
+            key = path[len("/openapi/v3/") :]
             docs = self._openapi_documents()
             if key not in docs:
                 raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
@@ -183,8 +191,13 @@ class HTTPServer:
                 entry["categories"] = list(rtype.categories)
             resources.append(entry)
             for sub in sorted(rtype.subresources):
-                sub_entry: JSON = {"name": f"{rtype.plural}/{sub}", "singularName": "", "namespaced": rtype.namespaced,
-                                   "kind": rtype.kind, "verbs": ["get", "patch", "update"]}
+                sub_entry: JSON = {
+                    "name": f"{rtype.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": rtype.namespaced,
+                    "kind": rtype.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
                 if sub == "log":
                     sub_entry["kind"] = "Pod"
                     sub_entry["verbs"] = ["get"]
@@ -227,8 +240,15 @@ class HTTPServer:
                 if not versions:
                     raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
                 entries = [{"groupVersion": f"{parts[1]}/{v}", "version": v} for v in versions]
-                return json_response({"kind": "APIGroup", "apiVersion": "v1", "name": parts[1], "versions": entries,
-                                      "preferredVersion": entries[0]})
+                return json_response(
+                    {
+                        "kind": "APIGroup",
+                        "apiVersion": "v1",
+                        "name": parts[1],
+                        "versions": entries,
+                        "preferredVersion": entries[0],
+                    }
+                )
             group, version, rest = parts[1], parts[2], parts[3:]
         if not rest:
             if request.method != "GET":
@@ -254,7 +274,11 @@ class HTTPServer:
             raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
         if not rtype.namespaced and namespace is not None:
             raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
-        if sub is not None and sub not in rtype.subresources and not (rtype.plural == "namespaces" and sub == "finalize"):
+        if (
+            sub is not None
+            and sub not in rtype.subresources
+            and not (rtype.plural == "namespaces" and sub == "finalize")
+        ):
             raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
         return Route(rtype, namespace, name, sub)
 
@@ -329,9 +353,11 @@ class HTTPServer:
             delete_opts = DeleteOptions.from_body(body, query)
             if name is None:
                 api.count_request("deletecollection", rtype.plural)
-                return json_response(api.delete_collection(
-                    rtype, namespace, delete_opts, query.get("labelSelector", ""), query.get("fieldSelector", "")
-                ))
+                return json_response(
+                    api.delete_collection(
+                        rtype, namespace, delete_opts, query.get("labelSelector", ""), query.get("fieldSelector", "")
+                    )
+                )
             api.count_request("delete", rtype.plural)
             result_body, _ = api.delete(rtype, namespace, name, delete_opts)
             return json_response(result_body, 200)
@@ -349,18 +375,25 @@ class HTTPServer:
         manager = query.get("fieldManager") or _manager_from_user_agent(request.headers.get("User-Agent", ""))
         return WriteOptions(dry_run=dry_run == "All", field_manager=manager, field_validation=validation)
 
-    def _list(self, request: web.Request, rtype: ResourceType, namespace: str | None, query: dict[str, str]) -> web.Response:
+    def _list(
+        self, request: web.Request, rtype: ResourceType, namespace: str | None, query: dict[str, str]
+    ) -> web.Response:
         try:
             limit = int(query.get("limit") or 0)
         except ValueError as exc:
             raise errors.bad_request(f"invalid limit: {query['limit']}") from exc
-        result = self.api.list(
-            rtype, namespace, query.get("labelSelector", ""), query.get("fieldSelector", ""),
-            max(limit, 0), query.get("continue", ""),
+        result = self.api.list_objects(
+            rtype,
+            namespace,
+            query.get("labelSelector", ""),
+            query.get("fieldSelector", ""),
+            max(limit, 0),
+            query.get("continue", ""),
         )
         if tables.parse_table_accept(request.headers.get("Accept", "")):
-            return json_response(self._table(rtype, result.items, query, result.resource_version,
-                                             result.continue_token))
+            return json_response(
+                self._table(rtype, result.items, query, result.resource_version, result.continue_token)
+            )
         meta: JSON = {"resourceVersion": result.resource_version}
         if result.continue_token:
             meta["continue"] = result.continue_token
@@ -377,8 +410,9 @@ class HTTPServer:
             raise errors.bad_request(
                 f'includeObject: Unsupported value: "{include}": supported values: "Metadata", "None", "Object"'
             )
-        return tables.to_table(rtype, items, now=self.api.clock.now(), include_object=include,
-                               resource_version=rv, continue_token=cont)
+        return tables.to_table(
+            rtype, items, now=self.api.clock.now(), include_object=include, resource_version=rv, continue_token=cont
+        )
 
     # ------------------------------------------------------------------------------- bodies
     async def _read(self, request: web.Request) -> bytes:
@@ -420,9 +454,12 @@ class HTTPServer:
                 return yaml.safe_load(raw)
             except yaml.YAMLError as exc:
                 raise errors.bad_request(f"error converting YAML to JSON: {_one_line(str(exc))}") from exc
-        raise errors.APIError(415, "UnsupportedMediaType",
-                              f"the body of the request was in an unknown format - accepted media types include: "
-                              f"application/json, application/yaml, application/vnd.kubernetes.protobuf; got {ctype}")
+        raise errors.APIError(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format - accepted media types include: "
+            f"application/json, application/yaml, application/vnd.kubernetes.protobuf; got {ctype}",
+        )
 
     def _log_without_kubelet(self, pod: JSON, query: dict[str, str]) -> web.StreamResponse:
         containers = [c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or []]
@@ -436,20 +473,26 @@ class HTTPServer:
             container = containers[0]
         if container not in containers:
             raise errors.bad_request(f"container {container} is not valid for pod {name}")
-        raise errors.bad_request(
-            f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating'
-        )
+        raise errors.bad_request(f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
 
     # ------------------------------------------------------------------------------- watch
-    async def _watch(self, request: web.Request, rtype: ResourceType, namespace: str | None,
-                     query: dict[str, str]) -> web.StreamResponse:
+    async def _watch(
+        self, request: web.Request, rtype: ResourceType, namespace: str | None, query: dict[str, str]
+    ) -> web.StreamResponse:
         api = self.api
         api.count_request("watch", rtype.plural)
         send_initial = query.get("sendInitialEvents") == "true"
         if send_initial and query.get("resourceVersionMatch") != "NotOlderThan":
-            raise errors.invalid(rtype, "", [errors.forbidden_field(
-                "resourceVersionMatch",
-                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")])
+            raise errors.invalid(
+                rtype,
+                "",
+                [
+                    errors.forbidden_field(
+                        "resourceVersionMatch",
+                        "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                    )
+                ],
+            )
         rv_text = query.get("resourceVersion", "")
         since: int | None = None
         if rv_text and rv_text != "0" and not send_initial:
@@ -471,8 +514,9 @@ class HTTPServer:
         watcher: Watcher | None = None
         backlog: list[tuple[str, Event]] = []
         try:
-            watcher, backlog = api.watch(rtype, namespace, since, query.get("labelSelector", ""),
-                                         query.get("fieldSelector", ""))
+            watcher, backlog = api.watch(
+                rtype, namespace, since, query.get("labelSelector", ""), query.get("fieldSelector", "")
+            )
         except HistoryExpired as exc:
             expired = exc
         response = web.StreamResponse(status=200, headers={"Content-Type": JSON_TYPE})
@@ -526,7 +570,7 @@ class HTTPServer:
 
     # ------------------------------------------------------------------------------- admin API
     async def _admin(self, request: web.Request) -> web.StreamResponse:
-        path = request.path[len("/__emulator/"):].rstrip("/")
+        path = request.path[len("/__emulator/") :].rstrip("/")
         if path == "faults":
             if request.method == "GET":
                 return json_response({"rules": [r.describe() for r in self.faults.rules]})
@@ -538,8 +582,13 @@ class HTTPServer:
                 if not isinstance(body, dict) or "code" not in body:
                     raise errors.bad_request('fault rule needs at least "code" (e.g. {"code": 500, "times": 2})')
                 try:
-                    rule = self.faults.add(int(body["code"]), str(body.get("method", "*")), str(body.get("path", ".*")),
-                                           int(body.get("times", 1)), str(body.get("message", "")))
+                    rule = self.faults.add(
+                        int(body["code"]),
+                        str(body.get("method", "*")),
+                        str(body.get("path", ".*")),
+                        int(body.get("times", 1)),
+                        str(body.get("message", "")),
+                    )
                 except (ValueError, re.error) as exc:
                     raise errors.bad_request(f"invalid fault rule: {exc}") from exc
                 return json_response(rule.describe(), 201)
@@ -581,8 +630,14 @@ class HTTPServer:
 class _WatchStream:
     """Writes watch events as newline-delimited JSON, one flush per event."""
 
-    def __init__(self, response: web.StreamResponse, rtype: ResourceType, as_table: bool, server: HTTPServer,
-                 query: dict[str, str]) -> None:
+    def __init__(
+        self,
+        response: web.StreamResponse,
+        rtype: ResourceType,
+        as_table: bool,
+        server: HTTPServer,
+        query: dict[str, str],
+    ) -> None:
         self.response = response
         self.rtype = rtype
         self.as_table = as_table
@@ -592,8 +647,11 @@ class _WatchStream:
 
     async def event(self, kind: str, event: Event) -> None:
         if self.as_table:
-            obj = event.obj if event.obj.get("apiVersion") == self.rtype.api_version else {
-                **event.obj, "apiVersion": self.rtype.api_version}
+            obj = (
+                event.obj
+                if event.obj.get("apiVersion") == self.rtype.api_version
+                else {**event.obj, "apiVersion": self.rtype.api_version}
+            )
             table = self.server._table(self.rtype, [obj], self.query, str(event.rv))
             if not self.first:
                 table["columnDefinitions"] = []
@@ -664,6 +722,7 @@ class EmbeddedServer:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
+        self.controllers: dict[str, Controller] = {}
 
     @property
     def url(self) -> str:
@@ -671,19 +730,29 @@ class EmbeddedServer:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self._runner = web.AppRunner(self.http.app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=0.5)
+        self._runner = web.AppRunner(self.http.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port, reuse_address=True)
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+        options = {name: dict(opts) for name, opts in self.settings.controller_options.items()}
+        # The kubelet hands pods a kubeconfig for this server, so it needs the URL we just bound.
+        options.setdefault("kubelet", {}).setdefault("server_url", self.url)
+        for name in self.settings.controllers:
+            controller = build_controller(name, self.api, options)
+            controller.start()
+            self.controllers[name] = controller
 
     async def stop(self) -> None:
         for hook in reversed(self.on_stop):
             with contextlib.suppress(Exception):
                 await hook()
+        for controller in reversed(list(self.controllers.values())):
+            with contextlib.suppress(Exception):
+                await controller.stop()
+        self.controllers.clear()
         self.http.drop_watches()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -699,7 +768,9 @@ class EmbeddedServer:
     @classmethod
     @contextlib.contextmanager
     def run_in_thread(
-        cls, settings: ServerSettings | None = None, clock: Clock | None = None,
+        cls,
+        settings: ServerSettings | None = None,
+        clock: Clock | None = None,
         setup: Callable[[EmbeddedServer], Awaitable[None]] | None = None,
     ) -> Iterator[EmbeddedServer]:
         server = cls(settings, clock)
@@ -751,8 +822,12 @@ def kubeconfig_yaml(url: str, namespace: str = "default") -> str:
         "kind": "Config",
         "clusters": [{"name": "dops-emulator", "cluster": {"server": url}}],
         "users": [{"name": "dops-emulator", "user": {"token": "dops-emulator"}}],
-        "contexts": [{"name": "dops-emulator",
-                      "context": {"cluster": "dops-emulator", "user": "dops-emulator", "namespace": namespace}}],
+        "contexts": [
+            {
+                "name": "dops-emulator",
+                "context": {"cluster": "dops-emulator", "user": "dops-emulator", "namespace": namespace},
+            }
+        ],
         "current-context": "dops-emulator",
         "preferences": {},
     }

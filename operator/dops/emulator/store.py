@@ -136,7 +136,9 @@ class Store:
     def count(self, resource: ResourceKey) -> int:
         return len(self._objects.get(resource) or ())
 
-    def iter(self, resource: ResourceKey, namespace: str | None = None, after: ObjectKey | None = None) -> Iterator[JSON]:
+    def iter(
+        self, resource: ResourceKey, namespace: str | None = None, after: ObjectKey | None = None
+    ) -> Iterator[JSON]:
         """Objects in etcd key order (namespace, name), optionally only one namespace and after a key."""
         bucket = self._objects.get(resource)
         if not bucket:
