@@ -38,7 +38,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    settings = ServerSettings(port=args.port, bookmark_interval=args.bookmark_interval, history_size=args.history_size)
+    from .controllers import ALL
+
+    if args.controllers == "all":
+        controllers: tuple[str, ...] = ALL
+    elif args.controllers in ("", "none"):
+        controllers = ()
+    else:
+        controllers = tuple(c.strip() for c in args.controllers.split(",") if c.strip())
+        unknown = [c for c in controllers if c not in ALL]
+        if unknown:
+            raise ValueError(f"unknown controllers: {', '.join(unknown)} (choose from {', '.join(ALL)})")
+    settings = ServerSettings(
+        port=args.port,
+        bookmark_interval=args.bookmark_interval,
+        history_size=args.history_size,
+        controllers=controllers,
+    )
     server = EmbeddedServer(settings)
     await server.start()
     from .bootstrap import apply_manifest_paths

@@ -22,8 +22,15 @@ from typing import Any
 from . import errors, kinds
 from .builtin_schemas import BuiltinValidator, model_for
 from .clock import Clock, rfc3339
-from .patching import PatchError, apply_patch, json_patch, merge_patch, strategic_merge_patch, update_managed_fields
-from .patching import changed_fields
+from .patching import (
+    PatchError,
+    apply_patch,
+    changed_fields,
+    json_patch,
+    merge_patch,
+    strategic_merge_patch,
+    update_managed_fields,
+)
 from .patching import fields_v1 as compute_fields_v1
 from .registry import Registry, ResourceType
 from .schema import StructuralSchema, validate_crd
