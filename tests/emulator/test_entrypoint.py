@@ -9,7 +9,6 @@ from pathlib import Path
 
 import requests
 import yaml
-
 from tests.helpers import CLI, find_binary
 
 
