@@ -17,6 +17,7 @@ import random
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from . import errors, kinds
@@ -135,6 +136,9 @@ class ApiServer:
         self.request_counts: dict[tuple[str, str], int] = {}
         # Graceful-deletion hook (the kubelet registers one: pods on a node are terminated, not removed).
         self.graceful_delete: DeleteHook | None = None
+        # Pod log provider (the kubelet sets one; the HTTP layer serves pods/log through it).
+        # Called as `await log_provider(request, pod, query)`; typed loosely to keep aiohttp out of here.
+        self.log_provider: Callable[..., Any] | None = None
         self._bootstrap()
 
     # ------------------------------------------------------------------------------- setup
@@ -279,7 +283,7 @@ class ApiServer:
         if self._tracks_generation(rtype):
             new_meta["generation"] = 1
         obj["metadata"] = new_meta
-        if rtype.has_status and rtype.is_custom:
+        if rtype.has_status:  # every PrepareForCreate with a status subresource resets status (S6)
             obj.pop("status", None)
         warnings = self._admit(rtype, obj, None, opts, subresource=None)
         manager = apply_manager or opts.field_manager or "unknown"
@@ -337,9 +341,23 @@ class ApiServer:
         key = self._key(rtype)
         old = self.store.get(key, namespace or "", name)
         if patch_type in (PATCH_APPLY, PATCH_APPLY_CBOR):
-            if not opts.field_manager:
-                raise errors.bad_request(
-                    'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch'
+            if not opts.field_manager:  # ValidatePatchOptions: 422 Invalid on kind PatchOptions
+                raise errors.APIError(
+                    422,
+                    "Invalid",
+                    'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
+                    {
+                        "name": "",
+                        "group": "meta.k8s.io",
+                        "kind": "PatchOptions",
+                        "causes": [
+                            {
+                                "reason": "FieldValueRequired",
+                                "message": "Required value: is required for apply patch",
+                                "field": "fieldManager",
+                            }
+                        ],
+                    },
                 )
             if not isinstance(patch, dict):
                 raise errors.bad_request("error decoding YAML: apply patch must be an object")
@@ -378,7 +396,7 @@ class ApiServer:
                 new = merge_patch(current, patch)
             elif patch_type == PATCH_STRATEGIC:
                 if rtype.is_custom:
-                    raise errors.unsupported_media_type(patch_type)
+                    raise errors.unsupported_media_type(patch_type, custom=True)
                 if not isinstance(patch, dict):
                     raise errors.bad_request("strategic merge patch must be a JSON object")
                 new = strategic_merge_patch(current, patch)
@@ -440,22 +458,31 @@ class ApiServer:
             if opts.dry_run:
                 return self._present(rtype, old), False
             self._crd_cleanup(old)
-        graceful = False
-        if not finalizers and self.graceful_delete is not None and not meta.get("deletionTimestamp"):
-            graceful = self.graceful_delete(rtype, old)
-        if finalizers or graceful or meta.get("deletionTimestamp"):
-            if meta.get("deletionTimestamp") and finalizers == list(meta.get("finalizers") or []):
+        # Graceful deletion (pods running on a node): the object stays, with deletionTimestamp = now + grace,
+        # until the kubelet has stopped it and deletes it again with grace 0; finalizers hold it after that.
+        grace = 0
+        deleting = bool(meta.get("deletionTimestamp"))
+        shorten = False
+        if deleting:
+            current_grace = int(meta.get("deletionGracePeriodSeconds") or 0)
+            requested = opts.grace_period_seconds
+            if current_grace > 0 and requested is not None and max(requested, 0) < current_grace:
+                # A shorter grace period (the kubelet's final delete, `kubectl delete --grace-period=0 --force`).
+                grace, shorten = max(requested, 0), True
+        elif self.graceful_delete is not None and self.graceful_delete(rtype, old):
+            requested = opts.grace_period_seconds
+            if requested is None:
+                requested = int((old.get("spec") or {}).get("terminationGracePeriodSeconds", 30) or 0)
+            grace = 1 if requested < 0 else requested
+        if finalizers or grace > 0 or (deleting and not (shorten and grace == 0)):
+            if deleting and not shorten and finalizers == list(meta.get("finalizers") or []):
                 return self._present(rtype, old), False
             new = _shallow_copy_meta(old)
             new_meta = new["metadata"]
-            if not new_meta.get("deletionTimestamp"):
-                new_meta["deletionTimestamp"] = rfc3339(self.clock.now())
-                grace = opts.grace_period_seconds
-                if graceful:
-                    spec_grace = (old.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
-                    grace = spec_grace if grace is None else grace
-                new_meta["deletionGracePeriodSeconds"] = grace if graceful and grace is not None else 0
-                if self._tracks_generation(rtype) and new_meta.get("generation"):
+            if shorten or not new_meta.get("deletionTimestamp"):
+                new_meta["deletionTimestamp"] = rfc3339(self.clock.now() + timedelta(seconds=grace))
+                new_meta["deletionGracePeriodSeconds"] = grace
+                if not deleting and self._tracks_generation(rtype) and new_meta.get("generation"):
                     new_meta["generation"] += 1
             if finalizers:
                 new_meta["finalizers"] = finalizers
@@ -502,6 +529,45 @@ class ApiServer:
         if current is None:
             raise errors.not_found(rtype, obj["metadata"]["name"])
         return self._remove(rtype, current)
+
+    def bind_pod(self, namespace: str, name: str, node_name: str, uid: str | None = None) -> JSON:
+        """The pods/binding subresource as the scheduler uses it: `spec.nodeName` plus `PodScheduled=True`.
+
+        Like the real BindingREST it writes storage directly (no admission, no generation bump). A pod
+        already bound, being deleted, or with another uid → 409 Conflict.
+        """
+        rtype = self.type_for("", "v1", "pods")
+        old = self.store.get(("", "pods"), namespace, name)
+        if old is None:
+            raise errors.not_found(rtype, name)
+        meta = old["metadata"]
+        spec = old.get("spec") or {}
+        why = ""
+        if uid and meta["uid"] != uid:
+            why = f"Precondition failed: UID in precondition: {uid}, UID in object meta: {meta['uid']}"
+        elif meta.get("deletionTimestamp"):
+            why = f"pod {name} is being deleted, cannot be assigned to a host"
+        elif spec.get("nodeName"):
+            why = f'pod {name} is already assigned to node "{spec["nodeName"]}"'
+        if why:
+            raise errors.APIError(
+                409, "Conflict", f'Operation cannot be fulfilled on pods/binding "{name}": {why}', {"name": name}
+            )
+        new = _shallow_copy_meta(old)
+        new["spec"] = {**spec, "nodeName": node_name}
+        status = dict(old.get("status") or {})
+        scheduled: JSON = {
+            "type": "PodScheduled",
+            "status": "True",
+            "lastProbeTime": None,
+            "lastTransitionTime": rfc3339(self.clock.now()),
+        }
+        if meta.get("generation"):
+            scheduled["observedGeneration"] = meta["generation"]
+        status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        status["conditions"].append(scheduled)
+        new["status"] = status
+        return self._present(rtype, self._commit(rtype, new, old))
 
     # ------------------------------------------------------------------------------- internals
     def _key(self, rtype: ResourceType) -> tuple[str, str]:
@@ -718,6 +784,9 @@ class ApiServer:
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             if (rtype.group, rtype.plural) == NAMESPACE_KEY and (new.get("spec") or {}).get("finalizers"):
                 pass
+            elif meta.get("deletionGracePeriodSeconds"):
+                # Graceful deletion in progress: the kubelet removes the pod once it has terminated.
+                meta.pop("finalizers", None)
             else:
                 meta.pop("finalizers", None)
                 final = self._remove(rtype, new)

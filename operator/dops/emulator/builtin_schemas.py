@@ -520,13 +520,45 @@ def _field_schema(f: _Field) -> JSON:
     return schema
 
 
+# The field name that holds a model, as `patching._list_strategy` keys its decisions (default: the model name).
+_PATCH_PARENT = {
+    "V1ObjectMeta": "metadata",
+    "V1Container": "containers",
+    "V1EphemeralContainer": "ephemeralContainers",
+    "V1ServiceSpec": "spec",
+}
+
+
+def _patch_extensions(model_name: str, f: _Field) -> JSON:
+    """`x-kubernetes-patch-strategy`/`-merge-key` of a list field, exactly as the server merges it.
+
+    kubectl builds client-side-apply strategic merge patches from these (`NewPatchMetaFromOpenAPIV3`):
+    without them every list is atomic to it, so removing a container or env var from a manifest would
+    produce a patch that the server's merge-by-key keeps the removed item under.
+    """
+    if f.type.kind != _LIST or f.type.item is None:
+        return {}
+    from .patching import _list_strategy  # the server's own table, so client and server agree
+
+    strategy = _list_strategy(f.key, _PATCH_PARENT.get(model_name, model_name), builtin=True)
+    if strategy is None:
+        return {}
+    if strategy == "":
+        return {"x-kubernetes-patch-strategy": "merge"}
+    if f.type.item.kind != _MODEL:
+        return {}
+    return {"x-kubernetes-patch-merge-key": strategy, "x-kubernetes-patch-strategy": "merge"}
+
+
 @functools.cache
 def _schema_cached(model_name: str) -> JSON:
     model = _compiled(model_name)
     schema: JSON = {"type": "object"}
     if model.description:
         schema["description"] = model.description
-    schema["properties"] = {key: _field_schema(f) for key, f in model.fields.items()}
+    schema["properties"] = {
+        key: {**_field_schema(f), **_patch_extensions(model_name, f)} for key, f in model.fields.items()
+    }
     if model.required:
         schema["required"] = list(model.required)
     gvk = model_gvk(model_name) or (("", "v1", "Status") if model_name == "V1Status" else None)

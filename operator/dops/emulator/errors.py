@@ -95,9 +95,9 @@ def invalid(rtype: ResourceType, name: str, causes: Sequence[Mapping[str, object
         text = str(c["message"])
         body = text[len(prefix) :] if text.startswith(prefix) else text
         wire.append({"reason": c["reason"], "message": body, "field": c["field"]})
-    return APIError(
-        422, "Invalid", f'{qualified_kind} "{name}" is invalid: {summary}', _details(rtype, name, causes=wire)
-    )
+    # NewInvalid takes a GroupKind: details.kind is the Kind ("Widget"); kubectl prints `The Widget "w1" is invalid`.
+    details = {**_details(rtype, name), "kind": rtype.kind, "causes": wire}
+    return APIError(422, "Invalid", f'{qualified_kind} "{name}" is invalid: {summary}', details)
 
 
 def bad_request(message: str) -> APIError:
@@ -112,13 +112,16 @@ def method_not_allowed(message: str = "the server does not allow this method on 
     return APIError(405, "MethodNotAllowed", message)
 
 
-def unsupported_media_type(content_type: str) -> APIError:
+def unsupported_media_type(content_type: str, custom: bool = False) -> APIError:
+    """415 for a patch type the resource does not accept; CRs never accept strategic merge."""
+    accepted = "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+    if not custom:
+        accepted += ", application/strategic-merge-patch+json"
     return APIError(
         415,
         "UnsupportedMediaType",
         "the body of the request was in an unknown format - accepted media types include: "
-        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, "
-        f'application/strategic-merge-patch+json; got "{content_type}"',
+        f'{accepted}; got "{content_type}"',
     )
 
 

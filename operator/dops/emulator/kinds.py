@@ -350,6 +350,7 @@ def default_pod_spec(spec: JSON, restart_policy: str = "Always") -> None:
     if spec.get("serviceAccountName") and not spec.get("serviceAccount"):
         spec["serviceAccount"] = spec["serviceAccountName"]
     spec.setdefault("serviceAccountName", spec.get("serviceAccount", "default"))
+    spec.setdefault("serviceAccount", spec["serviceAccountName"])  # idempotent: a re-default changes nothing
     spec.setdefault("enableServiceLinks", True)
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
     spec.setdefault("priority", 0)
@@ -413,6 +414,29 @@ def _pod(obj: JSON, old: JSON | None) -> list[dict[str, str]]:
     return validate_pod_spec(spec, "spec", ("Always", "OnFailure", "Never"))
 
 
+def _job_template_label_causes(template: JSON) -> list[dict[str, str]]:
+    """Label values on the pod template (the generated `job-name` carries the Job's name: ≤ 63 characters)."""
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    causes: list[dict[str, str]] = []
+    if not isinstance(labels, dict):
+        return causes
+    for value in labels.values():
+        if not isinstance(value, str):
+            continue
+        if len(value) > 63:
+            causes.append(errors.invalid_value("spec.template.labels", value, "must be no more than 63 characters"))
+        if not _LABEL_VALUE.match(value):
+            causes.append(
+                errors.invalid_value(
+                    "spec.template.labels",
+                    value,
+                    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
+                    "and must start and end with an alphanumeric character",
+                )
+            )
+    return causes
+
+
 def _job(obj: JSON, old: JSON | None) -> list[dict[str, str]]:
     spec = obj.get("spec")
     if not isinstance(spec, dict):
@@ -423,17 +447,25 @@ def _job(obj: JSON, old: JSON | None) -> list[dict[str, str]]:
     if old is None:
         uid = obj["metadata"]["uid"]
         name = obj["metadata"].get("name", "")
+        obj.pop("status", None)  # PrepareForCreate: a new Job starts with an empty status
+        if spec.get("parallelism") is None and spec.get("completions") is None:
+            spec["completions"] = 1
         if spec.get("parallelism") is None:
             spec["parallelism"] = 1
-        if spec.get("completions") is None and spec.get("parallelism") == 1:
-            spec["completions"] = 1
         spec.setdefault("backoffLimit", 6)
         spec.setdefault("completionMode", "NonIndexed")
         spec.setdefault("suspend", False)
-        spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
-        spec.setdefault("manualSelector", None)
+        policy = spec.get("podFailurePolicy")
+        spec.setdefault("podReplacementPolicy", "Failed" if policy else "TerminatingOrFailed")
+        rules = policy.get("rules") if isinstance(policy, dict) else None
+        for rule in rules if isinstance(rules, list) else []:
+            patterns = rule.get("onPodConditions") if isinstance(rule, dict) else None
+            for pattern in patterns if isinstance(patterns, list) else []:
+                if isinstance(pattern, dict):
+                    pattern.setdefault("status", "True")
         if spec.get("manualSelector") is None:
             spec.pop("manualSelector", None)
+        if not spec.get("manualSelector"):
             spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
             tmeta = template.setdefault("metadata", {})
             labels = tmeta.setdefault("labels", {})
@@ -447,10 +479,30 @@ def _job(obj: JSON, old: JSON | None) -> list[dict[str, str]]:
             )
         tspec = template.setdefault("spec", {})
         if isinstance(tspec, dict):
-            default_pod_spec(tspec, restart_policy="")
-            if tspec.get("restartPolicy") == "":
-                tspec.pop("restartPolicy")
-    causes = validate_pod_spec(template.get("spec"), "spec.template.spec", ("OnFailure", "Never"))
+            default_pod_spec(tspec)
+        # SetDefaults_Job: a Job without labels takes its pod template's (read back after the selector is generated).
+        template_labels = (template.get("metadata") or {}).get("labels")
+        if isinstance(template_labels, dict) and template_labels and not obj["metadata"].get("labels"):
+            obj["metadata"]["labels"] = dict(template_labels)
+    causes = _job_template_label_causes(template)
+    causes.extend(validate_pod_spec(template.get("spec"), "spec.template.spec", ("Always", "OnFailure", "Never")))
+    restart = (template.get("spec") or {}).get("restartPolicy") if isinstance(template.get("spec"), dict) else None
+    if restart not in ("OnFailure", "Never"):
+        causes.append(
+            errors.cause(
+                "spec.template.spec.restartPolicy",
+                'spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never"',
+                "FieldValueRequired",
+            )
+        )
+    elif restart == "OnFailure" and spec.get("podFailurePolicy"):
+        causes.append(
+            errors.invalid_value(
+                "spec.template.spec.restartPolicy",
+                restart,
+                'only "Never" is supported when podFailurePolicy is specified',
+            )
+        )
     for key in ("parallelism", "completions", "backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"):
         value = spec.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
@@ -507,7 +559,23 @@ def _secret(obj: JSON, old: JSON | None) -> list[dict[str, str]]:
         causes.append(errors.forbidden_field("data", "field is immutable when `immutable` is set"))
     if old is not None and obj.get("type") != old.get("type"):
         causes.append(errors.invalid_value("type", obj.get("type"), "field is immutable"))
+    if not causes and sum(len(_b64_bytes(v)) for v in (obj.get("data") or {}).values()) > MAX_SECRET_SIZE:
+        causes.append(_too_long("data", MAX_SECRET_SIZE))
     return causes
+
+
+MAX_SECRET_SIZE = 1024 * 1024  # core.MaxSecretSize: the data limit of Secrets and ConfigMaps
+
+
+def _b64_bytes(value: Any) -> bytes:
+    try:
+        return base64.b64decode(value) if isinstance(value, str) else b""
+    except ValueError:
+        return b""
+
+
+def _too_long(field: str, limit: int) -> dict[str, str]:
+    return errors.cause(field, f"{field}: Too long: may not be more than {limit} bytes", "FieldValueTooLong")
 
 
 def _configmap(obj: JSON, old: JSON | None) -> list[dict[str, str]]:
@@ -517,6 +585,10 @@ def _configmap(obj: JSON, old: JSON | None) -> list[dict[str, str]]:
             causes.append(errors.invalid_value(f"data[{key}]", value, "must be a string"))
     if old is not None and old.get("immutable") and obj.get("data") != old.get("data"):
         causes.append(errors.forbidden_field("data", "field is immutable when `immutable` is set"))
+    size = sum(len(v.encode()) for v in (obj.get("data") or {}).values() if isinstance(v, str))
+    size += sum(len(_b64_bytes(v)) for v in (obj.get("binaryData") or {}).values())
+    if size > MAX_SECRET_SIZE:
+        causes.append(_too_long("[]", MAX_SECRET_SIZE))  # the whole object: upstream's empty field path
     return causes
 
 

@@ -90,7 +90,23 @@ def json_response(body: Any, status: int = 200, warnings: list[str] | None = Non
 
 
 def error_response(error: errors.APIError) -> web.Response:
-    return json_response(error.status(), status=error.code)
+    response = json_response(error.status(), status=error.code)
+    retry_after = (error.details or {}).get("retryAfterSeconds")
+    if retry_after:  # as the apiserver does; client-go retries 429/5xx only when it sees this header
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+@dataclass
+class AccessRecord:
+    """One request as the server received it (see `HTTPServer.access_log`)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    content_type: str
+    user_agent: str
+    status: int = 0  # filled in once the handler returns (200 for watch streams)
 
 
 @dataclass
@@ -109,6 +125,8 @@ class HTTPServer:
         self.settings = settings
         self.faults = faults
         self.log_handler: LogHandler | None = None
+        # Tests set this to a list to record every request (method, path, query, Content-Type, status).
+        self.access_log: list[AccessRecord] | None = None
         self._openapi_cache: dict[str, tuple[int, JSON, str]] = {}
         self._openapi_registry_version = 0
         self._active_streams: set[web.StreamResponse] = set()
@@ -117,6 +135,21 @@ class HTTPServer:
 
     # ------------------------------------------------------------------------------- entry point
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        if self.access_log is None:
+            return await self._dispatch(request)
+        record = AccessRecord(
+            request.method,
+            request.path,
+            dict(request.query),
+            request.headers.get("Content-Type", ""),
+            request.headers.get("User-Agent", ""),
+        )
+        self.access_log.append(record)
+        response = await self._dispatch(request)
+        record.status = response.status
+        return response
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         try:
             if path.startswith("/__emulator/"):
@@ -162,6 +195,14 @@ class HTTPServer:
             if key not in docs:
                 raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
             return json_response(docs[key])
+        if path == "/openapi/v2":
+            # An OpenAPI v2 document without definitions. kubectl falls back to v2 for kinds missing from v3; with an
+            # empty document it skips validation and reports `no matches for kind` from discovery, as against a real
+            # server. Protobuf (what client-go asks for) of an empty openapi_v2.Document is zero bytes.
+            if "protobuf" in request.headers.get("Accept", ""):
+                v2_proto = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+                return web.Response(body=b"", headers={"Content-Type": v2_proto})
+            return json_response({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.35.0"}, "paths": {}})
         raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
 
     def _group_list(self) -> JSON:
@@ -257,9 +298,8 @@ class HTTPServer:
             if listing is None:
                 raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
             return json_response(listing)
-        if rest[0] == "watch":  # deprecated /watch/ prefix
+        if rest[0] == "watch":  # deprecated /watch/ prefix; _resource() forces watch=true for it
             rest = rest[1:]
-            request.query.__dict__  # noqa: B018 - the query is re-read below with watch forced on
         namespace: str | None = None
         if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
             namespace = rest[1]
@@ -296,9 +336,10 @@ class HTTPServer:
             if sub == "log":
                 api.count_request("get", "pods/log")
                 pod = api.get(rtype, namespace, name or "")
-                if self.log_handler is None:
+                handler: LogHandler | None = self.log_handler or api.log_provider  # the kubelet's, when it runs
+                if handler is None:
                     return self._log_without_kubelet(pod, query)
-                return await self.log_handler(request, pod, query)
+                return await handler(request, pod, query)
             if name is not None:
                 if query.get("watch") in ("true", "1"):
                     query["fieldSelector"] = _and_selector(query.get("fieldSelector", ""), f"metadata.name={name}")
@@ -337,10 +378,12 @@ class HTTPServer:
             api.count_request("patch", rtype.plural + (f"/{sub}" if sub else ""))
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
             if content_type not in _PATCH_TYPES:
-                raise errors.unsupported_media_type(content_type)
+                raise errors.unsupported_media_type(content_type, custom=rtype.is_custom)
             raw = await self._read(request)
             patch = _decode_patch(raw, content_type)
             opts = self._write_options(query, request)
+            if content_type in (PATCH_APPLY, PATCH_APPLY_CBOR) and not query.get("fieldManager"):
+                opts.field_manager = ""  # apply requires an explicit fieldManager (no User-Agent default): 400
             if "force" in query:
                 opts.force = query["force"] == "true"
             result = api.patch(rtype, namespace, name, content_type, patch, opts, sub)
@@ -646,6 +689,11 @@ class _WatchStream:
         self.first = True
 
     async def event(self, kind: str, event: Event) -> None:
+        if kind == "DELETED" and event.type != "DELETED" and event.old is not None:
+            # Left the selector: the watch cache sends the previous content stamped with this write's RV.
+            old = event.old
+            left = {**old, "metadata": {**old["metadata"], "resourceVersion": str(event.rv)}}
+            event = Event(event.rv, kind, event.resource, left, None)
         if self.as_table:
             obj = (
                 event.obj
@@ -730,7 +778,11 @@ class EmbeddedServer:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self._runner = web.AppRunner(self.http.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        # handler_cancellation: a client going away mid-watch cancels its handler, so the watcher is released
+        # at once (as the apiserver's request context is), not at the next event or the watch timeout.
+        self._runner = web.AppRunner(
+            self.http.app, access_log=None, handle_signals=False, shutdown_timeout=0.5, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port, reuse_address=True)
         await site.start()

@@ -824,6 +824,8 @@ def _print_job(obj: Mapping[str, Any], now: datetime) -> list[Any]:
         state = "Suspended"
     elif _condition_true(conditions, "FailureTarget"):
         state = "FailureTarget"
+    elif _condition_true(conditions, "SuccessCriteriaMet"):
+        state = "SuccessCriteriaMet"
     else:
         state = "Running"
     names, images = _containers(_get(spec, "template", "spec"))

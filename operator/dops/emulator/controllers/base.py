@@ -130,3 +130,4 @@ class Controller:
                 again = 1.0
             if again is not None:
                 self.queue.add_after(key, again)
+            await asyncio.sleep(0)  # a busy queue must not starve the HTTP server sharing this loop

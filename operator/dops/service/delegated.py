@@ -1,0 +1,506 @@
+"""`DelegatedOperationService`: FiftyOne's delegated-operation service over DelegatedOperation resources.
+
+Every FiftyOne method, argument name and default is here; the store is the Kubernetes API (one
+DelegatedOperation per operation, run state in its status subresource), so `kubectl` sees exactly
+what this API sees. Behaviour follows FiftyOne 1.22.1 except the deliberate differences listed in
+docs/fiftyone-compat.md.
+
+How the FiftyOne contract maps onto Kubernetes:
+
+- `doc_id` is the resource name (`name`, or `namespace/name` for another namespace). Names are
+  generated client-side before the create (unique, DNS-1123, newest first in name order), so a
+  retried create can never make a second operation.
+- `required_state` is a compare-and-set on the server: a JSON Patch to `/status` whose first
+  operation tests `/status/runState`. A failed test (422) or a missing operation (404) returns None;
+  nothing is ever read-then-written.
+- Unconditional state changes are JSON merge patches to `/status`. Transitions keep earlier
+  timestamps and results (FiftyOne never clears them) and need no transition table.
+- Filters run on the server where Kubernetes can (field selectors on the CRD's selectableFields),
+  the rest on the client. FiftyOne's default order (`queued_at`, newest first) is the API server's
+  name order for dops-named operations, so paged default listings fetch only the page they need.
+- Bad input raises ValueError before any request; Kubernetes errors surface as `dops.k8s` errors
+  (never as raw HTTP exceptions); validation errors from the API server are `dops.k8s.Invalid`,
+  itself a ValueError.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from ..api import constants as c
+from ..api.times import utcnow
+from ..api.types import (
+    DelegatedOperationDocument,
+    ExecutionContext,
+    ExecutionRunState,
+    OperationNotFound,
+)
+from ..domain import names, query, resources, results, transitions
+from ..domain.labels import labels_out_of_date
+from ..k8s import AlreadyExists, ApiUnavailable, DelegatedOperationRepository, Invalid, NotFound
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+Clock = Callable[[], dt.datetime]
+Entropy = Callable[[int], bytes]
+
+_NOT_YET = (
+    "{method} runs operators, which lands with the dops operator and worker (operator issue); "
+    "until then run operations by queueing them for the dops operator"
+)
+
+
+class DelegatedOperationService:
+    """FiftyOne's `DelegatedOperationService`, backed by DelegatedOperation resources in one namespace.
+
+    `repo` defaults to a repository built from the kubeconfig/in-cluster configuration; `namespace`
+    defaults to the configuration's namespace. The service is thread-safe.
+    """
+
+    def __init__(
+        self,
+        repo: DelegatedOperationRepository | None = None,
+        namespace: str | None = None,
+        *,
+        clock: Clock | None = None,
+        entropy: Entropy | None = None,
+    ) -> None:
+        self._repo = repo if repo is not None else DelegatedOperationRepository()
+        self.namespace = namespace or self._repo.default_namespace
+        if not names.is_dns1123_label(self.namespace):
+            raise ValueError(f"invalid namespace {self.namespace!r}")
+        self._clock = clock or utcnow
+        self._entropy = entropy or os.urandom
+
+    @property
+    def repo(self) -> DelegatedOperationRepository:
+        return self._repo
+
+    # ================================================================================== queueing
+
+    def queue_operation(
+        self,
+        operator: str,
+        label: str | None = None,
+        delegation_target: str | None = None,
+        context: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+        pipeline: Any = None,
+        rerunnable: bool = True,
+    ) -> DelegatedOperationDocument:
+        """Create a QUEUED operation; returns its document (re-read from the server, unlike FiftyOne)."""
+        ctx = ExecutionContext.coerce(context)
+        spec = resources.build_spec(
+            operator=operator,
+            label=label,
+            delegation_target=delegation_target,
+            request_params=ctx.request_params,
+            dataset_id=ctx.dataset_id,
+            metadata=metadata,
+            pipeline=pipeline,
+            rerunnable=rerunnable,
+        )
+        return self._create(spec)
+
+    def rerun_operation(self, doc_id: str) -> DelegatedOperationDocument:
+        """Queue a copy of an operation as a new operation (new id); the original is untouched."""
+        namespace, name = self._split(doc_id)
+        try:
+            original = self._repo.get(namespace, name)
+        except NotFound:
+            raise OperationNotFound(doc_id) from None
+        return self._create(resources.rerun_spec(original), namespace)
+
+    def _create(self, spec: Mapping[str, Any], namespace: str | None = None) -> DelegatedOperationDocument:
+        namespace = namespace or self.namespace
+        for _ in range(3):
+            now = self._clock()
+            name = names.new_operation_name(spec["operator"], now, self._entropy(8))
+            body = resources.operation_resource(name, namespace, spec, name_ordered=True)
+            try:
+                self._repo.create(namespace, body)
+            except AlreadyExists:
+                if self._is_ours(namespace, name, body):
+                    break  # an earlier attempt of this create reached the server
+                continue  # a name collision: draw a new name
+            except ApiUnavailable:
+                # The request may or may not have been applied; retrying with the same name is safe.
+                try:
+                    self._repo.create(namespace, body)
+                except AlreadyExists:
+                    if not self._is_ours(namespace, name, body):
+                        raise
+            break
+        else:
+            raise RuntimeError("could not find a free operation name after 3 attempts")
+        # queuedAt is the instant encoded in the name, so name order stays FiftyOne's default order.
+        patched = self._repo.patch_status(namespace, name, transitions.merge_patch(transitions.queued_status(now)))
+        return DelegatedOperationDocument.from_resource(patched)
+
+    def _is_ours(self, namespace: str, name: str, body: Mapping[str, Any]) -> bool:
+        try:
+            existing = self._repo.get(namespace, name)
+        except NotFound:
+            return False
+        return bool(existing.get("spec", {}).get("context") == body["spec"].get("context")) and (
+            existing.get("spec", {}).get("operator") == body["spec"]["operator"]
+        )
+
+    # ================================================================================== state changes
+
+    def set_running(
+        self,
+        doc_id: str,
+        progress: Any = None,
+        run_link: str | None = None,
+        log_path: str | None = None,
+        required_state: Any = None,
+        monitored: bool = False,
+    ) -> DelegatedOperationDocument | None:
+        return self._set_state(
+            doc_id,
+            ExecutionRunState.RUNNING,
+            required_state,
+            progress=progress,
+            run_link=run_link,
+            log_path=log_path,
+            monitored=monitored,
+        )
+
+    def set_scheduled(self, doc_id: str, required_state: Any = None) -> DelegatedOperationDocument | None:
+        return self._set_state(doc_id, ExecutionRunState.SCHEDULED, required_state)
+
+    def set_queued(self, doc_id: str, required_state: Any = None) -> DelegatedOperationDocument | None:
+        return self._set_state(doc_id, ExecutionRunState.QUEUED, required_state)
+
+    def set_completed(
+        self,
+        doc_id: str,
+        result: Any = None,
+        progress: Any = None,
+        run_link: str | None = None,
+        log_path: str | None = None,
+        required_state: Any = None,
+    ) -> DelegatedOperationDocument | None:
+        return self._set_state(
+            doc_id,
+            ExecutionRunState.COMPLETED,
+            required_state,
+            result=results.coerce_result(result),
+            progress=progress,
+            run_link=run_link,
+            log_path=log_path,
+        )
+
+    def set_failed(
+        self,
+        doc_id: str,
+        result: Any = None,
+        progress: Any = None,
+        run_link: str | None = None,
+        log_path: str | None = None,
+        required_state: Any = None,
+        update_pipeline: str | None = None,
+    ) -> DelegatedOperationDocument | None:
+        coerced = results.coerce_result(result)
+        doc = self._set_state(
+            doc_id,
+            ExecutionRunState.FAILED,
+            required_state,
+            result=coerced,
+            progress=progress,
+            run_link=run_link,
+            log_path=log_path,
+        )
+        if update_pipeline and coerced is not None and coerced.error:
+            # FiftyOne records the child's error on the parent even when the child's own CAS failed.
+            _, child = self._split(doc_id)
+            self._add_child_error(update_pipeline, child, str(coerced.error))
+        return doc
+
+    def ping(self, doc_id: str) -> DelegatedOperationDocument | None:
+        """The monitor heartbeat: only `updated_at` moves (None for a missing operation)."""
+        return self._patch_status(doc_id, transitions.heartbeat(self._clock()), missing_ok=True)
+
+    def _set_state(
+        self,
+        doc_id: str,
+        state: ExecutionRunState,
+        required_state: Any,
+        **change: Any,
+    ) -> DelegatedOperationDocument | None:
+        namespace, name = self._split(doc_id)
+        required = ExecutionRunState.parse(required_state) if required_state is not None else None
+        status = transitions.state_change(state, self._clock(), **change)  # validates before any request
+        if state is ExecutionRunState.QUEUED:
+            # A re-queue moves queuedAt away from the instant in the name: drop the name-order marker first.
+            self._drop_name_order(namespace, name)
+        try:
+            if required is None:
+                obj = self._repo.patch_status(namespace, name, transitions.merge_patch(status))
+            else:
+                obj = self._repo.patch_status(namespace, name, transitions.cas_patch(status, required), json_patch=True)
+        except NotFound:
+            return None
+        except Invalid as exc:
+            if required is not None and exc.is_patch_test_failure:
+                return None  # lost the race: the state is no longer `required_state`
+            raise
+        obj = self._sync_labels(namespace, name, obj)
+        return DelegatedOperationDocument.from_resource(obj)
+
+    def _drop_name_order(self, namespace: str, name: str) -> None:
+        try:
+            self._repo.patch(namespace, name, resources.labels_patch({c.NAME_ORDER_LABEL: None}))
+        except NotFound:
+            pass
+
+    def _sync_labels(self, namespace: str, name: str, obj: JSON) -> JSON:
+        """Best effort: bring the mirror labels (run state) up to date, only while the state still holds.
+
+        Returns the object after the label update (or `obj` when nothing was written).
+        """
+        wanted = labels_out_of_date(obj)
+        if not wanted:
+            return obj
+        state = (obj.get("status") or {}).get("runState")
+        has_labels = bool((obj.get("metadata") or {}).get("labels"))
+        try:
+            if state and has_labels:
+                ops: list[JSON] = [{"op": "test", "path": "/status/runState", "value": state}]
+                for key, value in wanted.items():
+                    path = "/metadata/labels/" + key.replace("~", "~0").replace("/", "~1")
+                    if value is None:
+                        ops.append({"op": "remove", "path": path})
+                    else:
+                        ops.append({"op": "add", "path": path, "value": value})
+                return self._repo.patch(namespace, name, ops, json_patch=True)
+            return self._repo.patch(namespace, name, resources.labels_patch(wanted))
+        except (NotFound, Invalid):
+            return obj  # deleted, or the state moved on: its writer syncs the labels
+        except ApiUnavailable as exc:
+            log.warning("could not update the labels of %s/%s: %s", namespace, name, exc)
+            return obj
+
+    def _add_child_error(self, parent_id: str, child: str, error: str) -> None:
+        namespace, parent = self._split(parent_id)
+        try:
+            self._repo.patch_status(
+                namespace, parent, transitions.merge_patch(transitions.child_error_change(child, error))
+            )
+        except NotFound:
+            log.debug("pipeline parent %s not found; child error of %s not recorded", parent_id, child)
+
+    # ================================================================================== other updates
+
+    def set_progress(self, doc_id: str, progress: Any) -> DelegatedOperationDocument:
+        """Replace the progress (`doc.status`); any state; does not move `updated_at`."""
+        change = transitions.progress_change(progress, self._clock())
+        doc = self._patch_status(doc_id, change)
+        assert doc is not None
+        return doc
+
+    def set_log_upload_error(self, doc_id: str, log_upload_error: str) -> DelegatedOperationDocument:
+        doc = self._patch_status(doc_id, transitions.log_upload_error_change(log_upload_error))
+        assert doc is not None
+        return doc
+
+    def set_log_size(self, doc_id: str, log_size: int) -> DelegatedOperationDocument:
+        doc = self._patch_status(doc_id, transitions.log_size_change(log_size))
+        assert doc is not None
+        return doc
+
+    def set_pinned(self, doc_id: str, pinned: bool = True) -> DelegatedOperationDocument:
+        doc = self._patch_spec(doc_id, resources.spec_patch(pinned=pinned))
+        assert doc is not None
+        return doc
+
+    def set_label(self, doc_id: str, label: str) -> DelegatedOperationDocument:
+        doc = self._patch_spec(doc_id, resources.spec_patch(label=label))
+        assert doc is not None
+        return doc
+
+    def archive_operation(self, doc_id: str) -> DelegatedOperationDocument | None:
+        return self._patch_spec(doc_id, resources.spec_patch(archived=True), missing_ok=True)
+
+    def unarchive_operation(self, doc_id: str) -> DelegatedOperationDocument | None:
+        return self._patch_spec(doc_id, resources.spec_patch(archived=False), missing_ok=True)
+
+    def _patch_status(
+        self, doc_id: str, change: transitions.StatusChange, missing_ok: bool = False
+    ) -> DelegatedOperationDocument | None:
+        namespace, name = self._split(doc_id)
+        try:
+            obj = self._repo.patch_status(namespace, name, transitions.merge_patch(change))
+        except NotFound:
+            if missing_ok:
+                return None
+            raise OperationNotFound(doc_id) from None
+        return DelegatedOperationDocument.from_resource(obj)
+
+    def _patch_spec(self, doc_id: str, patch: JSON, missing_ok: bool = False) -> DelegatedOperationDocument | None:
+        namespace, name = self._split(doc_id)
+        try:
+            obj = self._repo.patch(namespace, name, patch)
+        except NotFound:
+            if missing_ok:
+                return None
+            raise OperationNotFound(doc_id) from None
+        return DelegatedOperationDocument.from_resource(obj)
+
+    # ================================================================================== deletion
+
+    def delete_operation(self, doc_id: str) -> DelegatedOperationDocument | None:
+        """Delete; returns the operation as it was deleted (None if missing). No state guard, as in FiftyOne."""
+        namespace, name = self._split(doc_id)
+        try:
+            obj = self._repo.delete(namespace, name)
+        except NotFound:
+            return None
+        if obj.get("kind") == "Status":  # servers that answer with a Status instead of the object
+            return DelegatedOperationDocument(id=name, namespace=namespace)
+        return DelegatedOperationDocument.from_resource(obj)
+
+    def delete_for_dataset(self, dataset_id: Any) -> None:
+        """Delete every operation of a dataset (archived and running ones included)."""
+        if dataset_id is None or dataset_id == "":
+            raise ValueError("dataset_id is required (FiftyOne would delete every operation without a dataset)")
+        self._repo.delete_collection(
+            self.namespace, field_selector=f"{c.FIELD_DATASET_ID}={query.escape_field_value(str(dataset_id))}"
+        )
+
+    # ================================================================================== reads
+
+    def get(self, doc_id: str) -> DelegatedOperationDocument:
+        """The operation; ValueError("No operation found with ID ...") when missing (FiftyOne 1.22.1)."""
+        namespace, name = self._split(doc_id)
+        try:
+            return DelegatedOperationDocument.from_resource(self._repo.get(namespace, name))
+        except NotFound:
+            raise OperationNotFound(doc_id) from None
+
+    def get_queued_operations(
+        self, operator: str | None = None, dataset_name: str | None = None
+    ) -> list[DelegatedOperationDocument]:
+        return self.list_operations(operator=operator, dataset_name=dataset_name, run_state=ExecutionRunState.QUEUED)
+
+    def get_scheduled_operations(
+        self, operator: str | None = None, dataset_name: str | None = None
+    ) -> list[DelegatedOperationDocument]:
+        return self.list_operations(operator=operator, dataset_name=dataset_name, run_state=ExecutionRunState.SCHEDULED)
+
+    def get_running_operations(
+        self, operator: str | None = None, dataset_name: str | None = None
+    ) -> list[DelegatedOperationDocument]:
+        return self.list_operations(operator=operator, dataset_name=dataset_name, run_state=ExecutionRunState.RUNNING)
+
+    def list_operations(
+        self,
+        operator: str | None = None,
+        dataset_name: str | None = None,
+        dataset_id: Any = None,
+        run_state: Any = None,
+        delegation_target: str | None = None,
+        paging: Any = None,
+        search: Mapping[str, Any] | None = None,
+        include_archived: bool = False,
+        **kwargs: Any,
+    ) -> list[DelegatedOperationDocument]:
+        """FiftyOne's listing: filters ANDed, archived hidden unless asked, default paging limit 1000 newest first."""
+        q = query.list_query(
+            operator=operator,
+            dataset_name=dataset_name,
+            dataset_id=dataset_id,
+            run_state=run_state,
+            delegation_target=delegation_target,
+            search=search,
+            include_archived=include_archived,
+            **kwargs,
+        )
+        paging_ = query.normalize_paging(paging)
+        if query.uses_name_order(paging_):
+            docs = self._list_in_name_order(q, paging_)
+        else:
+            docs = [DelegatedOperationDocument.from_resource(o) for o in self._scan(q)]
+            docs = query.sort_documents(docs, paging_.sort_by, paging_.descending, _attribute)
+        return query.window(docs, paging_)
+
+    def count(self, filters: Mapping[str, Any] | None = None, search: Mapping[str, Any] | None = None) -> int:
+        """How many operations match (archived ones included, as in FiftyOne)."""
+        q = query.count_query(filters, search)
+        if q.exact_on_server:
+            return self._repo.count(self.namespace, label_selector=q.label_selector, field_selector=q.field_selector)
+        return sum(1 for _ in self._scan(q))
+
+    def _scan(self, q: query.Query, page_size: int = 500) -> Iterator[JSON]:
+        for obj in self._repo.iterate(
+            self.namespace, label_selector=q.label_selector, field_selector=q.field_selector, page_size=page_size
+        ):
+            if q.matches(obj):
+                yield obj
+
+    def _list_in_name_order(self, q: query.Query, paging: query.Paging) -> list[DelegatedOperationDocument]:
+        """Newest-first listing that fetches only what the page needs (see NAME_ORDER_LABEL).
+
+        Operations carrying the name-order label sort by name exactly as by queued_at descending, so
+        the first `skip + limit` of them in the server's order are the only candidates among them;
+        the (few) others are fetched in full and merged in.
+        """
+        assert paging.limit is not None
+        needed = paging.skip + paging.limit
+        page_size = needed if q.exact_on_server else max(needed * 2, 100)
+        marker = f"{c.NAME_ORDER_LABEL}={c.NAME_ORDER_QUEUED_AT}"
+        ordered: list[JSON] = []
+        for obj in self._scan(q.with_label(marker), page_size=min(page_size, 5000)):
+            ordered.append(obj)
+            if len(ordered) >= needed:
+                break
+        others = list(self._scan(q.with_label(f"!{c.NAME_ORDER_LABEL}")))
+        docs = [DelegatedOperationDocument.from_resource(o) for o in _by_name(ordered + others)]
+        return query.sort_documents(docs, paging.sort_by, paging.descending, _attribute)
+
+    # ================================================================================== execution
+
+    def execute_queued_operations(
+        self,
+        operator: str | None = None,
+        delegation_target: str | None = None,
+        dataset_name: str | None = None,
+        limit: int | None = None,
+        log: bool = False,
+        monitor: bool = False,
+        check_interval_seconds: int = 60,
+        **kwargs: Any,
+    ) -> list[Any]:
+        raise NotImplementedError(_NOT_YET.format(method="execute_queued_operations"))
+
+    def execute_operation(
+        self,
+        operation: DelegatedOperationDocument,
+        log: bool = False,
+        run_link: str | None = None,
+        monitor: bool = False,
+        check_interval_seconds: int = 60,
+        log_path: str | None = None,
+    ) -> Any:
+        raise NotImplementedError(_NOT_YET.format(method="execute_operation"))
+
+    # ================================================================================== helpers
+
+    def _split(self, doc_id: Any) -> tuple[str, str]:
+        if isinstance(doc_id, DelegatedOperationDocument):
+            doc_id = doc_id.id if not doc_id.namespace else f"{doc_id.namespace}/{doc_id.id}"
+        return names.split_doc_id(doc_id, self.namespace)
+
+
+def _attribute(doc: DelegatedOperationDocument, name: str) -> Any:
+    return getattr(doc, name, None)
+
+
+def _by_name(objs: Iterable[JSON]) -> list[JSON]:
+    return sorted(objs, key=lambda o: (o.get("metadata") or {}).get("name", ""))
