@@ -41,6 +41,7 @@ test-fast: venv
 
 bench: venv
 	$(PY) -m dops.emulator.bench
+	$(PY) scripts/bench_service.py
 
 e2e: venv
 	$(VENV)/bin/pytest tests/e2e -m e2e --run-e2e $(PYTEST_ARGS)

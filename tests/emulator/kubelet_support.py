@@ -8,10 +8,13 @@ Images: `dops-test:*` runs as a local process, `sim-test:*` is simulated, anythi
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
+import socket
 import sys
 import textwrap
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +22,11 @@ from typing import Any
 
 import pytest
 import requests
+from tests.builders import pod
+from tests.helpers import CLI, eventually, find_binary
 
 from dops.emulator import EmbeddedServer, ServerSettings
 from dops.emulator.controllers import ALL as ALL_CONTROLLERS
-from tests.builders import pod
-from tests.helpers import CLI, eventually, find_binary
 
 JSON = dict[str, Any]
 IMAGE = "dops-test:latest"
@@ -84,6 +87,22 @@ def container_status(obj: JSON, name: str = "main") -> JSON:
     raise AssertionError(f"no status for container {name}: {json.dumps(obj.get('status'), indent=1)}")
 
 
+def state_of(obj: JSON, name: str = "main") -> JSON:
+    """The container's `state` ({} while the kubelet has reported nothing): safe inside predicates."""
+    for key in ("containerStatuses", "initContainerStatuses"):
+        for status in (obj.get("status") or {}).get(key) or []:
+            if status.get("name") == name:
+                return dict(status.get("state") or {})
+    return {}
+
+
+def restarts(obj: JSON, name: str = "main") -> int:
+    for status in (obj.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == name:
+            return int(status.get("restartCount") or 0)
+    return 0
+
+
 def terminated(obj: JSON, name: str = "main") -> JSON:
     state = container_status(obj, name).get("state") or {}
     assert "terminated" in state, f"container {name} is not terminated: {state}"
@@ -92,35 +111,43 @@ def terminated(obj: JSON, name: str = "main") -> JSON:
 
 @dataclass
 class PodRecorder:
-    """Records every watch event of one pod (a background thread on a real watch stream)."""
+    """Records every watch event of one pod (a background thread reading a real watch stream)."""
 
     cluster: KubeletCluster
     namespace: str
     name: str
     events: list[tuple[str, JSON]] = field(default_factory=list)
-    _response: requests.Response | None = None
+    _conn: http.client.HTTPConnection | None = None
     _thread: threading.Thread | None = None
 
     def start(self) -> PodRecorder:
-        params = {"watch": "true", "fieldSelector": f"metadata.name={self.name}", "timeoutSeconds": "120"}
-        self._response = requests.get(
-            self.cluster.url + f"/api/v1/namespaces/{self.namespace}/pods", params=params, stream=True, timeout=130
+        parsed = urllib.parse.urlsplit(self.cluster.url)
+        query = urllib.parse.urlencode(
+            {"watch": "true", "fieldSelector": f"metadata.name={self.name}", "timeoutSeconds": "120"}
         )
-        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=130)
+        self._conn.request("GET", f"/api/v1/namespaces/{self.namespace}/pods?{query}")
+        response = self._conn.getresponse()  # the server registers the watch before sending headers
+        assert response.status == 200, response.read()
+        self._thread = threading.Thread(target=self._read, args=(response,), daemon=True)
         self._thread.start()
         return self
 
-    def _read(self) -> None:
-        assert self._response is not None
+    def _read(self, response: http.client.HTTPResponse) -> None:
         with contextlib.suppress(Exception):
-            for line in self._response.iter_lines():
-                if line:
+            while True:
+                line = response.readline()
+                if not line:
+                    return
+                if line.strip():
                     event = json.loads(line)
                     self.events.append((event["type"], event["object"]))
 
     def stop(self) -> None:
-        if self._response is not None:
-            self._response.close()
+        if self._conn is not None and self._conn.sock is not None:
+            with contextlib.suppress(OSError):
+                self._conn.sock.shutdown(socket.SHUT_RDWR)
+            self._conn.close()
         if self._thread is not None:
             self._thread.join(5)
 
@@ -172,7 +199,12 @@ class KubeletCluster:
         return response.json() if response.status_code == 200 else None
 
     def wait_pod(
-        self, name: str, predicate: Callable[[JSON], bool], describe: str, namespace: str = "default", timeout: float = 15
+        self,
+        name: str,
+        predicate: Callable[[JSON], bool],
+        describe: str,
+        namespace: str = "default",
+        timeout: float = 15,
     ) -> JSON:
         found: JSON = eventually(
             lambda: self.pod(name, namespace),
@@ -196,13 +228,22 @@ class KubeletCluster:
         body: JSON = response.json()
         return body
 
-    def logs(self, name: str, namespace: str = "default", **params: Any) -> requests.Response:
-        return self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log", params=params)
+    def logs(
+        self, name: str, namespace: str = "default", *, stream: bool = False, timeout: float = 30, **params: Any
+    ) -> requests.Response:
+        """GET pods/{name}/log with `params` as the query (stream=True for follow)."""
+        path = f"/api/v1/namespaces/{namespace}/pods/{name}/log"
+        return self.request("GET", path, params=params, stream=stream, timeout=timeout)
 
     def log_text(self, name: str, namespace: str = "default", **params: Any) -> str:
         response = self.logs(name, namespace, **params)
         assert response.status_code == 200, response.text
         return response.text
+
+    def log_so_far(self, name: str, namespace: str = "default", **params: Any) -> str:
+        """The log text, or "" while the container cannot serve logs yet (for polling)."""
+        response = self.logs(name, namespace, **params)
+        return response.text if response.status_code == 200 else ""
 
     def record(self, name: str, namespace: str = "default") -> PodRecorder:
         return PodRecorder(self, namespace, name).start()
@@ -267,6 +308,8 @@ __all__ = [
     "pid_alive",
     "process_pod",
     "python",
+    "restarts",
+    "state_of",
     "terminated",
     "wait_for_file",
 ]

@@ -231,8 +231,12 @@ def test_field_validation_strict_warn_ignore(kube: Kube, path: str, body: JSON, 
         else:
             assert response.headers["Warning"] == f'299 - "unknown field \\"{field}\\""'
 
-    bad = status_of(kube.post(path, body, params={"fieldValidation": "Loose"}), 400, "BadRequest")
-    assert "fieldValidation" in bad["message"]
+    bad = status_of(kube.post(path, body, params={"fieldValidation": "Loose"}), 422, "Invalid")
+    assert bad["message"] == (
+        'CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "Loose": '
+        'supported values: "Ignore", "Strict", "Warn"'
+    )
+    assert bad["details"]["causes"][0]["field"] == "fieldValidation"
 
 
 def test_field_validation_on_updates_and_patches(kube: Kube) -> None:

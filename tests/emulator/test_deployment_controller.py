@@ -10,12 +10,15 @@ Aspects covered:
 - scaling up and down; a deleted pod is replaced;
 - a template change rolls out Recreate-style: old pods go before new ones are created, a new
   ReplicaSet at revision 2, the old one scaled to 0;
-- `kubectl delete deployment` cascades through the GC to ReplicaSets and pods.
+- `kubectl delete deployment` cascades through the GC to ReplicaSets and pods;
+- real `helm install --wait --wait-for-jobs` of a chart with a Deployment and a post-install hook Job
+  returns once the Deployment is available and the Job Complete, and fails when the Job fails.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from tests.builders import deployment
@@ -223,3 +226,79 @@ def test_kubectl_delete_deployment_cascades(cluster: Cluster, ns: str) -> None:
     cluster.kubectl().run("delete", "deployment", "gone", "-n", ns)
     eventually(lambda: cluster.items(rs_path(ns)), lambda s: s == [], describe="ReplicaSets deleted")
     eventually(lambda: app_pods(cluster, ns, "gone", live_only=False), lambda p: p == [], describe="pods deleted")
+
+
+CHART_DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-app
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: {{ .Release.Name }}-app}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}-app}
+    spec:
+      containers:
+      - name: main
+        image: example.com/operator:1.0
+"""
+CHART_HOOK = """\
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ .Release.Name }}-migrate
+  annotations:
+    helm.sh/hook: post-install
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: example.com/operator:1.0
+        command: [migrate]
+"""
+
+
+def write_chart(root: Path) -> Path:
+    chart = root / "opchart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: opchart\nversion: 0.1.0\n")
+    (chart / "templates" / "deployment.yaml").write_text(CHART_DEPLOYMENT)
+    (chart / "templates" / "hook.yaml").write_text(CHART_HOOK)
+    return chart
+
+
+@pytest.mark.parametrize("hook_exit", [0, 1], ids=["hook-succeeds", "hook-fails"])
+def test_helm_install_wait_for_deployment_and_hook_job(
+    cluster: Cluster, ns: str, tmp_path: Path, hook_exit: int
+) -> None:
+    """Statement 63 (controller half): `helm install --wait --wait-for-jobs` returns once the Deployment is
+    available and the hook Job Complete; with a failing hook Job it fails."""
+    chart = write_chart(tmp_path)
+    helm = cluster.helm()
+    process = helm.popen("install", "rel", str(chart), "-n", ns, "--wait", "--wait-for-jobs", "--timeout", "60s")
+    try:
+        (pod,) = wait_pods(cluster, ns, "rel-app", 1)
+        # Helm waits: the Deployment is not available yet.
+        assert process.poll() is None
+        cluster.run_pod(pod)
+        wait_deployment(cluster, ns, "rel-app", lambda d: d["status"].get("availableReplicas") == 1, "available")
+        (hook_pod,) = cluster.wait_pods(ns, "rel-migrate", 1, timeout=30)
+        cluster.finish_pod(hook_pod, hook_exit)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    if hook_exit == 0:
+        assert process.returncode == 0, stderr
+        assert "STATUS: deployed" in stdout
+        assert "Complete" in [c["type"] for c in cluster.job(ns, "rel-migrate")["status"]["conditions"]]
+    else:
+        assert process.returncode != 0
+        assert f"failed post-install: resource Job/{ns}/rel-migrate not ready. status: Failed" in stderr, stderr

@@ -7,7 +7,7 @@ Aspects covered:
   Job controller drops their tracking finalizer);
 - Background/Foreground/Orphan from the query string and from a DeleteOptions body;
 - dependents with several owners lose only the dangling reference; non-blocking dependents do
-  not hold a foreground deletion;
+  not hold a foreground deletion; a foreground chain Deployment → ReplicaSet → pods;
 - ownership rules: a namespaced owner in another namespace is dangling; a cluster-scoped owner
   of namespaced dependents works; a cluster-scoped dependent naming a namespaced kind is never
   collected;
@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from tests.builders import WidgetCRD, configmap, job, widget
+from tests.builders import WidgetCRD, configmap, deployment, job, widget
 from tests.emulator.workloads import JSON_PATCH, Cluster, running_cluster
 from tests.helpers import eventually
 
@@ -286,3 +286,26 @@ def test_many_owners_deleted_at_once(cluster: Cluster, ns: str) -> None:
     cluster.delete(cm_path(ns), labelSelector="role=owner")  # deletecollection of the 200 owners only
     eventually(lambda: cluster.items(cm_path(ns)), lambda items: items == [], describe="all 400 dependents collected")
     assert time.monotonic() - started < 5
+
+
+def test_foreground_cascades_through_a_chain(cluster: Cluster, ns: str) -> None:
+    """S7: Foreground deletion of a Deployment deletes its ReplicaSet in the foreground too (it has dependents),
+    so the Deployment goes only after the pods and the ReplicaSet are gone."""
+    deploys = f"/apis/apps/v1/namespaces/{ns}/deployments"
+    cluster.create(deploys, deployment("chain", ns, replicas=2))
+    pods = eventually(
+        lambda: cluster.items(cluster.pods_path(ns), "app=chain"), lambda ps: len(ps) == 2, describe="2 pods"
+    )
+    held = pods[0]["metadata"]["name"]
+    cluster.patch(cluster.pods_path(ns, held), {"metadata": {"finalizers": ["example.com/hold"]}})
+    cluster.delete(f"{deploys}/chain", propagationPolicy="Foreground")
+    (rs,) = eventually(
+        lambda: cluster.items(f"/apis/apps/v1/namespaces/{ns}/replicasets"),
+        lambda sets: len(sets) == 1 and "foregroundDeletion" in (sets[0]["metadata"].get("finalizers") or []),
+        describe="the ReplicaSet deleted in the foreground",
+    )
+    gone(cluster, cluster.pods_path(ns, pods[1]["metadata"]["name"]))
+    assert "foregroundDeletion" in cluster.get(f"{deploys}/chain")["metadata"]["finalizers"]
+    cluster.patch(cluster.pods_path(ns, held), {"metadata": {"finalizers": None}})
+    gone(cluster, f"/apis/apps/v1/namespaces/{ns}/replicasets/{rs['metadata']['name']}")
+    gone(cluster, f"{deploys}/chain")

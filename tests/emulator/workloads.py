@@ -188,6 +188,12 @@ class Cluster:
             pytest.skip("kubectl binary not available: run `python scripts/fetch_clients.py` (make test does)")
         return CLI(binary, self.kubeconfig, self.home, {})
 
+    def helm(self) -> CLI:
+        binary = find_binary("helm")
+        if binary is None:
+            pytest.skip("helm binary not available: run `python scripts/fetch_clients.py` (make test does)")
+        return CLI(binary, self.kubeconfig, self.home, {})
+
     def kube_client(self) -> Any:
         import kubernetes
 

@@ -331,9 +331,6 @@ def uses_name_order(paging: Paging) -> bool:
     return paging.sort_by == SortByField.QUEUED_AT and paging.descending and paging.limit is not None
 
 
-_TYPE_RANK = {type(None): 0, int: 1, float: 1, str: 2, dict: 3, list: 4, bool: 5, dt.datetime: 6}
-
-
 def sort_key(value: Any) -> tuple[int, Any]:
     """MongoDB's cross-type order: null < numbers < strings < objects < arrays < booleans < dates."""
     if isinstance(value, enum.Enum):
@@ -348,7 +345,11 @@ def sort_key(value: Any) -> tuple[int, Any]:
         return 2, value
     if value is None:
         return 0, 0
-    return 7, repr(value)  # objects without a natural order: stable, arbitrary
+    if isinstance(value, Mapping):
+        return 3, repr(value)  # MongoDB compares documents field by field; dops only needs a total order
+    if isinstance(value, list | tuple):
+        return 4, repr(value)
+    return 7, repr(value)  # other objects: stable, arbitrary
 
 
 def sort_documents(

@@ -32,6 +32,7 @@ from ..api import constants as c
 from ..api.conditions import set_condition
 from ..api.times import format_time
 from ..api.types import ExecutionProgress, ExecutionResult, ExecutionRunState
+from .names import name_time
 from .results import outputs_schema_of, result_status, truncate_tail
 
 JSON = dict[str, Any]
@@ -123,6 +124,19 @@ def queued_status(now: dt.datetime) -> StatusChange:
     """The status of a freshly queued operation (FiftyOne's local mode: QUEUED with queued_at)."""
     stamp = format_time(now)
     return StatusChange({"runState": ExecutionRunState.QUEUED.value, "queuedAt": stamp, "updatedAt": stamp})
+
+
+def first_sight_status(obj: Mapping[str, Any], now: dt.datetime) -> StatusChange:
+    """The `queued` status for an operation that has none yet (created with kubectl, or the service's status
+    write was lost). A dops-named operation (NAME_ORDER_LABEL) is queued at the instant its name encodes, which
+    keeps its name order equal to `queued_at` order; any other operation is queued `now`."""
+    meta = obj.get("metadata") or {}
+    queued_at = now
+    if (meta.get("labels") or {}).get(c.NAME_ORDER_LABEL) == c.NAME_ORDER_QUEUED_AT:
+        queued_at = name_time(str(meta.get("name", ""))) or now
+    change = queued_status(queued_at)
+    change.fields["updatedAt"] = format_time(now)
+    return change
 
 
 def state_change(

@@ -407,14 +407,18 @@ class HTTPServer:
         raise errors.method_not_allowed()
 
     def _write_options(self, query: dict[str, str], request: web.Request) -> WriteOptions:
+        # Validate{Create,Update,Patch}Options: bad values are 422 Invalid on kind <Verb>Options.meta.k8s.io.
+        options_kind = {"POST": "CreateOptions", "PUT": "UpdateOptions"}.get(request.method, "PatchOptions")
         validation = query.get("fieldValidation", "Warn") or "Warn"
         if validation not in ("Strict", "Warn", "Ignore"):
-            raise errors.bad_request(
-                f'fieldValidation: Unsupported value: "{validation}": supported values: "Ignore", "Strict", "Warn"'
-            )
+            supported = ("Ignore", "Strict", "Warn")
+            raise _options_invalid(options_kind, errors.unsupported_value("fieldValidation", validation, supported))
         dry_run = query.get("dryRun", "")
         if dry_run and dry_run != "All":
-            raise errors.bad_request(f'dryRun: Unsupported value: "{dry_run}": supported values: "All"')
+            cause = errors.cause(
+                "dryRun", f'dryRun: Unsupported value: []string{{"{dry_run}"}}: supported values: "All"'
+            )
+            raise _options_invalid(options_kind, {**cause, "reason": "FieldValueNotSupported"})
         manager = query.get("fieldManager") or _manager_from_user_agent(request.headers.get("User-Agent", ""))
         return WriteOptions(dry_run=dry_run == "All", field_manager=manager, field_validation=validation)
 
@@ -732,6 +736,23 @@ def _decode_patch(raw: bytes, content_type: str) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise errors.bad_request(f"error decoding patch: {exc}") from exc
+
+
+def _options_invalid(kind: str, cause: dict[str, str]) -> errors.APIError:
+    """422 for bad Create/Update/PatchOptions, e.g. `CreateOptions.meta.k8s.io "" is invalid: fieldValidation: …`."""
+    prefix = f"{cause['field']}: "
+    detail = cause["message"][len(prefix) :] if cause["message"].startswith(prefix) else cause["message"]
+    return errors.APIError(
+        422,
+        "Invalid",
+        f'{kind}.meta.k8s.io "" is invalid: {cause["message"]}',
+        {
+            "name": "",
+            "group": "meta.k8s.io",
+            "kind": kind,
+            "causes": [{"reason": cause["reason"], "message": detail, "field": cause["field"]}],
+        },
+    )
 
 
 def _and_selector(existing: str, extra: str) -> str:

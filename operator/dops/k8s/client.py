@@ -51,12 +51,14 @@ class KubeClient:
         timeout: float = 30.0,
         retries: int = 3,
         backoff: float = 0.1,
+        max_delay: float = 5.0,
     ) -> None:
         self.config = config or load_config()
         self.namespace = self.config.namespace
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        self.max_delay = max_delay  # cap on one wait, Retry-After included
         self._local = threading.local()
         self._base = self.config.server
 
@@ -137,7 +139,7 @@ class KubeClient:
 
     def _sleep(self, attempt: int, retry_after: float | None) -> None:
         delay = retry_after if retry_after is not None else self.backoff * (3 ** (attempt - 1))
-        time.sleep(min(delay, 5.0))
+        time.sleep(min(delay, self.max_delay))
 
 
 def _never_sent(exc: requests.exceptions.RequestException) -> bool:

@@ -33,6 +33,7 @@ class ClusterConfig:
     source: str
     kubeconfig_path: Path | None = None
     context: str | None = None
+    service_account_dir: Path | None = None
     _api_client: Any = field(default=None, repr=False)
 
     @property
@@ -46,17 +47,28 @@ class ClusterConfig:
     def api_client(self) -> Any:
         """An official `kubernetes.client.ApiClient` for typed built-in resources (Jobs, Pods, logs, Events)."""
         if self._api_client is None:
-            import kubernetes
-
-            if self.kubeconfig_path is None:
-                configuration = kubernetes.client.Configuration()
-                kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-                self._api_client = kubernetes.client.ApiClient(configuration)
-            else:
-                self._api_client = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
-                    config_file=str(self.kubeconfig_path), context=self.context
-                )
+            try:
+                self._api_client = self._new_api_client()
+            except Exception as exc:  # kubernetes.config.ConfigException and friends
+                raise ConfigurationError(f"cannot configure the kubernetes client ({self.source}): {exc}") from exc
         return self._api_client
+
+    def _new_api_client(self) -> Any:
+        import kubernetes
+
+        if self.kubeconfig_path is None:
+            from kubernetes.config.incluster_config import InClusterConfigLoader
+
+            account = self.service_account_dir or SERVICE_ACCOUNT_DIR
+            configuration = kubernetes.client.Configuration()
+            loader = InClusterConfigLoader(  # type: ignore[no-untyped-call]
+                token_filename=str(account / "token"), cert_filename=str(account / "ca.crt")
+            )
+            loader.load_and_set(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            return kubernetes.client.ApiClient(configuration)
+        return kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.kubeconfig_path), context=self.context
+        )
 
     def close(self) -> None:
         if self._api_client is not None:
@@ -64,8 +76,8 @@ class ClusterConfig:
             self._api_client = None
 
 
-def in_cluster_available() -> bool:
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and (SERVICE_ACCOUNT_DIR / "token").is_file()
+def in_cluster_available(service_account_dir: Path = SERVICE_ACCOUNT_DIR) -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and (service_account_dir / "token").is_file()
 
 
 def default_kubeconfig_path() -> Path:
@@ -83,15 +95,17 @@ def load_config(
     kubeconfig: str | os.PathLike[str] | None = None,
     context: str | None = None,
     in_cluster: bool | None = None,
+    service_account_dir: str | os.PathLike[str] = SERVICE_ACCOUNT_DIR,
 ) -> ClusterConfig:
     """Load the cluster configuration (see the module docstring); ConfigurationError when there is none."""
-    if kubeconfig is None and (in_cluster or (in_cluster is None and in_cluster_available())):
+    account = Path(service_account_dir)
+    if kubeconfig is None and (in_cluster or (in_cluster is None and in_cluster_available(account))):
         try:
-            kube_config = pykube.KubeConfig.from_service_account(str(SERVICE_ACCOUNT_DIR))
+            kube_config = pykube.KubeConfig.from_service_account(str(account))
         except (OSError, KeyError) as exc:
-            raise ConfigurationError(f"cannot load the in-cluster service account: {exc}") from exc
-        namespace = str(kube_config.namespace or "default")
-        return ClusterConfig(kube_config, namespace, "in-cluster")
+            raise ConfigurationError(f"cannot load the in-cluster service account: {exc!r}") from exc
+        namespace = str(kube_config.namespace or "default").strip()
+        return ClusterConfig(kube_config, namespace, "in-cluster", service_account_dir=account)
     path = Path(kubeconfig).expanduser() if kubeconfig is not None else default_kubeconfig_path()
     if not path.is_file():
         raise ConfigurationError(f"kubeconfig {path} does not exist (set KUBECONFIG or pass kubeconfig=...)")

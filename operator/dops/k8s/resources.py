@@ -144,7 +144,7 @@ class ResourceClient:
         )
 
     def count(
-        self, namespace: str | None, *, label_selector: str = "", field_selector: str = "", page_size: int = 2000
+        self, namespace: str | None, *, label_selector: str = "", field_selector: str = "", page_size: int = 5000
     ) -> int:
         """How many objects match: `remainingItemCount` when there is no selector, else Table rows (no objects)."""
         if not label_selector and not field_selector:

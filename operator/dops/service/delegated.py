@@ -59,7 +59,9 @@ class DelegatedOperationService:
     """FiftyOne's `DelegatedOperationService`, backed by DelegatedOperation resources in one namespace.
 
     `repo` defaults to a repository built from the kubeconfig/in-cluster configuration; `namespace`
-    defaults to the configuration's namespace. The service is thread-safe.
+    defaults to the configuration's namespace. `clock` and `entropy` (bytes source for names) are for
+    tests. `sync_labels=False` skips the best-effort `dops.io/run-state` label update after each state
+    change (one extra request; the operator also keeps that label in step). The service is thread-safe.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class DelegatedOperationService:
         *,
         clock: Clock | None = None,
         entropy: Entropy | None = None,
+        sync_labels: bool = True,
     ) -> None:
         self._repo = repo if repo is not None else DelegatedOperationRepository()
         self.namespace = namespace or self._repo.default_namespace
@@ -76,6 +79,7 @@ class DelegatedOperationService:
             raise ValueError(f"invalid namespace {self.namespace!r}")
         self._clock = clock or utcnow
         self._entropy = entropy or os.urandom
+        self._sync_labels_enabled = sync_labels
 
     @property
     def repo(self) -> DelegatedOperationRepository:
@@ -265,7 +269,7 @@ class DelegatedOperationService:
 
         Returns the object after the label update (or `obj` when nothing was written).
         """
-        wanted = labels_out_of_date(obj)
+        wanted = labels_out_of_date(obj) if self._sync_labels_enabled else {}
         if not wanted:
             return obj
         state = (obj.get("status") or {}).get("runState")

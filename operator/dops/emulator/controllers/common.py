@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import errors
 from ..apiserver import ApiServer, WriteOptions
-from ..clock import rfc3339
+from ..clock import parse_time, rfc3339
 from ..registry import ResourceType
 
 JSON = dict[str, Any]
@@ -148,17 +148,19 @@ def pod_ready(pod: JSON) -> bool:
     return condition_status((pod.get("status") or {}).get("conditions"), "Ready") == "True"
 
 
-def active_pod_sort_key(pod: JSON) -> tuple[int, int, int, int, str]:
-    """controller.ActivePods ordering: unscheduled < scheduled, pending < running, not ready < ready, newer first."""
+def active_pod_sort_key(pod: JSON) -> tuple[int, int, int, int, float]:
+    """controller.ActivePods ordering, first = deleted first: unscheduled < scheduled, pending < unknown <
+    running, not ready < ready, more restarts first, newer first."""
     status = pod.get("status") or {}
     phase_rank = {"Pending": 0, "Unknown": 1, "Running": 2}.get(str(status.get("phase")), 1)
     restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
+    created = parse_time(str(pod["metadata"].get("creationTimestamp", "")))
     return (
         1 if (pod.get("spec") or {}).get("nodeName") else 0,
         phase_rank,
         1 if pod_ready(pod) else 0,
         -restarts,
-        str(pod["metadata"].get("creationTimestamp", "")),
+        -(created.timestamp() if created is not None else 0.0),
     )
 
 

@@ -25,11 +25,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .. import errors
-from ..apiserver import PATCH_STRATEGIC, ApiServer, DeleteOptions
+from ..apiserver import ApiServer, DeleteOptions
 from ..clock import parse_time, rfc3339
 from ..registry import ResourceType
 from ..store import DELETED, Event
@@ -261,16 +261,16 @@ class JobController(Controller):
 
     # ------------------------------------------------------------------------------- writes
     def _remove_tracking_finalizer(self, pod: JSON) -> bool:
+        """Drop the job-tracking finalizer (an Update guarded by the pod's resourceVersion)."""
         meta = pod["metadata"]
+        current = self.api.store.get(PODS, meta.get("namespace", ""), meta["name"])
+        if current is None or current["metadata"]["uid"] != meta["uid"] or not _has_tracking(current):
+            return True
+        body = dict(current)
+        body["metadata"] = dict(current["metadata"])
+        body["metadata"]["finalizers"] = [f for f in current["metadata"]["finalizers"] if f != TRACKING_FINALIZER]
         try:
-            self.api.patch(
-                self._pods_type,
-                meta["namespace"],
-                meta["name"],
-                PATCH_STRATEGIC,
-                {"metadata": {"$deleteFromPrimitiveList/finalizers": [TRACKING_FINALIZER]}},
-                write_options(),
-            )
+            self.api.update(self._pods_type, meta["namespace"], meta["name"], body, write_options())
         except errors.APIError as exc:
             if exc.code != 404:
                 log.warning("job: removing the tracking finalizer of pod %s failed: %s", meta["name"], exc.message)
@@ -379,7 +379,10 @@ def _finish_time(pod: JSON, now: datetime) -> datetime:
         if finished is not None and (latest is None or finished > latest):
             latest = finished
     if latest is None and pod["metadata"].get("deletionTimestamp"):
-        latest = parse_time(str(pod["metadata"]["deletionTimestamp"]))
+        # deletionTimestamp is when the grace period ends: the deletion itself was that much earlier.
+        deleted = parse_time(str(pod["metadata"]["deletionTimestamp"]))
+        grace = _int(pod["metadata"].get("deletionGracePeriodSeconds"))
+        latest = deleted - timedelta(seconds=grace) if deleted is not None else None
     return latest or now
 
 

@@ -137,10 +137,13 @@ class Attempt:
         return out
 
     def discard_logs(self) -> None:
+        """Forget this run's files (the kubelet keeps only the current and the previous run)."""
         if self.log is not None:
             self.log.finish()
             for path in self.log.files():
                 path.unlink(missing_ok=True)
+        if self.termination_file is not None:
+            self.termination_file.unlink(missing_ok=True)
 
 
 class ContainerRuntime:

@@ -72,7 +72,15 @@ class LogWriter:
         lines = buffer.split(b"\n")
         rest = lines.pop()
         head = stamp + b" " + stream
-        out = [head + b" F " + line + b"\n" for line in lines]
+        if not lines or max(map(len, lines)) <= PARTIAL_MAX:
+            out = [head + b" F " + line + b"\n" for line in lines]
+        else:
+            out = []
+            for line in lines:
+                while len(line) > PARTIAL_MAX:
+                    out.append(head + b" P " + line[:PARTIAL_MAX] + b"\n")
+                    line = line[PARTIAL_MAX:]
+                out.append(head + b" F " + line + b"\n")
         while len(rest) > PARTIAL_MAX:
             out.append(head + b" P " + rest[:PARTIAL_MAX] + b"\n")
             rest = rest[PARTIAL_MAX:]
