@@ -41,6 +41,7 @@ test-fast: venv
 
 bench: venv
 	$(PY) -m dops.emulator.bench
+	$(PY) -m dops.emulator.bench_jobs
 	$(PY) scripts/bench_service.py
 
 e2e: venv

@@ -306,3 +306,23 @@ def test_logs_of_a_deleted_pod_are_gone_and_followers_are_released(tmp_path: Pat
         assert collected == ["up"]
         cluster.wait_gone("endless")
         assert cluster.logs("endless").status_code == 404
+
+
+def test_container_creating_pod_answers_waiting_and_deletes_cleanly(tmp_path: Path) -> None:
+    """S13: while the kubelet is still creating the container (`pod_start_delay`), the log endpoint answers 400
+    `... is waiting to start: ContainerCreating`; deleting such a pod removes it without ever starting it."""
+    with kubelet_cluster(tmp_path, pod_start_delay=60) as cluster:
+        cluster.create_pod(process_pod("slowstart", "print('never runs')"))
+        creating = cluster.wait_pod(
+            "slowstart",
+            lambda p: (state_of(p).get("waiting") or {}).get("reason") == "ContainerCreating",
+            "ContainerCreating",
+        )
+        assert creating["status"]["phase"] == "Pending" and "podIP" not in creating["status"]
+        response = cluster.logs("slowstart")
+        assert response.status_code == 400
+        assert (
+            response.json()["message"] == 'container "main" in pod "slowstart" is waiting to start: ContainerCreating'
+        )
+        cluster.delete_pod("slowstart")
+        cluster.wait_gone("slowstart", timeout=5)

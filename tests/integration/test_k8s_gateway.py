@@ -4,7 +4,8 @@ Aspects covered:
 - load_config: an explicit kubeconfig (and its context's namespace), KUBECONFIG with a `:`-separated list,
   a missing file → ConfigurationError, the in-cluster service account (token, namespace, CA) for pykube-ng and
   for the official client; the official `kubernetes` client built from the same configuration works.
-- DelegatedOperationRepository: create, get, list with label and field selectors, limit/continue paging,
+- DelegatedOperationRepository: create, get, list with label and field selectors, limit/continue paging
+  (remainingItemCount only without selectors, as kube-apiserver reports it),
   merge and JSON patches on the object and on /status (metadata changes through /status are ignored, as
   in Kubernetes), delete returning the object, delete-collection by selector, count (remainingItemCount
   without selectors, Table rows with them).
@@ -92,6 +93,8 @@ def test_repository_round_trip(repo: DelegatedOperationRepository, namespace: st
 
     first = repo.list(namespace, limit=2)
     assert len(first.items) == 2 and first.continue_token and first.remaining == 3
+    selected = repo.list(namespace, label_selector="team=b", limit=1)
+    assert selected.continue_token and selected.remaining is None  # Kubernetes omits it with selectors
     rest = list(repo.iterate(namespace, page_size=2))
     assert [o["metadata"]["name"] for o in rest] == [f"op-{i}" for i in range(5)]
 

@@ -209,3 +209,11 @@ def test_every_state_is_visible_to_kubectl_style_field_selectors(
     getattr(service, f"set_{state}")(doc.id)
     selected = repo.list(service.namespace, field_selector=f"status.runState={state}").items
     assert [o["metadata"]["name"] for o in selected] == [doc.id]
+
+
+@pytest.mark.parametrize("value", [[1, "two", None, {"x": 1.5}], "plain text", 42, True, {"nested": {"deep": [None]}}])
+def test_any_json_result_round_trips(service: DelegatedOperationService, value: object) -> None:
+    doc = service.queue_operation("@dops/examples/echo")
+    done = service.set_completed(doc.id, result=value)  # type: ignore[arg-type]
+    assert done is not None and done.result is not None and done.result.result == value
+    assert service.get(doc.id).result == ExecutionResult(result=value)  # type: ignore[arg-type]

@@ -33,8 +33,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="all",
         help="comma-separated controllers to run: namespace,gc,job,deployment,kubelet; 'all' or 'none'",
     )
+    parser.add_argument(
+        "--kubelet-mode",
+        choices=("missing", "process", "simulated"),
+        default="missing",
+        help="what the kubelet does with images no --image-map rule matches (default: ErrImagePull)",
+    )
+    parser.add_argument(
+        "--image-map",
+        action="append",
+        default=[],
+        metavar="PATTERN=MODE",
+        help="kubelet image rule, e.g. 'ghcr.io/acme/*=process' (modes: process, simulated, missing); repeatable",
+    )
+    parser.add_argument(
+        "--job-backoff-base", type=float, default=10.0, help="seconds of the Job controller's first pod-failure backoff"
+    )
     parser.add_argument("--debug", action="store_true", help="log every internal error with its traceback")
     return parser.parse_args(argv)
+
+
+def image_map_from_args(rules: list[str]) -> dict[str, str]:
+    image_map: dict[str, str] = {}
+    for rule in rules:
+        pattern, sep, mode = rule.rpartition("=")
+        if not sep or not pattern or mode not in ("process", "simulated", "missing"):
+            raise ValueError(
+                f"--image-map expects PATTERN=MODE with MODE one of process, simulated, missing; got {rule!r}"
+            )
+        image_map[pattern] = mode
+    return image_map
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -54,6 +82,10 @@ async def serve(args: argparse.Namespace) -> None:
         bookmark_interval=args.bookmark_interval,
         history_size=args.history_size,
         controllers=controllers,
+        controller_options={
+            "kubelet": {"mode": args.kubelet_mode, "image_map": image_map_from_args(args.image_map)},
+            "job": {"backoff_base": args.job_backoff_base},
+        },
     )
     server = EmbeddedServer(settings)
     await server.start()

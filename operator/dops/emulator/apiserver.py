@@ -193,7 +193,9 @@ class ApiServer:
             if limit and len(items) >= limit:
                 last = items[-1]["metadata"]
                 next_token = _encode_continue((last.get("namespace", ""), last["name"]), list_rv)
-                remaining = 1 + sum(1 for o in iterator if matches is None or matches(o))
+                # kube-apiserver reports remainingItemCount only for lists without selectors (it cannot count
+                # matches without reading them); with selectors the field is omitted and the scan stops here.
+                remaining = 1 + sum(1 for _ in iterator) if matches is None else None
                 break
             items.append(obj)
         return ListResult([self._present(rtype, o) for o in items], str(list_rv), next_token, remaining)
