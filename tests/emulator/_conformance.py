@@ -13,11 +13,11 @@ from typing import Any
 
 import requests
 import yaml
-from tests.builders import WidgetCRD
-from tests.helpers import eventually
 
 from dops.emulator import EmbeddedServer
 from dops.emulator.server import AccessRecord
+from tests.builders import WidgetCRD
+from tests.helpers import eventually
 
 JSON = dict[str, Any]
 

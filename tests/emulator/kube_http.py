@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
+
 from tests.builders import WidgetCRD
 from tests.helpers import eventually
 

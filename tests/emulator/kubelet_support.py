@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 import requests
-from tests.builders import pod
-from tests.helpers import CLI, eventually, find_binary
 
 from dops.emulator import EmbeddedServer, ServerSettings
 from dops.emulator.controllers import ALL as ALL_CONTROLLERS
+from tests.builders import pod
+from tests.helpers import CLI, eventually, find_binary
 
 JSON = dict[str, Any]
 IMAGE = "dops-test:latest"

@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
+from dops.emulator import EmbeddedServer
 from tests.builders import configmap, namespace, widget
 from tests.emulator.kube_http import CM, WIDGETS, Kube, WatchStream
 from tests.helpers import CLI
-
-from dops.emulator import EmbeddedServer
 
 JSON = dict[str, Any]
 MIB = 1024 * 1024

@@ -31,10 +31,10 @@ import pytest
 import requests
 from kubernetes.client.exceptions import ApiException
 from pykube.exceptions import HTTPError, ObjectDoesNotExist
-from tests.builders import WidgetCRD, configmap, job, job_status, pod, pod_status, widget
-from tests.emulator.kube_http import Kube
 
 from dops.emulator import EmbeddedServer
+from tests.builders import WidgetCRD, configmap, job, job_status, pod, pod_status, widget
+from tests.emulator.kube_http import Kube
 
 JSON = dict[str, Any]
 

@@ -35,6 +35,8 @@ from typing import Any
 import kubernetes
 import pytest
 import yaml
+
+from dops.emulator import EmbeddedServer
 from tests.builders import configmap, deployment, job, pod, widget
 from tests.emulator._conformance import (
     APPLY,
@@ -53,8 +55,6 @@ from tests.emulator._conformance import (
     write_manifest,
 )
 from tests.helpers import CLI
-
-from dops.emulator import EmbeddedServer
 
 JSON = dict[str, Any]
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")

@@ -22,11 +22,11 @@ from typing import Any
 
 import kubernetes
 import pytest
+
+from dops.emulator import EmbeddedServer
 from tests.builders import configmap, widget
 from tests.emulator.kube_http import CM, JSON_PATCH, WIDGETS, Kube, WatchStream, summary
 from tests.helpers import CLI
-
-from dops.emulator import EmbeddedServer
 
 JSON = dict[str, Any]
 FINALIZER = "example.com/keep"

@@ -24,11 +24,11 @@ import kubernetes
 import pykube
 import pytest
 import yaml
+
+from dops.emulator import EmbeddedServer
 from tests.builders import WidgetCRD, configmap, namespace, widget
 from tests.emulator.kube_http import CM, WIDGETS, Kube
 from tests.helpers import CLI
-
-from dops.emulator import EmbeddedServer
 
 JSON = dict[str, Any]
 STATUS_KEYS = {"kind", "apiVersion", "metadata", "status", "message", "reason", "code"}

@@ -26,12 +26,12 @@ from typing import Any
 import kubernetes
 import pykube
 import pytest
-from tests.builders import WidgetCRD, configmap, event, job, namespace, pod, widget
-from tests.emulator.kube_http import CM, TABLE_ACCEPT, WIDGETS, Kube, LineReader, names
-from tests.helpers import CLI, find_binary
 
 from dops.emulator import EmbeddedServer, ServerSettings
 from dops.emulator.clock import Clock, rfc3339
+from tests.builders import WidgetCRD, configmap, event, job, namespace, pod, widget
+from tests.emulator.kube_http import CM, TABLE_ACCEPT, WIDGETS, Kube, LineReader, names
+from tests.helpers import CLI, find_binary
 
 JSON = dict[str, Any]
 JOBS = "/apis/batch/v1/namespaces/default/jobs"

@@ -21,6 +21,8 @@ from typing import Any
 
 import kubernetes
 import pytest
+
+from dops.emulator import EmbeddedServer
 from tests.builders import WidgetCRD, deployment, job, pod, widget
 from tests.emulator._conformance import (
     DEPLOYMENTS,
@@ -35,8 +37,6 @@ from tests.emulator._conformance import (
     write_manifest,
 )
 from tests.helpers import CLI
-
-from dops.emulator import EmbeddedServer
 
 JSON = dict[str, Any]
 JOBS = "/apis/batch/v1/namespaces/default/jobs"

@@ -31,6 +31,8 @@ import kubernetes
 import pykube
 import pytest
 import requests
+
+from dops.emulator import EmbeddedServer, ServerSettings
 from tests.builders import WidgetCRD, configmap, pod, widget
 from tests.emulator._conformance import (
     APPLY,
@@ -49,8 +51,6 @@ from tests.emulator._conformance import (
     write_manifest,
 )
 from tests.helpers import CLI, eventually
-
-from dops.emulator import EmbeddedServer, ServerSettings
 
 JSON = dict[str, Any]
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import kubernetes
 import pytest
+
+from dops.emulator import EmbeddedServer, ServerSettings
 from tests.builders import configmap, widget
 from tests.emulator.kube_http import CM, JSON_PATCH, WIDGETS, Kube, WatchStream, summary
 from tests.helpers import CLI, eventually
-
-from dops.emulator import EmbeddedServer, ServerSettings
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.builders import deployment
 from tests.emulator.workloads import Cluster, condition, running_cluster
 from tests.helpers import eventually

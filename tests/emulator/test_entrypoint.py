@@ -9,6 +9,7 @@ from pathlib import Path
 
 import requests
 import yaml
+
 from tests.helpers import CLI, find_binary
 
 

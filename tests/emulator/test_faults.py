@@ -21,11 +21,11 @@ from collections.abc import Iterator
 
 import kubernetes
 import pytest
+
+from dops.emulator import EmbeddedServer
 from tests.builders import configmap
 from tests.emulator.kube_http import CM, Kube, WatchStream, summary
 from tests.helpers import CLI, eventually
-
-from dops.emulator import EmbeddedServer
 
 FAULTS = "/__emulator/faults"
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
 from tests.builders import WidgetCRD, configmap, deployment, job, widget
 from tests.emulator.workloads import JSON_PATCH, Cluster, running_cluster
 from tests.helpers import eventually

@@ -27,12 +27,12 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.builders import WidgetCRD
-from tests.emulator.kube_http import Kube
-from tests.helpers import CLI
 
 from dops.emulator import EmbeddedServer
 from dops.emulator.protobuf import encode_object
+from tests.builders import WidgetCRD
+from tests.emulator.kube_http import Kube
+from tests.helpers import CLI
 
 pytestmark = pytest.mark.helm
 

@@ -27,12 +27,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from tests.builders import job
-from tests.emulator.workloads import TRACKING, Cluster, condition, condition_types, running_cluster
-from tests.helpers import eventually
 
 from dops.emulator.apiserver import ApiServer
 from dops.emulator.controllers.job import JobController, _Backoff
+from tests.builders import job
+from tests.emulator.workloads import TRACKING, Cluster, condition, condition_types, running_cluster
+from tests.helpers import eventually
 
 JSON = dict
 

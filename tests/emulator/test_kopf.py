@@ -30,11 +30,11 @@ import kubernetes.config.kube_config
 import pytest
 from kopf._core.intents.registries import SmartOperatorRegistry  # kopf's default-registry class (login fallbacks)
 from kopf.testing import KopfRunner
+
+from dops.emulator import EmbeddedServer
 from tests.builders import WidgetCRD, widget
 from tests.emulator.kube_http import WIDGETS, Kube
 from tests.helpers import eventually
-
-from dops.emulator import EmbeddedServer
 
 pytestmark = pytest.mark.kopf
 

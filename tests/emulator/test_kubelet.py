@@ -36,6 +36,7 @@ from pathlib import Path
 
 import kubernetes
 import pytest
+
 from tests.builders import configmap, pod
 from tests.emulator.kubelet_support import (
     IMAGE,

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from tests.builders import job
 from tests.emulator.kubelet_support import (
     IMAGE,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from tests.builders import WidgetCRD, configmap, job, widget
 from tests.emulator.workloads import Cluster, condition, running_cluster
 from tests.helpers import eventually

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import kubernetes
 import pytest
+
 from tests.builders import pod
 from tests.emulator.kubelet_support import (
     IMAGE,

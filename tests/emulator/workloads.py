@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 import requests
+
+from dops.emulator import EmbeddedServer, ServerSettings
 from tests.builders import namespace as namespace_manifest
 from tests.builders import pod_status
 from tests.helpers import CLI, eventually, find_binary
-
-from dops.emulator import EmbeddedServer, ServerSettings
 
 JSON = dict[str, Any]
 CONTROLLERS = ("job", "gc", "namespace", "deployment")
