@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.helpers import CLI
-from tests.op_builders import delegation_target, operation
 
 from dops import DelegatedOperationService
 from dops.emulator import EmbeddedServer
 from dops.k8s import DelegatedOperationRepository, KubeClient, load_config
+from tests.helpers import CLI
+from tests.op_builders import delegation_target, operation
 
 REPO = Path(__file__).resolve().parent.parent.parent
 pytestmark = pytest.mark.kubectl

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import kubernetes
 import pytest
-from tests.op_builders import operation
 
 from dops.emulator import EmbeddedServer
 from dops.k8s import (
@@ -33,6 +32,7 @@ from dops.k8s import (
     NotFound,
     load_config,
 )
+from tests.op_builders import operation
 
 
 def test_load_config_from_kubeconfig(

@@ -20,12 +20,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from tests.op_builders import operation
 
 from dops import DelegatedOperationDocument, DelegatedOperationPagingParams, DelegatedOperationService, SortByField
 from dops.api.times import format_time
 from dops.emulator import EmbeddedServer
 from dops.k8s import DelegatedOperationRepository, KubeClient
+from tests.op_builders import operation
 
 OPERATORS = [f"@voxelfiftyone/operator/test_{i}" for i in range(4)]
 STATES = ["queued", "running", "completed", "failed"]
