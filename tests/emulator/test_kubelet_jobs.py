@@ -194,7 +194,7 @@ def test_job_active_deadline_kills_the_process(cluster: KubeletCluster, ns: str)
     """S12 / statement 58: `activeDeadlineSeconds` kills the running process and fails the Job with
     DeadlineExceeded ("Job was active longer than specified deadline")."""
     cluster.create(
-        f"/apis/batch/v1/namespaces/{ns}/jobs", python_job("slow", ns, PID_AND_SLEEP, activeDeadlineSeconds=1)
+        f"/apis/batch/v1/namespaces/{ns}/jobs", python_job("slow", ns, PID_AND_SLEEP, activeDeadlineSeconds=4)
     )
     pod = running_pod(cluster, ns, "slow")
     pid = pid_of(cluster, ns, pod["metadata"]["name"])
