@@ -36,6 +36,9 @@ test: lint clients
 	@KUBECTL="$$($(PY) scripts/fetch_clients.py --quiet)/kubectl" HELM="$$($(PY) scripts/fetch_clients.py --quiet)/helm" \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+demo: clients
+	@$(PY) scripts/demo.py
+
 test-fast: venv
 	$(VENV)/bin/pytest -x -q $(PYTEST_ARGS)
 
