@@ -47,7 +47,7 @@ bench: venv
 	$(PY) -m dops.emulator.bench_jobs
 	$(PY) scripts/bench_service.py
 
-e2e: venv
+e2e: clients
 	$(VENV)/bin/pytest tests/e2e -m e2e --run-e2e $(PYTEST_ARGS)
 
 clean:

@@ -49,6 +49,11 @@ class OperationBuilder:
         self._meta.setdefault("labels", {}).update(labels)
         return self
 
+    def status(self, **fields: Any) -> OperationBuilder:
+        """Status fields (camelCase, as stored) for objects built in memory, e.g. for renderers."""
+        self._status = {**(self._status or {}), **fields}
+        return self
+
     def build(self) -> JSON:
         obj: JSON = {
             "apiVersion": "dops.io/v1alpha1",
@@ -56,6 +61,8 @@ class OperationBuilder:
             "metadata": copy.deepcopy(self._meta),
             "spec": copy.deepcopy(self._spec),
         }
+        if self._status is not None:
+            obj["status"] = copy.deepcopy(self._status)
         return obj
 
 

@@ -44,7 +44,9 @@ RELEASE_NAMESPACE = "dops-system"
 OPS_NAMESPACE = "dops-e2e"
 CLUSTER_PREFIX = "dops-e2e"
 # The operator pod's labels (helm/dops/templates/_helpers.tpl dops.selectorLabels + the component label).
-OPERATOR_SELECTOR = f"app.kubernetes.io/name=dops,app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
+OPERATOR_SELECTOR = (
+    f"app.kubernetes.io/name=dops,app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
+)
 KEEP_ANNOTATION = "helm.sh/resource-policy"
 
 REQUIRED_ENV = "DOPS_E2E_REQUIRED"
@@ -215,7 +217,11 @@ def kind_export_logs_cmd(kind: str, name: str, directory: Path) -> list[str]:
 
 
 def helm_install_cmd(
-    helm: str, chart: Path, values_file: Path, release: str = RELEASE, namespace: str = RELEASE_NAMESPACE,
+    helm: str,
+    chart: Path,
+    values_file: Path,
+    release: str = RELEASE,
+    namespace: str = RELEASE_NAMESPACE,
     timeout: str = "5m",
 ) -> list[str]:
     """`helm install --wait`: returns once the Deployment is available and the CRDs are established."""
@@ -226,7 +232,11 @@ def helm_install_cmd(
 
 
 def helm_upgrade_cmd(
-    helm: str, chart: Path, values_file: Path, release: str = RELEASE, namespace: str = RELEASE_NAMESPACE,
+    helm: str,
+    chart: Path,
+    values_file: Path,
+    release: str = RELEASE,
+    namespace: str = RELEASE_NAMESPACE,
     timeout: str = "5m",
 ) -> list[str]:
     """`helm upgrade --wait` with the same values file (not --reuse-values: the values are explicit)."""
@@ -529,3 +539,29 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+# ---------------------------------------------------------------------------------------------- expectations
+
+
+@dataclass(frozen=True)
+class ExampleExpectation:
+    """How an example in examples/ ends on a real cluster."""
+
+    state: str  # terminal status.runState
+    log_text: str  # a line fragment the worker pod's log (and `dops logs`) contains
+    result: Any = None  # expected status.result.result when not None
+    error_text: str | None = None  # fragment of status.result.error when set
+
+
+# Keyed by metadata.name; tests/unit/test_e2e_helpers.py fails when an example is added without an entry here.
+# Results and log lines are those of the built-in example operators (dops.execution.examples), which log through
+# `ctx.log` to the worker's stdout (the pod log) at INFO; failures log the traceback.
+EXAMPLES_EXPECTED: dict[str, ExampleExpectation] = {
+    "example-echo": ExampleExpectation("completed", "echo: ['message']", result={"message": "hello from dops"}),
+    "example-count": ExampleExpectation("completed", "count: 10/10", result={"count": 10}),
+    "example-sleep": ExampleExpectation("completed", "sleep: 2.0s", result={"slept": 2}),
+    "example-fail": ExampleExpectation(
+        "failed", "ExampleFailure: this example fails on purpose", error_text="this example fails on purpose"
+    ),
+}

@@ -11,7 +11,7 @@ Aspects covered:
 - the API server's own validation (a status the CRD rejects) surfaces as dops.k8s.Invalid, a ValueError;
 - transient 503/429 answers are retried; persistent ones and an unreachable server raise dops.k8s errors
   (ApiUnavailable / ServerError), not requests/pykube exceptions; a cluster without the CRD → dops.k8s.NotFound;
-- execute_queued_operations / execute_operation raise a clear NotImplementedError until the operator issue.
+- execute_queued_operations with nothing queued → []; execute_operation refuses non-documents and a bad interval.
 """
 
 from __future__ import annotations
@@ -229,9 +229,13 @@ def test_cluster_without_the_crd(tmp_path: Path) -> None:
         assert isinstance(info.value, ApiError) and info.value.code == 404
 
 
-def test_execution_is_not_implemented_yet(service: DelegatedOperationService) -> None:
-    with pytest.raises(NotImplementedError, match=r"execute_queued_operations .*operator"):
-        service.execute_queued_operations()
+def test_execution_bad_input(service: DelegatedOperationService) -> None:
+    """execute_* (tests/integration/test_worker_executor.py): nothing queued → []; non-documents and a
+    non-positive monitor interval are refused before anything is claimed."""
+    assert service.execute_queued_operations() == []
     doc = service.queue_operation("@dops/examples/echo")
-    with pytest.raises(NotImplementedError, match="execute_operation"):
-        service.execute_operation(doc)
+    with pytest.raises(TypeError, match="DelegatedOperationDocument"):
+        service.execute_operation(doc.id)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="check_interval_seconds must be > 0"):
+        service.execute_operation(doc, monitor=True, check_interval_seconds=0)
+    assert service.get(doc.id).run_state == "queued"

@@ -103,6 +103,13 @@ class Reasons:
     TIMED_OUT: Final = "DeadlineExceeded"
     OOM_KILLED: Final = "OOMKilled"
     IMAGE_PULL: Final = "ImagePullBackOff"
+    NON_ZERO_EXIT: Final = "NonZeroExitCode"  # the worker exited non-zero without recording why
+    BACKOFF_LIMIT: Final = "BackoffLimitExceeded"  # every retry (Job backoffLimit) failed
+    POD_DELETED: Final = "PodDeleted"  # the worker pod was deleted while it ran
+    POD_EVICTED: Final = "PodEvicted"  # the worker pod was evicted or otherwise disrupted
+    NO_RESULT: Final = "WorkerExitedWithoutResult"  # the worker exited 0 but left no terminal state
+    CONTAINER_CONFIG: Final = "CreateContainerConfigError"  # the worker container could not be set up
+    STOPPED: Final = "JobStopped"  # a finished operation's still-active Job was stopped
     CANCELLED: Final = "Cancelled"
     REQUEUED: Final = "Requeued"
     INVALID_SPEC: Final = "InvalidSpec"
@@ -125,3 +132,6 @@ class EventReasons:
     LOGS_ARCHIVED: Final = "LogsArchived"
     LOG_UPLOAD_FAILED: Final = "LogUploadFailed"
     INVALID_SPEC: Final = "InvalidSpec"
+    UNKNOWN_TARGET: Final = "UnknownTarget"
+    JOB_STOPPED: Final = "JobStopped"
+    DELETED: Final = "Deleted"  # retention deleted a finished operation

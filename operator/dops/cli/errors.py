@@ -96,7 +96,7 @@ def describe(exc: BaseException, server: str | None = None) -> tuple[str, int]:
     if isinstance(exc, OperationNotFound):
         return _one_line(str(exc)), EXIT_UNAVAILABLE
     if isinstance(exc, ConfigurationError):
-        return _one_line(str(exc)), EXIT_UNAVAILABLE
+        return _one_line(str(exc)).replace("pass kubeconfig=...", "pass --kubeconfig"), EXIT_UNAVAILABLE
     if isinstance(exc, ApiUnavailable):
         where = server or "the configured server"
         if not exc.code:

@@ -1,17 +1,17 @@
 """Per-invocation state: the global options, the consoles, and the lazily built API clients.
 
-The root callback stores a `Session` on the click context; commands get it with `session()`. The
+The root callback starts a `Session` (`start_session`); commands get it with `session()`. The
 cluster configuration is loaded on first use, so `--help`, usage errors and `operator`/`worker`
 (which build their own clients) never touch the kubeconfig.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
 from dataclasses import dataclass, field
 
-import click
 from rich.console import Console
 
 from ..k8s import DelegatedOperationRepository, KubeClient, ResourceClient, load_config
@@ -76,14 +76,18 @@ class Session:
         return self.err.is_terminal
 
 
+_CURRENT: contextvars.ContextVar[Session | None] = contextvars.ContextVar("dops_cli_session", default=None)
+
+
+def start_session(sess: Session) -> Session:
+    """Make `sess` the current invocation's session (the root callback does this for every invocation)."""
+    _CURRENT.set(sess)
+    return sess
+
+
 def session() -> Session:
-    """The current invocation's session (a default one outside the app, e.g. when a command is called directly)."""
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None:
-        found = ctx.find_object(Session)
-        if found is not None:
-            return found
-        root = ctx.find_root()
-        root.obj = Session()
-        return root.obj
-    return Session()
+    """The current invocation's session (a default one when a command function is called directly)."""
+    sess = _CURRENT.get()
+    if sess is None:
+        sess = start_session(Session())
+    return sess

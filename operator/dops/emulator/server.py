@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import errors, openapi, tables
+from . import errors, negotiation, openapi, tables
 from .apiserver import (
     PATCH_APPLY,
     PATCH_APPLY_CBOR,
@@ -345,9 +346,10 @@ class HTTPServer:
                     query["fieldSelector"] = _and_selector(query.get("fieldSelector", ""), f"metadata.name={name}")
                     return await self._watch(request, rtype, namespace, query)
                 api.count_request("get", rtype.plural)
+                target = negotiation.negotiate(request.headers.get("Accept", ""))  # 406 comes before 404
                 obj = api.get(rtype, namespace, name)
-                if tables.parse_table_accept(request.headers.get("Accept", "")):
-                    return json_response(self._table(rtype, [obj], query, str(obj["metadata"]["resourceVersion"])))
+                if target is not None:
+                    return self._object_as(rtype, obj, target, query)
                 return json_response(obj)
             if query.get("watch") in ("true", "1"):
                 return await self._watch(request, rtype, namespace, query)
@@ -429,6 +431,7 @@ class HTTPServer:
             limit = int(query.get("limit") or 0)
         except ValueError as exc:
             raise errors.bad_request(f"invalid limit: {query['limit']}") from exc
+        target = negotiation.negotiate(request.headers.get("Accept", ""))
         result = self.api.list_objects(
             rtype,
             namespace,
@@ -437,19 +440,35 @@ class HTTPServer:
             max(limit, 0),
             query.get("continue", ""),
         )
-        if tables.parse_table_accept(request.headers.get("Accept", "")):
-            return json_response(
-                self._table(rtype, result.items, query, result.resource_version, result.continue_token)
-            )
+        if target is not None and target.kind == negotiation.TABLE:
+            body = self._table_body(rtype, result.items, query, result.resource_version, result.continue_token)
+            return web.Response(body=body, headers={"Content-Type": JSON_TYPE})
+        if target is not None and target.kind == negotiation.METADATA:
+            raise negotiation.not_an_object(rtype)
         meta: JSON = {"resourceVersion": result.resource_version}
         if result.continue_token:
             meta["continue"] = result.continue_token
             if result.remaining is not None:
                 meta["remainingItemCount"] = result.remaining
+        if target is not None:  # PartialObjectMetadataList: each item's metadata only
+            head = dumps({"kind": negotiation.METADATA_LIST, "apiVersion": target.api_version, "metadata": meta})
+            prefix = b'{"kind":"PartialObjectMetadata","apiVersion":"' + target.api_version.encode() + b'","metadata":'
+            items = b",".join(prefix + dumps(item.get("metadata") or {}) + b"}" for item in result.items)
+            return web.Response(body=head[:-1] + b',"items":[' + items + b"]}", headers={"Content-Type": JSON_TYPE})
         head = dumps({"kind": rtype.list_kind, "apiVersion": rtype.api_version, "metadata": meta})
         # Splice pre-encoded items into the envelope: lists of thousands of objects are the hot path.
         body = head[:-1] + b',"items":[' + b",".join(dumps(item) for item in result.items) + b"]}"
         return web.Response(body=body, headers={"Content-Type": JSON_TYPE})
+
+    def _object_as(
+        self, rtype: ResourceType, obj: JSON, target: negotiation.Transform, query: dict[str, str]
+    ) -> web.Response:
+        """One object as the negotiated Table or PartialObjectMetadata (406 for PartialObjectMetadataList)."""
+        if target.kind == negotiation.TABLE:
+            return json_response(self._table(rtype, [obj], query, str(obj["metadata"]["resourceVersion"])))
+        if target.kind == negotiation.METADATA_LIST:
+            raise negotiation.not_a_list(rtype)
+        return json_response(_partial_metadata(obj, target.api_version))
 
     def _table(self, rtype: ResourceType, items: list[JSON], query: dict[str, str], rv: str, cont: str = "") -> JSON:
         include = query.get("includeObject", "Metadata") or "Metadata"
@@ -460,6 +479,17 @@ class HTTPServer:
         return tables.to_table(
             rtype, items, now=self.api.clock.now(), include_object=include, resource_version=rv, continue_token=cont
         )
+
+    def _table_body(self, rtype: ResourceType, items: list[JSON], query: dict[str, str], rv: str, cont: str) -> bytes:
+        """`_table`, encoded row by row: each row is dropped once encoded, so listing thousands of objects does not
+        hold thousands of row objects alive (which makes the next full GC pass come sooner)."""
+        head = dumps(self._table(rtype, [], query, rv, cont))  # validates includeObject
+        include = query.get("includeObject", "Metadata") or "Metadata"
+        rows = tables.table_rows(rtype, items, now=self.api.clock.now(), include_object=include)
+        chunks: list[bytes] = []
+        while chunk := list(itertools.islice(rows, 256)):  # one encoder call per 256 rows
+            chunks.append(dumps(chunk)[1:-1])
+        return head[: -len(b"]}")] + b",".join(chunks) + b"]}"
 
     # ------------------------------------------------------------------------------- bodies
     async def _read(self, request: web.Request) -> bytes:
@@ -547,7 +577,10 @@ class HTTPServer:
                 since = int(rv_text)
             except ValueError as exc:
                 raise errors.bad_request(f"invalid resource version: {rv_text}") from exc
-        as_table = tables.parse_table_accept(request.headers.get("Accept", ""))
+        target = negotiation.negotiate(request.headers.get("Accept", ""))
+        as_table = target is not None and target.kind == negotiation.TABLE
+        # as=PartialObjectMetadataList cannot transform single objects: upstream then sends them as they are.
+        metadata_version = target.api_version if target is not None and target.kind == negotiation.METADATA else None
         if as_table:
             self._table(rtype, [], query, "")  # validates includeObject before the stream starts
         bookmarks = query.get("allowWatchBookmarks") == "true"
@@ -570,7 +603,7 @@ class HTTPServer:
         response.enable_chunked_encoding()
         await response.prepare(request)
         self._active_streams.add(response)
-        stream = _WatchStream(response, rtype, as_table, self, query)
+        stream = _WatchStream(response, rtype, as_table, self, query, metadata_version)
         try:
             if expired is not None or watcher is None:
                 await stream.error(errors.expired(str(expired)).status())
@@ -684,12 +717,14 @@ class _WatchStream:
         as_table: bool,
         server: HTTPServer,
         query: dict[str, str],
+        metadata_version: str | None = None,
     ) -> None:
         self.response = response
         self.rtype = rtype
         self.as_table = as_table
         self.server = server
         self.query = query
+        self.metadata_version = metadata_version  # "meta.k8s.io/v1": events carry PartialObjectMetadata
         self.first = True
 
     async def event(self, kind: str, event: Event) -> None:
@@ -709,6 +744,8 @@ class _WatchStream:
                 table["columnDefinitions"] = []
             self.first = False
             encoded = dumps(table)
+        elif self.metadata_version is not None:
+            encoded = dumps(_partial_metadata(event.obj, self.metadata_version))
         elif event.obj.get("apiVersion") != self.rtype.api_version:
             encoded = dumps({**event.obj, "apiVersion": self.rtype.api_version})
         else:
@@ -720,6 +757,8 @@ class _WatchStream:
         if initial_end:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
         obj = {"kind": self.rtype.kind, "apiVersion": self.rtype.api_version, "metadata": meta}
+        if self.metadata_version is not None:
+            obj = _partial_metadata(obj, self.metadata_version)
         await self.response.write(dumps({"type": "BOOKMARK", "object": obj}) + b"\n")
 
     async def error(self, status: JSON) -> None:
@@ -753,6 +792,11 @@ def _options_invalid(kind: str, cause: dict[str, str]) -> errors.APIError:
             "causes": [{"reason": cause["reason"], "message": detail, "field": cause["field"]}],
         },
     )
+
+
+def _partial_metadata(obj: JSON, api_version: str) -> JSON:
+    """`meta.AsPartialObjectMetadata`: the whole `metadata` (managedFields included), nothing else."""
+    return {"kind": negotiation.METADATA, "apiVersion": api_version, "metadata": obj.get("metadata") or {}}
 
 
 def _and_selector(existing: str, extra: str) -> str:

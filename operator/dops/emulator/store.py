@@ -30,8 +30,13 @@ MODIFIED = "MODIFIED"
 DELETED = "DELETED"
 
 
+# One encoder for every response: `json.dumps` with options builds a new JSONEncoder per call (~1 µs, which
+# adds up over the per-item encoding of 10,000-object lists).
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return _encode(obj).encode()
 
 
 @dataclass

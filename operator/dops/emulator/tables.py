@@ -26,7 +26,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -43,6 +43,7 @@ __all__ = [
     "human_duration",
     "parse_table_accept",
     "row_cells",
+    "table_rows",
     "to_table",
 ]
 
@@ -91,6 +92,12 @@ def human_duration(seconds: float) -> str:
 def _parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
+    return _parse_time_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_time_text(value: str) -> datetime | None:
+    # Cached: a list's timestamps repeat (second resolution), and datetimes are immutable.
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -1098,17 +1105,79 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
 }
 
 
+_Extract = Callable[[Any], Any]
+_Format = Callable[[Any, datetime], Any]
+
+
+def _first_match(path: str) -> _Extract:
+    """The first match of a printer-column JSONPath (None when nothing matches), compiled once per column.
+
+    Plain field paths (`.spec.x.y`, nearly every printer column) become direct dict lookups; anything else runs
+    the general evaluator. Same results as `evaluate_jsonpath(path, obj)[0]`.
+    """
+    try:
+        steps = _compile(path)
+    except TableError:
+        return lambda obj: None
+    if not all(step.kind == _FIELD for step in steps):
+
+        def general(obj: Any) -> Any:
+            found = _run(steps, [obj])
+            return found[0] if found else None
+
+        return general
+    keys = tuple(step.key for step in steps)
+    if len(keys) == 2:
+        k1, k2 = keys
+
+        def two(obj: Any) -> Any:
+            node = obj.get(k1) if isinstance(obj, dict) else None
+            return node.get(k2) if isinstance(node, dict) else None
+
+        return two
+
+    def lookup(obj: Any) -> Any:
+        node = obj
+        for key in keys:
+            if not isinstance(node, dict):
+                return None
+            node = node.get(key)
+        return node
+
+    return lookup
+
+
+def _formatter(column_type: str) -> _Format:
+    if column_type == "string":
+        return lambda value, now: value if type(value) is str else _cell("string", value, now)
+    return lambda value, now: _cell(column_type, value, now)
+
+
+# Compiled columns per printer-column tuple, keyed by identity (hashing the dataclasses per row costs more than
+# rendering the row). Bounded: tuples of CRDs deleted long ago fall out when it fills up.
+_PLANS: dict[int, tuple[tuple[PrinterColumn, ...], tuple[tuple[_Extract, _Format], ...]]] = {}
+
+
+def _plan(columns: tuple[PrinterColumn, ...]) -> tuple[tuple[_Extract, _Format], ...]:
+    cached = _PLANS.get(id(columns))
+    if cached is not None and cached[0] is columns:
+        return cached[1]
+    plan = tuple((_first_match(col.json_path), _formatter(col.type)) for col in columns)
+    if len(_PLANS) >= 256:
+        _PLANS.clear()
+    _PLANS[id(columns)] = (columns, plan)
+    return plan
+
+
 def _custom_cells(columns: tuple[PrinterColumn, ...], obj: Mapping[str, Any], now: datetime) -> list[Any]:
-    cells: list[Any] = [_name(obj)]
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    cells: list[Any] = [name if isinstance(name, str) else ""]
     if not columns:
         return [*cells, _cell("date", _get(obj, "metadata", "creationTimestamp"), now)]
-    for col in columns:
-        try:
-            found = _run(_compile(col.json_path), [obj])
-        except TableError:
-            found = []
-        # Upstream only supports simple paths and shows the first result.
-        cells.append(_cell(col.type, found[0], now) if found else None)
+    # Upstream only supports simple paths and shows the first result.
+    for extract, fmt in _plan(columns):
+        cells.append(fmt(extract(obj), now))
     return cells
 
 
@@ -1150,6 +1219,28 @@ def to_table(
     the full object, `None` nothing. `no_headers` (TableOptions.noHeaders, sent on watches after the
     first event) omits `columnDefinitions`.
     """
+    rows = list(table_rows(rtype, objects, now=now, include_object=include_object, wide=wide))
+    metadata: JSON = {}
+    if resource_version:
+        metadata["resourceVersion"] = resource_version
+    if continue_token:
+        metadata["continue"] = continue_token
+    table: JSON = {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata}
+    table["columnDefinitions"] = [] if no_headers else column_definitions(rtype, wide)
+    table["rows"] = rows
+    return table
+
+
+def table_rows(
+    rtype: ResourceType,
+    objects: Iterable[Mapping[str, Any]],
+    *,
+    now: datetime,
+    include_object: str = "Metadata",
+    wide: bool = True,
+) -> Iterator[JSON]:
+    """The rows of `to_table`, one at a time: a server can encode each and drop it (no list of 10,000 rows
+    outlives the young GC generations, which would make the next full collection come sooner)."""
     if include_object not in INCLUDE_OBJECT_VALUES:
         raise TableError(
             f'includeObject: Unsupported value: "{include_object}": supported values: "Metadata", "None", "Object"'
@@ -1157,7 +1248,6 @@ def to_table(
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     is_pods = rtype.printer_columns is None and rtype.group == "" and rtype.plural == "pods"
-    rows: list[JSON] = []
     for obj in objects:
         row: JSON = {"cells": row_cells(rtype, obj, now, wide)}
         if is_pods and (conditions := _pod_row_conditions(obj)) is not None:
@@ -1170,16 +1260,7 @@ def to_table(
             }
         elif include_object == "Object":
             row["object"] = obj
-        rows.append(row)
-    metadata: JSON = {}
-    if resource_version:
-        metadata["resourceVersion"] = resource_version
-    if continue_token:
-        metadata["continue"] = continue_token
-    table: JSON = {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata}
-    table["columnDefinitions"] = [] if no_headers else column_definitions(rtype, wide)
-    table["rows"] = rows
-    return table
+        yield row
 
 
 def parse_table_accept(accept: str) -> bool:

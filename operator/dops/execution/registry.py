@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "dops.operators"
 IMPORT_PREFIX = "py:"
-_IMPORT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_]\w*)*$")
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+_IMPORT_PATH = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}(\.{_IDENTIFIER})*$")
 _MAX_LISTED = 50
 
 
@@ -156,7 +157,8 @@ class OperatorRegistry:
             try:
                 obj = getattr(obj, part)
             except AttributeError:
-                raise OperatorNotFound(uri, self.known(), f"module {module_name} has no attribute {attribute}") from None
+                detail = f"module {module_name} has no attribute {attribute}"
+                raise OperatorNotFound(uri, self.known(), detail) from None
         return self._adapt(uri, obj)
 
 

@@ -52,8 +52,10 @@ class KubeClient:
         retries: int = 3,
         backoff: float = 0.1,
         max_delay: float = 5.0,
+        user_agent: str = USER_AGENT,
     ) -> None:
         self.config = config or load_config()
+        self.user_agent = user_agent  # the operator and the worker identify themselves differently
         self.namespace = self.config.namespace
         self.timeout = timeout
         self.retries = retries
@@ -66,7 +68,7 @@ class KubeClient:
         client: pykube.HTTPClient | None = getattr(self._local, "client", None)
         if client is None:
             client = self.config.http_client(timeout=self.timeout)
-            client.session.headers["User-Agent"] = USER_AGENT
+            client.session.headers["User-Agent"] = self.user_agent
             self._local.client = client
         return client
 

@@ -69,9 +69,7 @@ def stream_lines(
                 for raw in response.iter_lines(chunk_size=None):
                     yield raw.decode("utf-8", errors="replace")
             except requests.exceptions.RequestException as exc:
-                raise ApiUnavailable(
-                    f"the stream from {base} was interrupted: {exc}", method="GET", path=path
-                ) from exc
+                raise ApiUnavailable(f"the stream from {base} was interrupted: {exc}", method="GET", path=path) from exc
     finally:
         http.session.close()
 

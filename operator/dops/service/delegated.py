@@ -38,10 +38,12 @@ from ..api.types import (
     ExecutionContext,
     ExecutionRunState,
     OperationNotFound,
+    PipelineRunInfo,
 )
 from ..domain import names, query, resources, results, transitions
 from ..domain.labels import labels_out_of_date
 from ..k8s import AlreadyExists, ApiUnavailable, DelegatedOperationRepository, Invalid, NotFound
+from . import executor
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +51,6 @@ JSON = dict[str, Any]
 Clock = Callable[[], dt.datetime]
 Entropy = Callable[[int], bytes]
 
-_NOT_YET = (
-    "{method} runs operators, which lands with the dops operator and worker (operator issue); "
-    "until then run operations by queueing them for the dops operator"
-)
 
 
 class DelegatedOperationService:
@@ -165,11 +163,18 @@ class DelegatedOperationService:
         log_path: str | None = None,
         required_state: Any = None,
         monitored: bool = False,
+        *,
+        pod_name: str | None = None,
     ) -> DelegatedOperationDocument | None:
+        """FiftyOne's `set_running`; `pod_name` (dops) records the worker pod in `status.podName` in the same write."""
+        extra: JSON = {}
+        if pod_name:
+            extra["podName"] = names.validate_name(pod_name, "pod_name")
         return self._set_state(
             doc_id,
             ExecutionRunState.RUNNING,
             required_state,
+            extra_fields=extra,
             progress=progress,
             run_link=run_link,
             log_path=log_path,
@@ -236,11 +241,13 @@ class DelegatedOperationService:
         doc_id: str,
         state: ExecutionRunState,
         required_state: Any,
+        extra_fields: JSON | None = None,
         **change: Any,
     ) -> DelegatedOperationDocument | None:
         namespace, name = self._split(doc_id)
         required = ExecutionRunState.parse(required_state) if required_state is not None else None
         status = transitions.state_change(state, self._clock(), **change)  # validates before any request
+        status.fields.update(extra_fields or {})
         if state is ExecutionRunState.QUEUED:
             # A re-queue moves queuedAt away from the instant in the name: drop the name-order marker first.
             self._drop_name_order(namespace, name)
@@ -306,6 +313,15 @@ class DelegatedOperationService:
         """Replace the progress (`doc.status`); any state; does not move `updated_at`."""
         change = transitions.progress_change(progress, self._clock())
         doc = self._patch_status(doc_id, change)
+        assert doc is not None
+        return doc
+
+    def set_pipeline_run_info(self, doc_id: str, run_info: PipelineRunInfo) -> DelegatedOperationDocument:
+        """Record a pipeline's run state (`pipelineRunInfo.active`/`stageIndex`); child errors are kept (dops)."""
+        if not isinstance(run_info, PipelineRunInfo):
+            raise ValueError(f"run_info must be a PipelineRunInfo, not {type(run_info).__name__}")
+        fields = {k: v for k, v in run_info.to_resource().items() if k != "childErrors"}
+        doc = self._patch_status(doc_id, transitions.StatusChange({"pipelineRunInfo": fields}))
         assert doc is not None
         return doc
 
@@ -478,10 +494,22 @@ class DelegatedOperationService:
         limit: int | None = None,
         log: bool = False,
         monitor: bool = False,
-        check_interval_seconds: int = 60,
+        check_interval_seconds: float = 60,
         **kwargs: Any,
     ) -> list[Any]:
-        raise NotImplementedError(_NOT_YET.format(method="execute_queued_operations"))
+        """Execute every queued operation matching the filters, newest first (FiftyOne's order), one after
+        another; returns one entry per operation (None where another executor claimed it first)."""
+        return executor.execute_queued_operations(
+            self,
+            operator=operator,
+            delegation_target=delegation_target,
+            dataset_name=dataset_name,
+            limit=limit,
+            log=log,
+            monitor=monitor,
+            check_interval_seconds=check_interval_seconds,
+            **kwargs,
+        )
 
     def execute_operation(
         self,
@@ -489,10 +517,21 @@ class DelegatedOperationService:
         log: bool = False,
         run_link: str | None = None,
         monitor: bool = False,
-        check_interval_seconds: int = 60,
+        check_interval_seconds: float = 60,
         log_path: str | None = None,
     ) -> Any:
-        raise NotImplementedError(_NOT_YET.format(method="execute_operation"))
+        """Claim (queued → running) and run one operation in this process, or with `monitor=True` in a child
+        process polled every `check_interval_seconds` (cancelled → the child's process tree is stopped).
+        Returns its ExecutionResult, or None when it was not queued any more. See `dops.service.executor`."""
+        return executor.execute_operation(
+            self,
+            operation,
+            log=log,
+            run_link=run_link,
+            monitor=monitor,
+            check_interval_seconds=check_interval_seconds,
+            log_path=log_path,
+        )
 
     # ================================================================================== helpers
 

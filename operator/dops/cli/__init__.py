@@ -1,0 +1,1 @@
+"""The `dops` command line interface (typer + rich): `dops.cli.app:main`."""

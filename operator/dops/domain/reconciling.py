@@ -1,0 +1,800 @@
+"""The operator's reconcile decision, as pure data: `plan(view) -> Plan` (the I/O is in `dops.reconcile`).
+
+One level-triggered decision derives what to do next from (operation, target, Job, pods, time); it
+never looks at which event woke it up, so running it again on the same inputs plans the same steps,
+and the steps are written so that repeating them is harmless (CAS status writes, deterministic Job
+names, AlreadyExists = adopt, NotFound = done).
+
+Steps, by run state (numbered as `plan` takes them):
+
+1. being deleted → nothing (ownerReferences take the Job and pods);
+2. no run state (created with kubectl) → `QueueOperation`: `queued` + `queuedAt` + conditions, written
+   only if the object is unchanged since it was read (resourceVersion precondition), after a short
+   grace that lets the dops service write the status it writes right after creating;
+3. `queued` → nothing until the scheduler reserves the operation, then `Admit`: CAS `queued→scheduled`
+   (`jobName`, `attempt`, conditions), then create the Job; an unknown target leaves it queued with an
+   `UnknownTarget` condition; targets in `mode: external` are left alone;
+4. `scheduled`/`running` → `observe()` the Job and pods: a missing Job is created for `scheduled`
+   (a crash between the CAS and the create) unless the Job was seen deleted; a failure becomes `Fail`
+   (CAS from the observed state, log archived first, an active Job stopped); a running pod gets the
+   `Running` condition (and `podName`/`runLink` when the worker did not set them); a failed pod that the
+   Job replaces moves the operation back to `scheduled` so the new pod's worker can claim it;
+5. `completed`/`failed` → `Finish` once: archive the pod log, write conditions (and log fields) with a
+   CAS on the terminal state; an active Job is stopped (after `EXIT_GRACE_SECONDS` if its worker still
+   runs: a failure written from outside while running is a cancel); then the Job gets its TTL and, past
+   `ttlSecondsAfterFinished`, an unpinned operation is deleted.
+
+"Finished processing" is recorded by the `Succeeded` condition: its status matches the terminal state
+and its `lastTransitionTime` is not older than the terminal timestamp (`completedAt`/`failedAt`), so a
+re-queued and finished-again operation is processed again, and nothing else is needed in the status.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..api import constants as c
+from ..api.conditions import get_condition, set_condition
+from ..api.times import format_time, parse_time
+from .jobs import build_job, job_name
+from .labels import labels_out_of_date
+from .observe import INFRASTRUCTURE_REASONS, Outcome, Phase, observe, worker_error
+from .runlink import effective_template, render_run_link
+from .settings import OperatorSettings
+from .targets import Target, target_key
+from .transitions import first_sight_status
+
+JSON = dict[str, Any]
+FIRST_SIGHT_GRACE_SECONDS = 2.0  # the dops service writes `queued` right after its create
+EXIT_GRACE_SECONDS = 2.0  # a worker exits this soon after writing a terminal state
+MAX_MESSAGE = 4096
+TERMINAL = ("completed", "failed")
+_TERMINAL_FIELD = {"completed": "completedAt", "failed": "failedAt"}
+
+
+# ------------------------------------------------------------------------------------------ compact op
+
+
+def _status_manager(meta: Mapping[str, Any]) -> str | None:
+    """The field manager of the newest write to the status subresource (who set the run state)."""
+    best: tuple[str, str] | None = None
+    for entry in meta.get("managedFields") or []:
+        if entry.get("subresource") != "status":
+            continue
+        when = str(entry.get("time") or "")
+        if best is None or when >= best[0]:
+            best = (when, str(entry.get("manager") or ""))
+    return best[1] if best and best[1] else None
+
+
+def compact_operation(obj: Mapping[str, Any]) -> JSON:
+    """The fields of a DelegatedOperation the operator needs (no context, params, results or pipelines)."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    result = status.get("result") or {}
+    compact_status = {
+        k: copy.deepcopy(status[k])
+        for k in (
+            "runState",
+            "queuedAt",
+            "scheduledAt",
+            "startedAt",
+            "completedAt",
+            "failedAt",
+            "updatedAt",
+            "jobName",
+            "podName",
+            "attempt",
+            "runLink",
+            "logPath",
+            "logSize",
+            "logUploadError",
+            "observedGeneration",
+            "conditions",
+            "monitored",
+        )
+        if k in status
+    }
+    if result.get("error") or result.get("errorMessage"):
+        error = str(result.get("error") or "")
+        compact_status["result"] = {
+            "error": error[-MAX_MESSAGE:] if error else None,
+            "errorMessage": result.get("errorMessage"),
+        }
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "generation": meta.get("generation"),
+            "creationTimestamp": meta.get("creationTimestamp"),
+            "deletionTimestamp": meta.get("deletionTimestamp"),
+            "labels": dict(meta.get("labels") or {}),
+            "statusManager": _status_manager(meta),
+        },
+        "spec": {
+            k: copy.deepcopy(spec[k])
+            for k in (
+                "operator",
+                "delegationTarget",
+                "priority",
+                "timeoutSeconds",
+                "retries",
+                "ttlSecondsAfterFinished",
+                "pinned",
+            )
+            if k in spec
+        },
+        "status": compact_status,
+    }
+
+
+# ------------------------------------------------------------------------------------------ plan data
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class QueueOperation:
+    """First sight: a merge patch of /status, applied only at `resource_version`; then labels and event."""
+
+    patch: JSON
+    labels: dict[str, str | None]
+    event: Event
+
+
+@dataclass(frozen=True)
+class WriteStatus:
+    """A CAS JSON patch of /status (its first op tests the run state)."""
+
+    patch: list[JSON]
+    event: Event | None = None
+    sync_labels: bool = False
+
+
+@dataclass(frozen=True)
+class Admit:
+    """CAS `required_state→scheduled` (attempt, jobName, conditions), then create `job` (AlreadyExists = adopt)."""
+
+    required_state: str
+    patch: list[JSON]
+    job: JSON
+    event: Event
+
+
+@dataclass(frozen=True)
+class CreateJob:
+    """Create the Job of an already scheduled operation (AlreadyExists = adopt)."""
+
+    job: JSON
+
+
+@dataclass(frozen=True)
+class Terminate:
+    """Archive the log of `archive_pod`, then write `state` with a CAS from `required_state` and stop the Job.
+
+    The status patch is built after archiving (`terminal_patch`), so the log fields ride along.
+    Used for the operator's own failure verdicts (`Fail`) and for processing a terminal state
+    written by someone else (`Finish`: `required_state == state`).
+    """
+
+    required_state: str
+    state: str
+    reason: str
+    message: str
+    archive_pod: str | None
+    stop_job: str | None
+    event: Event
+    sync_labels: bool = False
+    result_error: str | None = None  # status.result for the operator's own failures
+
+
+@dataclass(frozen=True)
+class StopJob:
+    job: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SetJobTTL:
+    job: str
+    seconds: int
+
+
+@dataclass(frozen=True)
+class DeleteOperation:
+    reason: str
+
+
+Step = QueueOperation | WriteStatus | Admit | CreateJob | Terminate | StopJob | SetJobTTL | DeleteOperation
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: tuple[Step, ...] = ()
+    requeue_after: float | None = None
+    note: str = ""
+    outcome: Outcome | None = None
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything one reconcile reads: compact operation, resolved target, compact Job (or a tombstone) and pods."""
+
+    op: JSON
+    target: Target | None
+    job: JSON | None
+    pods: list[JSON]
+    now: dt.datetime
+    settings: OperatorSettings
+    reserved: bool = False  # the scheduler chose this operation for admission now
+    server_url: str = ""
+    extra: JSON = field(default_factory=dict)
+
+    @property
+    def meta(self) -> JSON:
+        value: JSON = self.op.get("metadata") or {}
+        return value
+
+    @property
+    def spec(self) -> JSON:
+        value: JSON = self.op.get("spec") or {}
+        return value
+
+    @property
+    def status(self) -> JSON:
+        value: JSON = self.op.get("status") or {}
+        return value
+
+    @property
+    def state(self) -> str | None:
+        value = self.status.get("runState")
+        return str(value) if value else None
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name"))
+
+    @property
+    def namespace(self) -> str:
+        return str(self.meta.get("namespace"))
+
+
+# ------------------------------------------------------------------------------------------ patches
+
+
+def _clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _generation(view: View) -> int | None:
+    value = view.meta.get("generation")
+    return value if isinstance(value, int) else None
+
+
+def conditions(
+    status: Mapping[str, Any],
+    now: dt.datetime,
+    generation: int | None,
+    *,
+    running: tuple[bool | str, str, str],
+    succeeded: tuple[bool | str, str, str],
+    force_transition: bool = False,
+) -> list[JSON]:
+    """The status' conditions with `Running` and `Succeeded` set (lastTransitionTime moves on status changes;
+    `force_transition` moves Succeeded's too, which marks a terminal state as processed again)."""
+    work: JSON = {"conditions": copy.deepcopy(list(status.get("conditions") or []))}
+    set_condition(work, c.CONDITION_RUNNING, running[0], running[1], _clip(running[2]), now=now, generation=generation)
+    set_condition(
+        work, c.CONDITION_SUCCEEDED, succeeded[0], succeeded[1], _clip(succeeded[2]), now=now, generation=generation
+    )
+    out: list[JSON] = work["conditions"]
+    if force_transition:
+        for cond in out:
+            if cond.get("type") == c.CONDITION_SUCCEEDED:
+                cond["lastTransitionTime"] = format_time(now)
+    return out
+
+
+def _test(state: str) -> JSON:
+    return {"op": "test", "path": "/status/runState", "value": state}
+
+
+def _add(path: str, value: Any) -> JSON:
+    return {"op": "add", "path": f"/status/{path}", "value": value}
+
+
+def terminal_time(status: Mapping[str, Any], state: str) -> dt.datetime | None:
+    field_name = _TERMINAL_FIELD.get(state)
+    return parse_time(status.get(field_name)) if field_name else None
+
+
+def finished_processed(status: Mapping[str, Any]) -> bool:
+    """Whether the operator has processed the current terminal state (see the module docstring)."""
+    state = status.get("runState")
+    if state not in TERMINAL:
+        return False
+    cond = get_condition(status, c.CONDITION_SUCCEEDED)
+    if cond is None or cond.get("status") != ("True" if state == "completed" else "False"):
+        return False
+    at = terminal_time(status, str(state))
+    changed = parse_time(cond.get("lastTransitionTime")) if cond.get("lastTransitionTime") else None
+    return at is None or (changed is not None and changed >= at.replace(microsecond=0))
+
+
+@dataclass(frozen=True)
+class ArchiveResult:
+    path: str | None = None
+    size: int | None = None
+    error: str | None = None
+
+
+def terminal_patch(view: View, step: Terminate, archive: ArchiveResult | None, now: dt.datetime) -> list[JSON]:
+    """The CAS patch of a `Terminate` step (after archiving)."""
+    status = view.status
+    ops: list[JSON] = [_test(step.required_state)]
+    at = now
+    if step.state != step.required_state:
+        stamp = format_time(now)
+        ops += [_add("runState", step.state), _add("updatedAt", stamp), _add(_TERMINAL_FIELD[step.state], stamp)]
+        result: JSON = {"errorMessage": _clip(step.message)}
+        if step.result_error:
+            result["error"] = step.result_error
+        ops.append(_add("result", result))
+    else:
+        existing = terminal_time(status, step.state)
+        if existing is not None and existing > at:  # the writer's clock is ahead of ours
+            at = existing
+    completed = step.state == "completed"
+    ops.append(
+        _add(
+            "conditions",
+            conditions(
+                status,
+                at,
+                _generation(view),
+                running=(False, step.reason, step.message),
+                succeeded=(completed, step.reason, step.message),
+                force_transition=True,
+            ),
+        )
+    )
+    generation = _generation(view)
+    if generation is not None:
+        ops.append(_add("observedGeneration", generation))
+    if archive is not None:
+        if archive.path is not None:
+            ops.append(_add("logPath", archive.path))
+            ops.append(_add("logSize", int(archive.size or 0)))
+        elif archive.error:
+            ops.append(_add("logUploadError", _clip(archive.error)))
+    return ops
+
+
+def _admit_patch(view: View, required_state: str, attempt: int, jname: str, target: Target) -> list[JSON]:
+    now = view.now
+    stamp = format_time(now)
+    message = f"admitted to {_target_text(target)}; Job {jname} (attempt {attempt})"
+    ops = [
+        _test(required_state),
+        _add("runState", "scheduled"),
+        _add("scheduledAt", stamp),
+        _add("updatedAt", stamp),
+        _add("jobName", jname),
+        _add("attempt", attempt),
+        _add(
+            "conditions",
+            conditions(
+                view.status,
+                now,
+                _generation(view),
+                running=(False, c.Reasons.SCHEDULED, message),
+                succeeded=("Unknown", c.Reasons.SCHEDULED, message),
+            ),
+        ),
+    ]
+    generation = _generation(view)
+    if generation is not None:
+        ops.append(_add("observedGeneration", generation))
+    return ops
+
+
+def _target_text(target: Target | None) -> str:
+    if target is None:
+        return "an unknown target"
+    return "the built-in default target" if target.builtin else f"DelegationTarget {target.name}"
+
+
+# ------------------------------------------------------------------------------------------ plan
+
+
+def plan(view: View) -> Plan:
+    """The next steps for one operation (see the module docstring)."""
+    # 1. Being deleted: its Jobs and pods go with it (ownerReferences); nothing to write.
+    if view.meta.get("deletionTimestamp"):
+        return Plan(note="being deleted")
+    state = view.state
+    # 2. First sight.
+    if not state:
+        return _plan_first_sight(view)
+    if state in TERMINAL:
+        return _plan_terminal(view, state)
+    target = view.target
+    # Operations of external targets are run by `dops worker launch`; the operator leaves them alone.
+    if target is not None and target.external:
+        return Plan(note="external target")
+    if state == "queued":
+        return _plan_queued(view)
+    return _plan_active(view, state)
+
+
+def _plan_first_sight(view: View) -> Plan:
+    created = parse_time(view.meta.get("creationTimestamp"))
+    age = (view.now - created).total_seconds() if created else FIRST_SIGHT_GRACE_SECONDS
+    if age < FIRST_SIGHT_GRACE_SECONDS:
+        return Plan(requeue_after=FIRST_SIGHT_GRACE_SECONDS - age, note="new: waiting for its creator's status write")
+    obj = {"metadata": view.meta, "spec": view.spec}
+    change = first_sight_status(obj, view.now)
+    status = dict(change.fields)
+    target = view.target
+    if target is None:
+        reason = c.Reasons.UNKNOWN_TARGET
+        message = _unknown_target_message(view)
+    else:
+        reason = c.Reasons.QUEUED
+        message = f"queued for {_target_text(target)}"
+    status["conditions"] = conditions(
+        view.status, view.now, _generation(view), running=(False, reason, message), succeeded=("Unknown", reason, message)
+    )
+    patch = {"metadata": {"resourceVersion": view.meta.get("resourceVersion")}, "status": status}
+    labels = labels_out_of_date({"metadata": view.meta, "spec": view.spec, "status": {"runState": "queued"}})
+    return Plan(
+        (QueueOperation(patch, labels, Event("Normal", c.EventReasons.QUEUED, message)),),
+        note="first sight",
+    )
+
+
+def _unknown_target_message(view: View) -> str:
+    name = view.spec.get("delegationTarget")
+    return (
+        f"DelegationTarget {name} does not exist in namespace {view.namespace}; "
+        "the operation waits, queued, until it does"
+    )
+
+
+def _plan_queued(view: View) -> Plan:
+    target = view.target
+    if target is None:
+        cond = get_condition(view.status, c.CONDITION_RUNNING)
+        if cond is not None and cond.get("reason") == c.Reasons.UNKNOWN_TARGET:
+            return Plan(note="unknown target")
+        message = _unknown_target_message(view)
+        patch = [
+            _test("queued"),
+            _add(
+                "conditions",
+                conditions(
+                    view.status,
+                    view.now,
+                    _generation(view),
+                    running=(False, c.Reasons.UNKNOWN_TARGET, message),
+                    succeeded=("Unknown", c.Reasons.UNKNOWN_TARGET, message),
+                ),
+            ),
+        ]
+        return Plan(
+            (WriteStatus(patch, Event("Warning", c.EventReasons.UNKNOWN_TARGET, message)),), note="unknown target"
+        )
+    if not view.reserved:
+        return Plan(note="queued")
+    return _plan_admit(view, "queued", target)
+
+
+def _plan_admit(view: View, required_state: str, target: Target) -> Plan:
+    attempt = int(view.status.get("attempt") or 0) + 1
+    job = build_job(view.op, target, view.settings, attempt, server_url=view.server_url)
+    jname = str(job["metadata"]["name"])
+    patch = _admit_patch(view, required_state, attempt, jname, target)
+    event = Event(
+        "Normal", c.EventReasons.SCHEDULED, f"admitted to {_target_text(target)}: created Job {jname} (attempt {attempt})"
+    )
+    return Plan((Admit(required_state, patch, job, event),), note="admit")
+
+
+def _plan_active(view: View, state: str) -> Plan:
+    status = view.status
+    jname = status.get("jobName")
+    target = view.target
+    if not jname:
+        if state == "running":
+            return Plan(note="claimed by a worker outside the operator")
+        # `scheduled` without a Job (set by hand): admit it as the operator would have.
+        if target is None:
+            return Plan(note="scheduled on an unknown target")
+        return _plan_admit(view, "scheduled", target)
+    outcome = observe(view.op, view.job, view.pods, view.now, view.settings)
+    if outcome.phase is Phase.NO_JOB:
+        if state == "scheduled":
+            if target is None:
+                return _fail(view, state, outcome, c.Reasons.UNKNOWN_TARGET, _unknown_target_message(view))
+            attempt = int(status.get("attempt") or 1)
+            job = build_job(view.op, target, view.settings, attempt, server_url=view.server_url)
+            job["metadata"]["name"] = str(jname)
+            return Plan((CreateJob(job),), note="create Job", outcome=outcome)
+        return _fail(view, state, outcome, c.Reasons.JOB_MISSING, f"Job {jname} no longer exists (the operation was running)")
+    if outcome.failed:
+        return _fail(view, state, outcome, outcome.reason, outcome.message)
+    steps: list[Step] = []
+    pod = status.get("podName")
+    if state == "running" and pod and pod in outcome.failed_pods and outcome.job_active:
+        steps.append(_requeue(view, str(pod), outcome))
+    elif state == "running" and outcome.phase is Phase.RUNNING:
+        marked = _mark_running(view, outcome)
+        if marked is not None:
+            steps.append(marked)
+    return Plan(tuple(steps), requeue_after=outcome.requeue_after, note=outcome.phase.value, outcome=outcome)
+
+
+def _fail(view: View, state: str, outcome: Outcome, reason: str, message: str) -> Plan:
+    jname = view.status.get("jobName")
+    job = view.job
+    stop = jname if job is not None and not job.get("gone") and outcome.job_active else None
+    step = Terminate(
+        required_state=state,
+        state="failed",
+        reason=reason,
+        message=_clip(message),
+        archive_pod=outcome.pod if outcome.pod_started else None,
+        stop_job=str(stop) if stop else None,
+        event=Event("Warning", c.EventReasons.FAILED, _clip(f"{reason}: {message}")),
+        sync_labels=True,
+        result_error=_clip(f"{reason}: {message}", 32_768),
+    )
+    return Plan((step,), note=f"fail: {reason}", outcome=outcome)
+
+
+def _requeue(view: View, pod: str, outcome: Outcome) -> WriteStatus:
+    message = f"worker pod {pod} failed; Job {view.status.get('jobName')} runs a replacement"
+    stamp = format_time(view.now)
+    patch = [
+        _test("running"),
+        _add("runState", "scheduled"),
+        _add("scheduledAt", stamp),
+        _add("updatedAt", stamp),
+        _add(
+            "conditions",
+            conditions(
+                view.status,
+                view.now,
+                _generation(view),
+                running=(False, c.Reasons.REQUEUED, message),
+                succeeded=("Unknown", c.Reasons.REQUEUED, message),
+            ),
+        ),
+    ]
+    return WriteStatus(patch, Event("Warning", c.EventReasons.REQUEUED, message), sync_labels=True)
+
+
+def run_link(view: View, pod: str) -> str | None:
+    target = view.target
+    template = effective_template(
+        target.run_link_template if target is not None else None,
+        view.settings.run_link_template,
+        view.settings.api_server_url or view.server_url,
+    )
+    attempt = view.status.get("attempt")
+    try:
+        return render_run_link(
+            template,
+            namespace=view.namespace,
+            pod=pod,
+            job=view.status.get("jobName") or "",
+            operation=view.name,
+            attempt=attempt if attempt is not None else "",
+        )
+    except ValueError:
+        return None
+
+
+def _mark_running(view: View, outcome: Outcome) -> WriteStatus | None:
+    status = view.status
+    pod = outcome.pod
+    cond = get_condition(status, c.CONDITION_RUNNING)
+    ops: list[JSON] = [_test("running")]
+    if pod and not status.get("podName"):
+        ops.append(_add("podName", pod))
+    if pod and not status.get("runLink"):
+        link = run_link(view, pod)
+        if link:
+            ops.append(_add("runLink", link))
+    if cond is None or cond.get("status") != "True":
+        message = f"worker pod {pod or status.get('podName')} of Job {status.get('jobName')} is running"
+        ops.append(
+            _add(
+                "conditions",
+                conditions(
+                    status,
+                    view.now,
+                    _generation(view),
+                    running=(True, c.Reasons.RUNNING, message),
+                    succeeded=("Unknown", c.Reasons.RUNNING, message),
+                ),
+            )
+        )
+    if len(ops) == 1:
+        return None
+    return WriteStatus(ops)
+
+
+def _plan_terminal(view: View, state: str) -> Plan:
+    status = view.status
+    now = view.now
+    jname = status.get("jobName")
+    job = view.job if jname else None
+    outcome = observe(view.op, job, view.pods, now, view.settings)
+    processed = finished_processed(status)
+    job_exists = job is not None and not job.get("gone")
+    job_active = bool(job_exists and outcome.job_active and not (job or {}).get("deletionTimestamp"))
+    at = terminal_time(status, state) or now
+    since = (now - at).total_seconds()
+    steps: list[Step] = []
+    requeue: float | None = None
+    if job_active and not processed and outcome.phase is Phase.RUNNING and since < EXIT_GRACE_SECONDS:
+        return Plan(
+            requeue_after=EXIT_GRACE_SECONDS - since, note="waiting for the worker to exit", outcome=outcome
+        )
+    if not processed:
+        reason, message, event = _terminal_reason(view, state, outcome, job_active)
+        steps.append(
+            Terminate(
+                required_state=state,
+                state=state,
+                reason=reason,
+                message=message,
+                archive_pod=outcome.pod if outcome.pod_started else None,
+                stop_job=str(jname) if job_active else None,
+                event=event,
+                sync_labels=bool(labels_out_of_date({"metadata": view.meta, "spec": view.spec, "status": status})),
+            )
+        )
+    elif job_active:
+        steps.append(StopJob(str(jname), "the operation is finished"))
+    finishing = processed or bool(steps)
+    if job_exists and not job_active and finishing and job is not None and job.get("ttlSecondsAfterFinished") is None:
+        if not (job.get("deletionTimestamp")):
+            steps.append(SetJobTTL(str(jname), view.settings.job_ttl_seconds))
+    ttl = _retention(view)
+    if ttl and finishing and not view.spec.get("pinned"):
+        due = at + dt.timedelta(seconds=ttl)
+        if now >= due:
+            steps.append(DeleteOperation(f"finished {ttl} s ago (ttlSecondsAfterFinished)"))
+        else:
+            requeue = (due - now).total_seconds()
+    return Plan(tuple(steps), requeue_after=requeue, note=f"terminal {state}", outcome=outcome)
+
+
+def _retention(view: View) -> int:
+    value = view.spec.get("ttlSecondsAfterFinished")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return max(value, 0)
+    target = view.target
+    if target is not None and target.ttl_seconds_after_finished is not None:
+        return max(target.ttl_seconds_after_finished, 0)
+    return view.settings.ttl_seconds_after_finished
+
+
+def _terminal_reason(view: View, state: str, outcome: Outcome, job_active: bool) -> tuple[str, str, Event]:
+    status = view.status
+    jname = status.get("jobName")
+    if state == "completed":
+        message = "the operation completed"
+        started = parse_time(status.get("startedAt"))
+        done = terminal_time(status, state)
+        if started is not None and done is not None:
+            message += f" in {max((done - started).total_seconds(), 0.0):.1f} s"
+        if job_active:
+            message += f"; the operator stopped Job {jname}, whose worker was still running"
+        return c.Reasons.COMPLETED, message, Event("Normal", c.EventReasons.COMPLETED, message)
+    why = worker_error(view.op)
+    if job_active:
+        who = view.meta.get("statusManager") or "a client"
+        message = f"cancelled: the operation was set to failed by {who} while its worker was running"
+        if why:
+            message += f" ({why})"
+        message += f"; the operator stopped Job {jname}"
+        return c.Reasons.CANCELLED, _clip(message), Event("Warning", c.EventReasons.CANCELLED, _clip(message))
+    if outcome.failed and outcome.reason in INFRASTRUCTURE_REASONS:
+        message = outcome.message + (f" (the worker recorded: {why})" if why else "")
+        return outcome.reason, _clip(message), Event("Warning", c.EventReasons.FAILED, _clip(message))
+    if (status.get("result") or {}).get("error"):
+        message = why or "the operator raised an error"
+        return c.Reasons.OPERATOR_FAILED, _clip(message), Event("Warning", c.EventReasons.FAILED, _clip(message))
+    message = "the operation was set to failed" + (f": {why}" if why else "")
+    return c.Reasons.FAILED, _clip(message), Event("Warning", c.EventReasons.FAILED, _clip(message))
+
+
+# ------------------------------------------------------------------------------------------ scheduler view
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """What the scheduler knows of an operation: where it runs, its place in line, whether it is active."""
+
+    namespace: str
+    name: str
+    target: tuple[str, str]
+    state: str | None
+    priority: int
+    queued_at: str
+    terminal: bool
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.namespace, self.name
+
+    @property
+    def active(self) -> bool:
+        """Counts against maxConcurrent: scheduled or running."""
+        return self.state in ("scheduled", "running")
+
+    @property
+    def waiting(self) -> bool:
+        return self.state == "queued"
+
+
+def queue_entry(op: Mapping[str, Any]) -> QueueEntry:
+    """The scheduler's view of a (compact) operation."""
+    meta = op.get("metadata") or {}
+    spec = op.get("spec") or {}
+    status = op.get("status") or {}
+    priority = spec.get("priority")
+    state = status.get("runState")
+    namespace = str(meta.get("namespace") or "")
+    return QueueEntry(
+        namespace=namespace,
+        name=str(meta.get("name")),
+        target=target_key(namespace, spec.get("delegationTarget")),
+        state=str(state) if state else None,
+        priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else 0,
+        queued_at=str(status.get("queuedAt") or meta.get("creationTimestamp") or ""),
+        terminal=state in TERMINAL,
+    )
+
+
+__all__ = [
+    "EXIT_GRACE_SECONDS",
+    "FIRST_SIGHT_GRACE_SECONDS",
+    "Admit",
+    "ArchiveResult",
+    "CreateJob",
+    "DeleteOperation",
+    "Event",
+    "Plan",
+    "QueueEntry",
+    "QueueOperation",
+    "SetJobTTL",
+    "Step",
+    "StopJob",
+    "Terminate",
+    "View",
+    "WriteStatus",
+    "compact_operation",
+    "conditions",
+    "finished_processed",
+    "job_name",
+    "plan",
+    "queue_entry",
+    "run_link",
+    "terminal_patch",
+]

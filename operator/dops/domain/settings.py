@@ -1,0 +1,218 @@
+"""Operator settings: one frozen dataclass built from `DOPS_*` environment variables (pure).
+
+`OperatorSettings.from_env(environ)` is the only way settings are read: no module reads
+`os.environ` at import time, and the caller passes the mapping (`os.environ` in production, a dict in
+tests). Every bad value raises `ConfigurationError` with a message naming the full variable, e.g.
+`DOPS_DEFAULT_MAX_CONCURRENT must be an integer ≥ 1, got "x"`. The contract (names, defaults,
+meaning) is shared with the Helm chart and `dops dev`; each field's comment gives its unit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+PREFIX = "DOPS_"
+DEFAULT_WORKER_IMAGE = "ghcr.io/dops-dev/dops:0.1.0"
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_PLACEHOLDERS = frozenset({"namespace", "pod", "job", "operation", "container", "attempt"})
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+T = TypeVar("T")
+
+
+class ConfigurationError(ValueError):
+    """A `DOPS_*` setting has a value the operator cannot use (the message names the variable)."""
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """Everything the dops operator can be configured with (see /tmp/settings.md, the shared contract)."""
+
+    # Namespaces the operator serves; () = cluster-wide. DOPS_WATCH_NAMESPACES, comma-separated.
+    watch_namespaces: tuple[str, ...] = ()
+    # Image of the built-in default DelegationTarget's worker container. DOPS_WORKER_IMAGE.
+    worker_image: str = DEFAULT_WORKER_IMAGE
+    # serviceAccountName of worker pods unless the target's podTemplate sets one. DOPS_WORKER_SERVICE_ACCOUNT.
+    worker_service_account: str = "dops-worker"
+    # maxConcurrent (operations) of the built-in default target. DOPS_DEFAULT_MAX_CONCURRENT.
+    default_max_concurrent: int = 10
+    # Cap on scheduled+running operations over all targets; 0 = unlimited. DOPS_GLOBAL_MAX_CONCURRENT.
+    global_max_concurrent: int = 100
+    # Job activeDeadlineSeconds (seconds) when neither the operation nor its target sets one; 0 = none.
+    default_timeout_seconds: int = 0
+    # Job backoffLimit (pod retries) when neither the operation nor its target sets one. DOPS_DEFAULT_RETRIES.
+    default_retries: int = 0
+    # status.runLink template; placeholders {namespace} {pod} {job} {operation} {container} {attempt};
+    # "" = the pod's log through the API server. DOPS_RUN_LINK_TEMPLATE.
+    run_link_template: str = ""
+    # Server URL of default run links; "" = the client configuration's host. DOPS_API_SERVER_URL.
+    api_server_url: str = ""
+    # Where pod logs are archived: a directory (PVC) or an fsspec URL (s3://...). DOPS_LOG_ARCHIVE.
+    log_archive: str = "/var/lib/dops/logs"
+    # Seconds after finishing that finished, unpinned operations are deleted; 0 = keep. DOPS_TTL_SECONDS_AFTER_FINISHED.
+    ttl_seconds_after_finished: int = 0
+    # ttlSecondsAfterFinished (seconds) set on a finished operation's Job once its log is archived. DOPS_JOB_TTL_SECONDS.
+    job_ttl_seconds: int = 600
+    # Seconds a worker pod may fail to pull its image before the operation fails. DOPS_IMAGE_PULL_GRACE_SECONDS.
+    image_pull_grace_seconds: int = 120
+    # Default of DelegationTarget.spec.allowImportPaths (`py:module:function` URIs). DOPS_ALLOW_IMPORT_PATHS.
+    allow_import_paths: bool = False
+    # Seconds between safety-net reconciles of each non-terminal operation. DOPS_RECONCILE_INTERVAL_SECONDS.
+    reconcile_interval_seconds: int = 60
+    # Port of the Prometheus /metrics endpoint; 0 = off. DOPS_METRICS_PORT.
+    metrics_port: int = 8080
+    # Port of the liveness/readiness endpoint /healthz; 0 = off. DOPS_HEALTH_PORT.
+    health_port: int = 8081
+    # Seconds without a watch event or bookmark after which liveness fails. DOPS_WATCH_STALE_SECONDS.
+    watch_stale_seconds: int = 300
+    # Address the metrics and health endpoints bind to (dops addition to the contract). DOPS_BIND_ADDRESS.
+    bind_address: str = "0.0.0.0"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> OperatorSettings:
+        """Settings from the `DOPS_*` variables of `environ`; unset or empty variables take the defaults."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = PREFIX + f.name.upper()
+            raw = (environ.get(name) or "").strip()
+            if not raw:  # unset and empty mean the default ("" is also the default of the string settings)
+                continue
+            values[f.name] = _PARSERS[f.name](name, raw)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Cross-field checks (each raises ConfigurationError naming the variable)."""
+        _check_template("DOPS_RUN_LINK_TEMPLATE", self.run_link_template)
+
+    @property
+    def cluster_wide(self) -> bool:
+        return not self.watch_namespaces
+
+
+# ------------------------------------------------------------------------------------------- parsers
+
+
+def _integer(minimum: int, what: str = "") -> Callable[[str, str], int]:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            extra = f" ({what})" if what else ""
+            raise ConfigurationError(f'{name} must be an integer ≥ {minimum}{extra}, got "{raw}"')
+        return value
+
+    return parse
+
+
+def _port(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise ConfigurationError(f'{name} must be a port number between 0 (off) and 65535, got "{raw}"')
+    return value
+
+
+def _boolean(name: str, raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigurationError(f'{name} must be true or false, got "{raw}"')
+
+
+def _text(required: bool) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        if required and not raw:
+            raise ConfigurationError(f"{name} must not be empty")
+        return raw
+
+    return parse
+
+
+def _namespaces(name: str, raw: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for part in raw.split(","):
+        item = part.strip()
+        if not item:
+            continue
+        if len(item) > 63 or not _NAMESPACE.match(item):
+            raise ConfigurationError(
+                f'{name} must be a comma-separated list of namespace names, got "{raw}" ("{item}" is not a namespace name)'
+            )
+        if item not in out:
+            out.append(item)
+    return tuple(out)
+
+
+def _url(name: str, raw: str) -> str:
+    if raw and not re.match(r"^https?://[^\s/]+", raw):
+        raise ConfigurationError(f'{name} must be an http(s) URL such as https://kube.example.com:6443, got "{raw}"')
+    return raw.rstrip("/")
+
+
+def _archive(name: str, raw: str) -> str:
+    if not raw:
+        raise ConfigurationError(f"{name} must be a directory or an fsspec URL such as s3://bucket/dops-logs")
+    return raw
+
+
+def _check_template(name: str, template: str) -> None:
+    if not template:
+        return
+    try:
+        used = {field for _, field, _, _ in _formatter_parse(template) if field is not None}
+    except ValueError as exc:
+        raise ConfigurationError(f'{name} is not a valid template ({exc}), got "{template}"') from exc
+    unknown = sorted(f for f in used if f not in _PLACEHOLDERS)
+    if unknown:
+        allowed = ", ".join("{" + p + "}" for p in sorted(_PLACEHOLDERS))
+        raise ConfigurationError(f'{name} uses unknown placeholders {unknown} (allowed: {allowed}), got "{template}"')
+
+
+def _formatter_parse(template: str) -> list[tuple[str, str | None, str | None, str | None]]:
+    import string
+
+    return list(string.Formatter().parse(template))
+
+
+def _template(name: str, raw: str) -> str:
+    _check_template(name, raw)
+    return raw
+
+
+_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "watch_namespaces": _namespaces,
+    "worker_image": _text(required=True),
+    "worker_service_account": _text(required=False),
+    "default_max_concurrent": _integer(1),
+    "global_max_concurrent": _integer(0, "0 = unlimited"),
+    "default_timeout_seconds": _integer(0, "0 = no limit"),
+    "default_retries": _integer(0),
+    "run_link_template": _template,
+    "api_server_url": _url,
+    "log_archive": _archive,
+    "ttl_seconds_after_finished": _integer(0, "0 = keep"),
+    "job_ttl_seconds": _integer(0),
+    "image_pull_grace_seconds": _integer(0),
+    "allow_import_paths": _boolean,
+    "reconcile_interval_seconds": _integer(1),
+    "metrics_port": _port,
+    "health_port": _port,
+    "watch_stale_seconds": _integer(1),
+    "bind_address": _text(required=True),
+}
+
+
+def placeholders() -> frozenset[str]:
+    """Placeholders a run-link template may use."""
+    return _PLACEHOLDERS

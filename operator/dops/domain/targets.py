@@ -1,0 +1,118 @@
+"""Delegation targets: what an operation's `spec.delegationTarget` resolves to (pure).
+
+An empty target name means the namespace's default target, as does the name `default`: a
+DelegationTarget named `default` in the operation's namespace when there is one, else the operator's
+built-in default (image, concurrency, timeout and retries from `OperatorSettings`). A named target that does not exist resolves to None:
+the operation waits, queued, with an `UnknownTarget` condition until the target appears.
+
+Fields a DelegationTarget leaves unset take the operator's defaults, so the Job builder never has
+to look at settings and targets separately.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..api import constants as c
+from .settings import OperatorSettings
+
+JSON = dict[str, Any]
+DEFAULT_TARGET_NAME = "default"  # the DelegationTarget an empty spec.delegationTarget means, when it exists
+CRD_DEFAULT_MAX_CONCURRENT = 10
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved delegation target (a DelegationTarget with defaults filled in, or the built-in one)."""
+
+    namespace: str
+    name: str  # "default" for the namespace's default target (built-in or a DelegationTarget named so)
+    mode: str = c.MODE_JOB
+    image: str = ""
+    image_pull_policy: str | None = None
+    max_concurrent: int = CRD_DEFAULT_MAX_CONCURRENT
+    timeout_seconds: int | None = None  # None: no limit
+    retries: int = 0
+    ttl_seconds_after_finished: int | None = None  # default retention of its finished operations
+    allow_import_paths: bool = False
+    run_link_template: str | None = None
+    pod_template: JSON = field(default_factory=dict)
+    generation: int | None = None
+    builtin: bool = False  # the operator's built-in default (no DelegationTarget resource)
+
+    @property
+    def external(self) -> bool:
+        return self.mode == c.MODE_EXTERNAL
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.name} (built-in)" if self.builtin else self.name
+
+
+def builtin_target(namespace: str, settings: OperatorSettings) -> Target:
+    return Target(
+        namespace=namespace,
+        name=DEFAULT_TARGET_NAME,
+        builtin=True,
+        image=settings.worker_image,
+        max_concurrent=settings.default_max_concurrent,
+        timeout_seconds=settings.default_timeout_seconds or None,
+        retries=settings.default_retries,
+        ttl_seconds_after_finished=None,
+        allow_import_paths=settings.allow_import_paths,
+        run_link_template=settings.run_link_template or None,
+    )
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def target_from_resource(obj: Mapping[str, Any], settings: OperatorSettings) -> Target:
+    """A Target from a DelegationTarget resource; unset fields take the operator's defaults."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    timeout = _int(spec.get("timeoutSeconds"))
+    retries = _int(spec.get("retries"))
+    max_concurrent = _int(spec.get("maxConcurrent"))
+    allow = spec.get("allowImportPaths")
+    return Target(
+        namespace=str(meta.get("namespace") or ""),
+        name=str(meta.get("name") or ""),
+        mode=str(spec.get("mode") or c.MODE_JOB),
+        image=str(spec.get("image") or settings.worker_image),
+        image_pull_policy=spec.get("imagePullPolicy") or None,
+        max_concurrent=max_concurrent if max_concurrent and max_concurrent > 0 else CRD_DEFAULT_MAX_CONCURRENT,
+        timeout_seconds=timeout if timeout else (settings.default_timeout_seconds or None),
+        retries=retries if retries is not None else settings.default_retries,
+        ttl_seconds_after_finished=_int(spec.get("ttlSecondsAfterFinished")),
+        allow_import_paths=bool(allow) if isinstance(allow, bool) else settings.allow_import_paths,
+        run_link_template=spec.get("runLinkTemplate") or None,
+        pod_template=copy.deepcopy(dict(spec.get("podTemplate") or {})),
+        generation=_int(meta.get("generation")),
+    )
+
+
+def target_key(namespace: str, name: str | None) -> tuple[str, str]:
+    """The key of the target an operation names: (namespace, name), "" and "default" both being `default`."""
+    return namespace, name or DEFAULT_TARGET_NAME
+
+
+def resolve_target(
+    namespace: str,
+    name: str | None,
+    targets: Mapping[tuple[str, str], Target],
+    settings: OperatorSettings,
+) -> Target | None:
+    """The target an operation naming `name` runs on; None when a named target does not exist.
+
+    `targets` maps (namespace, name) of existing DelegationTargets to their resolved form.
+    """
+    key = target_key(namespace, name)
+    found = targets.get(key)
+    if found is None and key[1] == DEFAULT_TARGET_NAME:
+        return builtin_target(namespace, settings)
+    return found

@@ -1,0 +1,45 @@
+"""Operators used by the worker/executor tests through `py:tests.worker_ops:<name>` URIs (import paths allowed).
+
+Each one does something the built-in examples cannot: return an oversized result, crash the process,
+record its PID so a test can check that the process tree was stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+
+def huge_result(ctx: Any) -> str:
+    """A 10 MiB result: more than the status can hold."""
+    return "x" * (10 * 1024 * 1024)
+
+
+def pid_then_sleep(ctx: Any) -> dict[str, Any]:
+    """Write this process's PID (and a grandchild's) to params.pid_file, then sleep params.seconds."""
+    import subprocess
+    import sys
+
+    grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    Path(ctx.params["pid_file"]).write_text(f"{os.getpid()} {grandchild.pid}")
+    ctx.set_progress(0.1, "sleeping")
+    time.sleep(float(ctx.params.get("seconds", 60)))
+    grandchild.kill()
+    return {"slept": True}
+
+
+def crash(ctx: Any) -> None:
+    """Leave without a terminal state: exit the process (params.code) or kill it (params.signal)."""
+    ctx.set_progress(0.5, "about to crash")
+    time.sleep(0.6)  # let the progress write go out
+    if ctx.params.get("signal"):
+        os.kill(os.getpid(), getattr(signal, ctx.params["signal"]))
+    os._exit(int(ctx.params.get("code", 3)))
+
+
+def sleep_then_echo(ctx: Any) -> dict[str, Any]:
+    time.sleep(float(ctx.params.get("seconds", 0.5)))
+    return {"echo": ctx.params.get("value")}
