@@ -11,7 +11,8 @@ Aspects covered (issue 6, CLI acceptance: "every command's happy path, `-o json`
   dry run, never running operations, --orphan);
 - logs: from the pod while it exists (and -f until it exits), from the archive (status.logPath: a path, a
   file:// URL, an fsspec URL) after the pod is gone, --tail, clear errors when there is nothing to read;
-- watch: one line per change until every operation is done;
+- watch: one line per change until every operation is done; wait survives dropped watches and 410 Gone;
+- worker run|launch: the CLI runs dops.worker (`python -m dops worker run NS/NAME`, `worker launch --once`);
 - unknown operations and an unreachable server: one line, exit 3;
 - the console scripts: `python -m dops`, `dops`, and `kubectl dops` through the real kubectl binary (kubectl-dops
   found on PATH).

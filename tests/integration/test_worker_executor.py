@@ -310,7 +310,7 @@ def test_launcher_sigterm_fails_the_running_operation(
 ) -> None:
     """SIGTERM to `python -m dops.worker launch` while it runs an operation: the launcher exits 0 promptly, the
     operation is failed ("the executor was interrupted (SIGTERM)"), a monitored child's tree is stopped."""
-    _target(kube, namespace, "ext", mode="external")
+    _target(kube, namespace, "ext", mode="external", allowImportPaths=True)
     doc = queue(
         service,
         "py:tests.worker_ops:pid_then_sleep",
@@ -319,17 +319,21 @@ def test_launcher_sigterm_fails_the_running_operation(
     )
     command = [sys.executable, "-m", "dops.worker", "launch", "--target", "ext", "-n", namespace]
     command += ["--kubeconfig", kubeconfig, "--interval", "0.3"] + (["--monitor"] if monitor else [])
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log_file = pid_file.with_name("launcher.log")
+    with log_file.open("wb") as log:  # a file, not a pipe: the operator's own grandchild inherits it in sync mode
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
         pids = eventually(
             lambda: [int(p) for p in pid_file.read_text().split()], lambda p: len(p) == 2, timeout=30, describe="pids"
         )
         process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=20)[0].decode()
+        process.wait(timeout=20)
     finally:
         if process.poll() is None:
             process.kill()
+    output = log_file.read_text()
     assert process.returncode == 0, output
+    assert "stopped while running" in output
     stored = service.get(doc.id)
     assert stored.run_state == "failed" and stored.result is not None
     assert stored.result.error_message == "the executor was interrupted (SIGTERM) while the operation was running"

@@ -86,6 +86,8 @@ KOPF_NAMESPACES: Perms = {("", "namespaces"): {"list", "watch"}}
 WORKER: Perms = {
     ("dops.io", "delegatedoperations"): {"get", "patch"},
     ("dops.io", "delegatedoperations/status"): {"get", "patch"},
+    ("dops.io", "delegationtargets"): {"get"},  # allowImportPaths of the operation's target
+    ("", "pods"): {"get"},  # a Job retry pod checks that the pod it takes over from has finished
 }
 CLUSTER = "<cluster>"
 Grant = tuple[str, str, str, str]  # (scope: namespace or CLUSTER, apiGroup, resource, verb)

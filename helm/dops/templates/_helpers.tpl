@@ -121,4 +121,12 @@ Every verb is listed explicitly; see values.yaml rbac for why each is needed.
 - apiGroups: ["dops.io"]
   resources: ["delegatedoperations", "delegatedoperations/status"]
   verbs: ["get", "patch"]
+# allowImportPaths of the operation's DelegationTarget
+- apiGroups: ["dops.io"]
+  resources: ["delegationtargets"]
+  verbs: ["get"]
+# a Job retry pod checks that the pod it takes over an operation from has finished
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get"]
 {{- end }}

@@ -210,6 +210,7 @@ def operations_table(
     namespaces: bool = False,
     wide: bool = False,
 ) -> Table:
+    # On a narrow terminal long cells are shortened with "…"; piped output is 200 columns wide, -o json is complete.
     table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False, header_style="bold")
     state_col = columns(namespaces, wide).index("STATE")
     for name in columns(namespaces, wide):

@@ -75,7 +75,7 @@ class _Display:
             return
         value = doc.status.progress if doc.status is not None else None
         if self.progress is not None and self.task is not None:
-            done = value if value is not None else (1.0 if doc.run_state is ExecutionRunState.COMPLETED else None)
+            done = 1.0 if doc.run_state is ExecutionRunState.COMPLETED else value
             self.progress.update(
                 self.task,
                 description=render.wait_description(doc),

@@ -19,7 +19,8 @@ Decisions, each a guard against a known failure class (prior-art.md §3.2, §7):
 - A **restricted** pod: non-root uid 65532, no privilege escalation, all capabilities dropped,
   RuntimeDefault seccomp, read-only root filesystem with an `emptyDir` on /tmp (HOME=/tmp).
 - The container is named `worker`, runs the target's image with `args: [worker, run, NS/NAME]`
-  (the image's entrypoint is `dops`), and reports failures through its termination message, falling
+  (the image's entrypoint is `dops`), gets its run link in `DOPS_RUN_LINK` (the pod name filled in by the
+  kubelet's `$(DOPS_POD_NAME)` expansion), and reports failures through its termination message, falling
   back to the log tail (`FallbackToLogsOnError`).
 - The target's pod template overrides (labels, annotations, serviceAccountName, nodeSelector,
   resources, tolerations, env) are applied without ever replacing dops' own labels or identity env.
@@ -34,7 +35,7 @@ from typing import Any
 
 from ..api import constants as c
 from .labels import label_value
-from .runlink import WORKER_CONTAINER, effective_template, partial_template
+from .runlink import WORKER_CONTAINER, effective_template, render_run_link
 from .settings import OperatorSettings
 from .targets import Target
 
@@ -57,11 +58,11 @@ ENV_ATTEMPT = "DOPS_ATTEMPT"
 ENV_JOB_NAME = "DOPS_JOB_NAME"
 ENV_POD_NAME = "DOPS_POD_NAME"
 ENV_POD_NAMESPACE = "DOPS_POD_NAMESPACE"
-ENV_RUN_LINK_TEMPLATE = "DOPS_RUN_LINK_TEMPLATE"
+ENV_RUN_LINK = "DOPS_RUN_LINK"  # the rendered run link; `$(DOPS_POD_NAME)` is expanded by the kubelet
 ENV_ALLOW_IMPORT_PATHS = "DOPS_ALLOW_IMPORT_PATHS"
 ENV_TARGET = "DOPS_DELEGATION_TARGET"
 _IDENTITY_ENV = frozenset(
-    {ENV_OPERATION, ENV_ATTEMPT, ENV_JOB_NAME, ENV_POD_NAME, ENV_POD_NAMESPACE, ENV_RUN_LINK_TEMPLATE, ENV_TARGET}
+    {ENV_OPERATION, ENV_ATTEMPT, ENV_JOB_NAME, ENV_POD_NAME, ENV_POD_NAMESPACE, ENV_RUN_LINK, ENV_TARGET}
 )
 
 
@@ -156,13 +157,8 @@ def build_job(
     pod_annotations = {str(k): str(v) for k, v in (overrides.get("annotations") or {}).items()}
     pod_annotations[OPERATION_ANNOTATION] = ref
 
-    template = partial_template(
-        _run_link_template(target, settings, server_url),
-        namespace=namespace,
-        job=jname,
-        operation=name,
-        container=WORKER_CONTAINER,
-        attempt=attempt,
+    run_link = pod_run_link(
+        _run_link_template(target, settings, server_url), namespace=namespace, job=jname, operation=name, attempt=attempt
     )
     env: list[JSON] = [
         {"name": ENV_OPERATION, "value": ref},
@@ -171,7 +167,7 @@ def build_job(
         {"name": ENV_TARGET, "value": target.name},
         {"name": ENV_POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": ENV_POD_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        {"name": ENV_RUN_LINK_TEMPLATE, "value": template},
+        {"name": ENV_RUN_LINK, "value": run_link},
         {"name": ENV_ALLOW_IMPORT_PATHS, "value": "true" if target.allow_import_paths else "false"},
         {"name": "HOME", "value": "/tmp"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
@@ -256,6 +252,21 @@ def build_job(
         },
         "spec": job_spec,
     }
+
+
+_POD_SENTINEL = "dopspodnameplaceholder"
+
+
+def pod_run_link(template: str, *, namespace: str, job: str, operation: str, attempt: int) -> str:
+    """The run link with the pod name left as `$(DOPS_POD_NAME)`, which the kubelet expands in the worker's env
+    (a literal `$` is doubled, Kubernetes' escape). "" when the template renders no valid link."""
+    try:
+        link = render_run_link(
+            template, namespace=namespace, pod=_POD_SENTINEL, job=job, operation=operation, attempt=attempt
+        )
+    except ValueError:
+        return ""
+    return link.replace("$", "$$").replace(_POD_SENTINEL, f"$({ENV_POD_NAME})")
 
 
 def _run_link_template(target: Target, settings: OperatorSettings, server_url: str) -> str:

@@ -18,7 +18,7 @@ Steps, by run state (numbered as `plan` takes them):
    (a crash between the CAS and the create) unless the Job was seen deleted; a failure becomes `Fail`
    (CAS from the observed state, log archived first, an active Job stopped); a running pod gets the
    `Running` condition (and `podName`/`runLink` when the worker did not set them); a failed pod that the
-   Job replaces moves the operation back to `scheduled` so the new pod's worker can claim it;
+   Job replaces needs nothing: the replacement's worker takes the operation over;
 5. `completed`/`failed` → `Finish` once: archive the pod log, write conditions (and log fields) with a
    CAS on the terminal state; an active Job is stopped (after `EXIT_GRACE_SECONDS` if its worker still
    runs: a failure written from outside while running is a cancel); then the Job gets its TTL and, past
@@ -535,11 +535,10 @@ def _plan_active(view: View, state: str) -> Plan:
         return _fail(view, state, outcome, c.Reasons.JOB_MISSING, f"Job {jname} no longer exists (the operation was running)")
     if outcome.failed:
         return _fail(view, state, outcome, outcome.reason, outcome.message)
+    # A failed pod the Job replaces (retries) needs nothing here: the replacement's worker takes the
+    # operation over from the failed pod (dops.worker.run), and the Job's verdict comes as an event.
     steps: list[Step] = []
-    pod = status.get("podName")
-    if state == "running" and pod and pod in outcome.failed_pods and outcome.job_active:
-        steps.append(_requeue(view, str(pod), outcome))
-    elif state == "running" and outcome.phase is Phase.RUNNING:
+    if state == "running" and outcome.phase is Phase.RUNNING:
         marked = _mark_running(view, outcome)
         if marked is not None:
             steps.append(marked)
@@ -562,28 +561,6 @@ def _fail(view: View, state: str, outcome: Outcome, reason: str, message: str) -
         result_error=_clip(f"{reason}: {message}", 32_768),
     )
     return Plan((step,), note=f"fail: {reason}", outcome=outcome)
-
-
-def _requeue(view: View, pod: str, outcome: Outcome) -> WriteStatus:
-    message = f"worker pod {pod} failed; Job {view.status.get('jobName')} runs a replacement"
-    stamp = format_time(view.now)
-    patch = [
-        _test("running"),
-        _add("runState", "scheduled"),
-        _add("scheduledAt", stamp),
-        _add("updatedAt", stamp),
-        _add(
-            "conditions",
-            conditions(
-                view.status,
-                view.now,
-                _generation(view),
-                running=(False, c.Reasons.REQUEUED, message),
-                succeeded=("Unknown", c.Reasons.REQUEUED, message),
-            ),
-        ),
-    ]
-    return WriteStatus(patch, Event("Warning", c.EventReasons.REQUEUED, message), sync_labels=True)
 
 
 def run_link(view: View, pod: str) -> str | None:

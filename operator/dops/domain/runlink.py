@@ -6,15 +6,14 @@ with a token, or the kubernetes client can read while the pod exists. A template
 `runLinkTemplate`, else `DOPS_RUN_LINK_TEMPLATE`) replaces it, e.g. a Grafana/Loki or console URL:
 placeholders `{namespace}`, `{pod}`, `{job}`, `{operation}`, `{container}`, `{attempt}`.
 
-The operator knows everything but the pod name when it creates the Job, so it renders the template
-*partially* (`partial_template`) and hands the result to the worker pod (env `DOPS_RUN_LINK_TEMPLATE`);
-the worker, which knows its pod name, renders the rest with `render_run_link`. The operator renders
-the full link itself as a fallback when the worker did not set one.
+The operator knows everything but the pod name when it creates the Job, so it renders the link with
+the pod name as `$(DOPS_POD_NAME)` into the worker's env `DOPS_RUN_LINK`; the kubelet expands it, and
+the worker stores it when it claims the operation. The operator renders the full link itself as a
+fallback when the worker did not set one.
 """
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping
 from urllib.parse import quote
 
@@ -45,22 +44,6 @@ def effective_template(target_template: str | None, settings_template: str, serv
 
 def _values(values: Mapping[str, object]) -> dict[str, str]:
     return {k: quote(str(v), safe="") for k, v in values.items() if v is not None and v != ""}
-
-
-def partial_template(template: str, **values: object) -> str:
-    """Fill the placeholders given in `values`; the others (usually `{pod}`) stay for the worker."""
-    filled = _values(values)
-    out: list[str] = []
-    for literal, field, spec, conversion in string.Formatter().parse(template):
-        out.append(literal.replace("{", "{{").replace("}", "}}"))
-        if field is None:
-            continue
-        if field in filled:
-            out.append(filled[field].replace("{", "{{").replace("}", "}}"))
-        else:
-            rest = field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
-            out.append("{" + rest + "}")
-    return "".join(out)
 
 
 def render_run_link(template: str, **values: object) -> str:

@@ -22,7 +22,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pykube
@@ -87,8 +87,13 @@ class KubeClient:
         body: Any = None,
         content_type: str = JSON_TYPE,
         accept: str = JSON_TYPE,
+        object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None,
     ) -> Any:
-        """Send one request; returns the decoded JSON body (None when empty); raises a gateway ApiError."""
+        """Send one request; returns the decoded JSON body (None when empty); raises a gateway ApiError.
+
+        `object_pairs_hook` is `json.loads`'s: it lets a caller that needs little of a large body drop the rest
+        while decoding (see `ResourceClient.count`).
+        """
         data = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
         headers = {"Accept": accept}
         if data is not None:
@@ -115,6 +120,8 @@ class KubeClient:
                 if not response.content:
                     return None
                 try:
+                    if object_pairs_hook is not None:
+                        return json.loads(response.content, object_pairs_hook=object_pairs_hook)
                     return response.json()
                 except ValueError as exc:
                     raise ServerError(

@@ -146,7 +146,14 @@ class ResourceClient:
     def count(
         self, namespace: str | None, *, label_selector: str = "", field_selector: str = "", page_size: int = 5000
     ) -> int:
-        """How many objects match: `remainingItemCount` when there is no selector, else Table rows (no objects)."""
+        """How many objects match: `remainingItemCount` when there is no selector, else the rows of server-side
+        Tables without objects (`includeObject=None`: a few short cells per row).
+
+        Not metadata-only lists (`as=PartialObjectMetadataList`): a DelegatedOperation's metadata is most of the
+        object (managedFields), so counting 10,000 of them that way moves ~10 MB and takes several times longer
+        than Table rows (measured with scripts/bench_service.py). Rows are dropped while each page is decoded
+        (only their number is kept), so a count leaves nothing behind for the garbage collector.
+        """
         if not label_selector and not field_selector:
             page = self.list(namespace, limit=1)
             if page.continue_token is None:
@@ -156,15 +163,19 @@ class ResourceClient:
         total = 0
         token: str | None = None
         while True:
-            table = self.list_table(
-                namespace,
-                label_selector=label_selector,
-                field_selector=field_selector,
-                limit=page_size,
-                continue_token=token,
+            params = {
+                "labelSelector": label_selector,
+                "fieldSelector": field_selector,
+                "limit": str(page_size) if page_size else None,
+                "continue": token,
+                "includeObject": "None",
+            }
+            body = self.client.request(
+                "GET", self.path(namespace), params=params, accept=TABLE_ACCEPT, object_pairs_hook=_drop_rows
             )
-            total += len(table.rows)
-            token = table.continue_token
+            # A server that cannot print tables answers with the plain list.
+            total += len(body.get("rows" if body.get("kind") == "Table" else "items") or [])
+            token = (body.get("metadata") or {}).get("continue") or None
             if not token:
                 return total
 
@@ -235,6 +246,14 @@ class ResourceClient:
             body=body,
         )
         return result
+
+
+def _drop_rows(pairs: list[tuple[str, Any]]) -> Any:
+    """`json.loads` object_pairs_hook: each Table row (the objects with `cells`) decodes to None."""
+    for key, _ in pairs:
+        if key == "cells":
+            return None
+    return dict(pairs)
 
 
 class DelegatedOperationRepository(ResourceClient):

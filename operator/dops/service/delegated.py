@@ -52,7 +52,6 @@ Clock = Callable[[], dt.datetime]
 Entropy = Callable[[int], bytes]
 
 
-
 class DelegatedOperationService:
     """FiftyOne's `DelegatedOperationService`, backed by DelegatedOperation resources in one namespace.
 

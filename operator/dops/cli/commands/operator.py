@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
@@ -39,14 +38,18 @@ def operator(
         raise CliError("give either -n/--namespace or -A/--all-namespaces, not both", EXIT_USAGE)
     if sess.context:
         raise CliError("dops operator uses the kubeconfig's current context: --context is not supported", EXIT_USAGE)
-    if sess.kubeconfig:
-        os.environ["KUBECONFIG"] = sess.kubeconfig  # Kopf logs in from the environment
     from ...handlers import run_operator
 
     namespaces = list(namespace) if namespace else None
     if namespaces is None and not all_namespaces and sess.namespace:
         namespaces = [sess.namespace]
-    run_operator(namespaces=namespaces, all_namespaces=all_namespaces, standalone=standalone, verbose=verbose)
+    run_operator(
+        namespaces=namespaces,
+        all_namespaces=all_namespaces,
+        standalone=standalone,
+        verbose=verbose,
+        kubeconfig=sess.kubeconfig,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,56 @@
+"""`run_operator(...)`: run the dops operator (Kopf) in the calling thread until `stop_flag` is set."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Sequence
+
+import kopf
+
+from ..domain.settings import OperatorSettings
+from . import operator as handlers
+
+
+def run_operator(
+    *,
+    namespaces: Sequence[str] | None = None,
+    all_namespaces: bool = False,
+    settings: OperatorSettings | None = None,
+    standalone: bool = True,
+    verbose: bool = False,
+    stop_flag: threading.Event | asyncio.Event | None = None,
+    kubeconfig: str | os.PathLike[str] | None = None,
+    ready_flag: threading.Event | asyncio.Event | None = None,
+    configure_logging: bool = True,
+) -> None:
+    """Run the operator (blocking). Namespaces: `namespaces`, else all with `all_namespaces`, else
+    `settings.watch_namespaces`, else cluster-wide. Liveness at http://ADDR:health_port/healthz unless 0.
+
+    `kubeconfig` (default: $KUBECONFIG / in-cluster) and `ready_flag` (set once the operator runs) are
+    for embedding (tests, `dops dev`).
+    """
+    settings = settings or OperatorSettings.from_env(os.environ)
+    chosen = tuple(namespaces or ()) if not all_namespaces else ()
+    if not chosen and not all_namespaces:
+        chosen = settings.watch_namespaces
+    if configure_logging:
+        kopf.configure(verbose=verbose)
+        logging.getLogger("dops").setLevel(logging.DEBUG if verbose else logging.INFO)
+    memo = kopf.Memo(dops_settings=settings, dops_kubeconfig=kubeconfig, dops_namespaces=chosen)
+    liveness = f"http://{settings.bind_address}:{settings.health_port}/healthz" if settings.health_port else None
+    asyncio.run(
+        kopf.operator(
+            registry=kopf.get_default_registry(),
+            clusterwide=not chosen,
+            namespaces=list(chosen),
+            standalone=standalone,
+            liveness_endpoint=liveness,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+            memo=memo,
+        )
+    )
+    _ = handlers  # the import registers the handlers
