@@ -111,7 +111,6 @@ def accept(value: str) -> dict[str, str]:
 
 def test_list_is_partial_object_metadata_list(kube: Kube, ns: str) -> None:
     """S1.5: a list with as=PartialObjectMetadataList carries each item's whole metadata and nothing else."""
-    full = kube.ok(kube.get(widgets(ns)))
     seed(kube, ns)
     full = kube.ok(kube.get(widgets(ns)))
     response = kube.get(widgets(ns), headers=accept(POML))
@@ -262,21 +261,23 @@ def test_negotiation_picks_the_first_servable_range(kube: Kube, ns: str, value: 
         ("application/json", None),
         ("text/plain", None),  # no serializer and no transform asked: the emulator answers JSON as before
         (POM, negotiation.Transform("PartialObjectMetadata", "v1")),
-        ("application/json; g=meta.k8s.io; v=v1beta1; as=PartialObjectMetadataList", "v1beta1 list"),
+        (
+            "application/json; g=meta.k8s.io; v=v1beta1; as=PartialObjectMetadataList",
+            negotiation.Transform("PartialObjectMetadataList", "v1beta1"),
+        ),
         ("application/yaml;as=Table;g=meta.k8s.io;v=v1", negotiation.Transform("Table", "v1")),
         ("application/*;as=Table;g=meta.k8s.io;v=v1", negotiation.Transform("Table", "v1")),
     ],
 )
 def test_negotiate(value: str, expected: Any) -> None:
     """S1.5: the negotiation function itself (order-insensitive parameters, wildcards, YAML Tables)."""
-    if expected == "v1beta1 list":
-        expected = negotiation.Transform("PartialObjectMetadataList", "v1beta1")
     assert negotiation.negotiate(value) == expected
     if expected is not None:
         assert expected.api_version == f"meta.k8s.io/{expected.version}"
 
 
 def test_negotiate_rejects_unservable_forms() -> None:
+    """S1.5: a Table of an unknown meta.k8s.io version cannot be served: 406."""
     with pytest.raises(APIError) as raised:
         negotiation.negotiate("application/json;as=Table;g=meta.k8s.io;v=v3")
     assert raised.value.code == 406 and raised.value.message == ONLY_ACCEPTED
@@ -339,7 +340,7 @@ def test_watch_with_unservable_accept_is_406(server: EmbeddedServer, ns: str) ->
 
 
 def test_kubernetes_clients(server: EmbeddedServer, kube: Kube, ns: str) -> None:
-    """S1.5 / statement 53: the kubernetes DynamicClient and typed client ask for metadata through headers."""
+    """S1.5 (kubernetes client, cf. statement 52): DynamicClient `header_params` and typed-client `_headers`."""
     seed(kube, ns)
     kube.create(configmaps(ns), configmap("cm", ns))
     api = kubernetes.config.new_client_from_config(config_file=str(Path(server.kubeconfig)))  # type: ignore[attr-defined]

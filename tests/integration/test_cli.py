@@ -680,6 +680,32 @@ def test_worker_run_and_launch_commands(
     assert usage.returncode == 2 and usage.stderr.startswith("error: Missing argument")
 
 
+def test_operator_command_runs_the_dops_operator(
+    cluster: EmbeddedServer, svc: DelegatedOperationService, tmp_path: Path
+) -> None:
+    """issue 6 / CLI operator: `dops operator -n NS` runs dops.handlers.run_operator against the --kubeconfig
+    cluster (the queued operation gets scheduled with a Job); conflicting options are a usage error."""
+    conflict = dops_process(cluster, "operator", "-n", svc.namespace, "-A")
+    assert conflict.returncode == 2 and conflict.stderr.startswith("error: give either -n/--namespace or -A")
+    env = dict(os.environ, DOPS_HEALTH_PORT="0", DOPS_METRICS_PORT="0", DOPS_LOG_ARCHIVE=str(tmp_path / "logs"))
+    argv = [sys.executable, "-m", "dops", "--kubeconfig", str(cluster.kubeconfig), "operator", "-n", svc.namespace]  # type: ignore[attr-defined]
+    log = (tmp_path / "operator.log").open("wb")
+    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        name = queue(svc, "@dops/examples/echo")
+        doc = eventually(lambda: svc.get(name), lambda d: d.job_name is not None, timeout=30,
+                         describe="the operator to schedule the operation")  # fmt: skip
+        assert str(doc.run_state) in ("scheduled", "running")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # shutting the operator down is dops.handlers' business, tested there
+            process.kill()
+            process.wait(timeout=15)
+        log.close()
+
+
 def test_unreachable_server_is_one_line_exit_3(tmp_path: Path) -> None:
     """issue 6 / CLI: a server that went away → `error: cannot reach the Kubernetes API at URL: connection refused`,
     exit 3 (the real console script, in a subprocess)."""

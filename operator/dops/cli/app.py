@@ -40,6 +40,7 @@ COMMAND_MODULES: list[str] = [
     "dops.cli.commands.cleanup",
     "dops.cli.commands.operator",
     "dops.cli.commands.worker",
+    "dops.cli.commands.dev",
 ]
 
 

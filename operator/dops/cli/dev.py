@@ -15,7 +15,6 @@ This is the only product module that imports `dops.emulator` (import-linter allo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
@@ -115,8 +114,9 @@ def usage(kubeconfig: Path, with_operator: bool) -> str:
     return "\n".join(lines)
 
 
-async def serve(options: DevOptions, ready: Callable[[EmbeddedServer], None] | None = None,
-                stop: asyncio.Event | None = None) -> None:
+async def serve(
+    options: DevOptions, ready: Callable[[EmbeddedServer], None] | None = None, stop: asyncio.Event | None = None
+) -> None:
     """Run the dev environment until `stop` is set (or SIGINT/SIGTERM when `stop` is None)."""
     crds = find_crds(options.crds)
     options.state_dir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +136,10 @@ async def serve(options: DevOptions, ready: Callable[[EmbeddedServer], None] | N
             raise DevError(f"cannot install the dops CRDs: {exc}") from exc
         kubeconfig = server.write_kubeconfig(options.kubeconfig, namespace=options.namespace)
         if options.with_operator:
-            operator_thread = start_operator(kubeconfig, settings, operator_stop)
+            # Waiting for the operator blocks; the API server it talks to runs on this loop.
+            operator_thread = await asyncio.get_running_loop().run_in_executor(
+                None, start_operator, kubeconfig, settings, operator_stop
+            )
         print(usage(kubeconfig, options.with_operator), flush=True)
         if ready is not None:
             ready(server)
@@ -155,27 +158,34 @@ async def serve(options: DevOptions, ready: Callable[[EmbeddedServer], None] | N
 
 
 def start_operator(kubeconfig: Path, settings: OperatorSettings, stop: threading.Event) -> threading.Thread:
-    """Run the Kopf operator in a thread of its own (Kopf runs its own event loop)."""
+    """Run the Kopf operator in a thread of its own (Kopf runs its own event loop); wait until it runs."""
     from dops.handlers import run_operator
 
-    os.environ["KUBECONFIG"] = str(kubeconfig)
+    ready = threading.Event()
+    failure: list[BaseException] = []
 
     def target() -> None:
-        with contextlib.suppress(Exception):
-            run_operator(all_namespaces=True, settings=settings, stop_flag=stop)
+        try:
+            run_operator(
+                all_namespaces=True, settings=settings, stop_flag=stop, kubeconfig=kubeconfig, ready_flag=ready
+            )
+        except BaseException as exc:  # reported to the user below, never swallowed
+            failure.append(exc)
+            ready.set()
 
     thread = threading.Thread(target=target, name="dops-operator", daemon=True)
     thread.start()
+    if not ready.wait(60) or failure:
+        stop.set()
+        reason = f"{type(failure[0]).__name__}: {failure[0]}" if failure else "not ready within 60 s"
+        raise DevError(f"the dops operator did not start: {reason}")
     return thread
 
 
 def run_dev(options: DevOptions) -> int:
-    """Blocking entry point for the CLI; returns the exit code."""
+    """Blocking entry point for the CLI; raises DevError (one line) when it cannot start."""
     try:
         asyncio.run(serve(options))
-    except DevError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         pass
     return 0

@@ -1,0 +1,569 @@
+"""Benchmark of the dops operator on the embedded control plane (issue 5).
+
+Three processes, as in a cluster: the embedded control plane (`python -m dops.emulator`, every
+controller, kubelet in *simulated* mode: pods carry `dops.emulator/simulate` with a never-ending
+duration, so process start-up does not dominate a control-plane measurement), the operator
+(`dops.handlers.run_operator`, its own process so its RSS is its own), and this harness.
+
+The harness submits N operations through `DelegatedOperationService.queue_operation` and plays the
+worker's API protocol for every worker pod that starts, through the same `dops.service` calls the
+real worker makes: claim (`set_running(required_state=scheduled, pod_name=...)`), three progress
+writes, `set_completed(required_state=running)`. The simulated pod keeps "running" after that, so the
+operator stops its Job once the grace for a worker to exit has passed (as for a worker that hangs
+after recording its result).
+
+Printed:
+- operations/s end to end (first create → last operation completed *and* processed by the operator);
+- p50/p99 of create→scheduled (queuedAt → scheduledAt), scheduled→Job created (scheduledAt → Job
+  ADDED seen on a watch), create→terminal (queuedAt → completedAt) and create→processed;
+- API requests per operation by verb and resource (the emulator's /__emulator/stats), split into the
+  harness's own (counted client-side) and the rest (the operator), the operator's writes per
+  operation as it counts them itself (dops_api_writes_total), and stored writes per operation (RV delta);
+- operator RSS (peak during the run);
+- with 10,000 stored finished operations: operator restart time to first admission, and its RSS.
+
+Floors (2-core machine): ≥ 30 operations/s end to end, ≤ 8 operator API writes per operation,
+operator RSS ≤ 250 MiB at 10,000 operations.
+
+Usage: python scripts/bench_operator.py [--ops 2000] [--stored 10000] [--concurrency 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "operator"))
+
+from dops import DelegatedOperationService  # noqa: E402
+from dops.api.times import format_time, parse_time, utcnow  # noqa: E402
+from dops.k8s import DelegatedOperationRepository, KubeClient, load_config  # noqa: E402
+from dops.k8s.client import JSON_TYPE  # noqa: E402
+
+FLOOR_OPS_PER_SECOND = 30.0
+FLOOR_WRITES_PER_OP = 8.0
+FLOOR_RSS_MIB = 250.0
+NAMESPACE = "bench"
+TARGET = "bench"
+JSON = dict[str, Any]
+
+
+# ===================================================================================== processes
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Proc:
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self.handle = log.open("w")
+        self.popen = subprocess.Popen(argv, env=env, stdout=self.handle, stderr=subprocess.STDOUT, start_new_session=True)
+        self.started = time.monotonic()
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def rss_mib(self) -> float:
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(10)
+        self.handle.close()
+
+
+def start_emulator(work: Path) -> tuple[Proc, Path, str]:
+    kubeconfig = work / "kubeconfig"
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "dops.emulator",
+        "--port",
+        str(port),
+        "--kubeconfig",
+        str(kubeconfig),
+        "--crds",
+        str(REPO / "crds"),
+        "--controllers",
+        "all",
+        "--kubelet-mode",
+        "simulated",
+        "--history-size",
+        "400000",
+        "--bookmark-interval",
+        "5",
+    ]
+    env = dict(os.environ, PYTHONPATH=str(REPO / "operator"))
+    proc = Proc(argv, env, work / "emulator.log")
+    url = f"http://127.0.0.1:{port}"
+    wait(lambda: _ok(url + "/version"), 30, "the emulator to start")
+    wait(lambda: kubeconfig.exists(), 10, "the kubeconfig")
+    return proc, kubeconfig, url
+
+
+OPERATOR_MAIN = """
+import sys
+from dops.handlers import run_operator
+run_operator(all_namespaces=True, kubeconfig=sys.argv[1])
+"""
+
+
+def start_operator(work: Path, kubeconfig: Path, metrics_port: int, concurrency: int) -> Proc:
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO / "operator"),
+        KUBECONFIG=str(kubeconfig),
+        DOPS_LOG_ARCHIVE=str(work / "archive"),
+        DOPS_METRICS_PORT=str(metrics_port),
+        DOPS_HEALTH_PORT="0",
+        DOPS_BIND_ADDRESS="127.0.0.1",
+        DOPS_GLOBAL_MAX_CONCURRENT=str(concurrency),
+        DOPS_JOB_TTL_SECONDS="600",
+        DOPS_WORKER_SERVICE_ACCOUNT="",
+    )
+    return Proc([sys.executable, "-c", OPERATOR_MAIN, str(kubeconfig)], env, work / "operator.log")
+
+
+def _ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def wait(probe: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def stats(url: str) -> JSON:
+    with urllib.request.urlopen(url + "/__emulator/stats", timeout=10) as response:
+        result: JSON = json.loads(response.read())
+        return result
+
+
+def scrape(metrics_port: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        if line.startswith("dops_api_writes_total{"):
+            key, value = line.rsplit(" ", 1)
+            out[key[len("dops_api_writes_total") :]] = float(value)
+    return out
+
+
+# ===================================================================================== harness
+
+
+class CountingClient(KubeClient):
+    """The harness's API client: counts its own requests by (verb, resource)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        verb = {"POST": "create", "PATCH": "patch", "DELETE": "delete", "PUT": "update"}.get(method, "get")
+        parts = path.split("?")[0].strip("/").split("/")
+        resource = parts[-1]
+        if resource == "status":
+            resource = f"{parts[-3]}/status"
+        elif len(parts) >= 2 and parts[-2] in ("delegatedoperations", "jobs", "pods", "events", "namespaces"):
+            resource = parts[-2]
+        with self._lock:
+            self.counts[(verb, resource)] += 1
+        return super().request(method, path, **kwargs)
+
+
+def watch_lines(kube: KubeClient, path: str, params: dict[str, str], stop: threading.Event) -> Iterator[JSON]:
+    http = kube.config.http_client(timeout=3600)
+    query = {"watch": "true", "allowWatchBookmarks": "true", "timeoutSeconds": "3600", **params}
+    while not stop.is_set():
+        with http.session.get(kube.config.server + path, params=query, stream=True, timeout=(10, 3700)) as response:
+            for line in response.iter_lines():
+                if stop.is_set():
+                    return
+                if line:
+                    event: JSON = json.loads(line)
+                    if event.get("type") == "BOOKMARK":
+                        query["resourceVersion"] = event["object"]["metadata"]["resourceVersion"]
+                        continue
+                    if event.get("type") == "ERROR":
+                        query.pop("resourceVersion", None)
+                        continue
+                    query["resourceVersion"] = event["object"]["metadata"]["resourceVersion"]
+                    yield event
+
+
+class Harness:
+    def __init__(self, kube: CountingClient, threads: int) -> None:
+        self.kube = kube
+        self.service = DelegatedOperationService(
+            DelegatedOperationRepository(kube), namespace=NAMESPACE, sync_labels=True
+        )
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="harness")
+        self.stop = threading.Event()
+        self.claimed: set[str] = set()
+        self.job_seen: dict[str, float] = {}  # job name → wall time its ADDED event arrived
+        self.processed: dict[str, float] = {}  # op name → wall time it was seen processed
+        self.completed: dict[str, JSON] = {}  # op name → final status
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self.watchers: list[threading.Thread] = []
+
+    def start_watches(self) -> None:
+        for target, path, params in (
+            (self._pods, f"/api/v1/namespaces/{NAMESPACE}/pods", {"labelSelector": "app.kubernetes.io/managed-by=dops"}),
+            (self._jobs, f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs", {"labelSelector": "app.kubernetes.io/managed-by=dops"}),
+            (self._ops, f"/apis/dops.io/v1alpha1/namespaces/{NAMESPACE}/delegatedoperations", {}),
+        ):
+            thread = threading.Thread(target=target, args=(path, params), daemon=True)
+            thread.start()
+            self.watchers.append(thread)
+
+    def _pods(self, path: str, params: dict[str, str]) -> None:
+        for event in watch_lines(self.kube, path, params, self.stop):
+            pod = event["object"]
+            if (pod.get("status") or {}).get("phase") != "Running" or pod["metadata"].get("deletionTimestamp"):
+                continue
+            ref = (pod["metadata"].get("annotations") or {}).get("dops.io/operation")
+            name = pod["metadata"]["name"]
+            if not ref:
+                continue
+            with self._lock:
+                if name in self.claimed:
+                    continue
+                self.claimed.add(name)
+            self.pool.submit(self.play_worker, ref, name)
+
+    def _jobs(self, path: str, params: dict[str, str]) -> None:
+        for event in watch_lines(self.kube, path, params, self.stop):
+            if event["type"] == "ADDED":
+                self.job_seen.setdefault(event["object"]["metadata"]["name"], time.time())
+
+    def _ops(self, path: str, params: dict[str, str]) -> None:
+        for event in watch_lines(self.kube, path, params, self.stop):
+            obj = event["object"]
+            status = obj.get("status") or {}
+            if status.get("runState") in ("completed", "failed") and any(
+                c.get("type") == "Succeeded" and c.get("status") in ("True", "False") for c in status.get("conditions") or []
+            ):
+                name = obj["metadata"]["name"]
+                if name not in self.processed:
+                    self.processed[name] = time.time()
+                    self.completed[name] = status
+
+    def play_worker(self, ref: str, pod: str) -> None:
+        """The worker's protocol, through the dops service (as dops.worker.run does)."""
+        try:
+            link = f"{self.kube.config.server}/api/v1/namespaces/{NAMESPACE}/pods/{pod}/log?container=worker"
+            doc = self.service.set_running(ref, run_link=link, required_state="scheduled", pod_name=pod)
+            if doc is None:
+                self.errors.append(f"claim of {ref} by {pod} lost")
+                return
+            for step in (1, 2, 3):
+                self.service.set_progress(ref, {"progress": step / 3, "label": f"step {step}/3"})
+            if self.service.set_completed(ref, result={"steps": 3}, required_state="running") is None:
+                self.errors.append(f"completion of {ref} lost")
+        except Exception as exc:  # reported at the end
+            self.errors.append(f"{ref}: {exc!r}")
+
+    def submit(self, count: int) -> list[str]:
+        def one(i: int) -> str:
+            doc = self.service.queue_operation(
+                "@dops/examples/echo",
+                label=f"bench {i}",
+                delegation_target=TARGET,
+                context={"request_params": {"params": {"i": i}}},
+            )
+            assert doc.id is not None
+            return doc.id
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(one, range(count)))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ===================================================================================== measurements
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def seconds(a: str | None, b: str | None) -> float | None:
+    start, end = parse_time(a), parse_time(b)
+    return (end - start).total_seconds() if start and end else None
+
+
+def line(label: str, values: list[float]) -> str:
+    return f"  {label:<28} p50 {pct(values, 0.5) * 1000:8.1f} ms   p99 {pct(values, 0.99) * 1000:8.1f} ms   (n={len(values)})"
+
+
+def per_op(delta: dict[str, dict[str, int]], n: int) -> list[str]:
+    rows = []
+    for resource, verbs in sorted(delta.items()):
+        for verb, count in sorted(verbs.items()):
+            if count:
+                rows.append(f"    {verb:<7} {resource:<34} {count / n:6.2f}")
+    return rows
+
+
+def stats_delta(before: JSON, after: JSON) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for resource, verbs in after["requests"].items():
+        for verb, count in verbs.items():
+            diff = count - before["requests"].get(resource, {}).get(verb, 0)
+            if diff:
+                out.setdefault(resource, {})[verb] = diff
+    return out
+
+
+def minus(total: dict[str, dict[str, int]], mine: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for resource, verbs in total.items():
+        for verb, count in verbs.items():
+            rest = count - mine.get((verb, resource), 0)
+            if rest:
+                out.setdefault(resource, {})[verb] = rest
+    return out
+
+
+def store_finished(kube: KubeClient, count: int) -> None:
+    """`count` finished operations, stored as the operator leaves them (completed and processed)."""
+    repo = DelegatedOperationRepository(kube)
+    service = DelegatedOperationService(repo, namespace=NAMESPACE, sync_labels=False)
+    stamp = format_time(utcnow())
+
+    def one(i: int) -> None:
+        doc = service.queue_operation("@dops/examples/echo", label=f"stored {i}", context={"request_params": {"params": {}}})
+        assert doc.id is not None
+        condition = {"status": "True", "reason": "Completed", "message": "stored", "lastTransitionTime": stamp}
+        repo.patch_status(
+            NAMESPACE,
+            doc.id,
+            {
+                "status": {
+                    "runState": "completed",
+                    "completedAt": stamp,
+                    "updatedAt": stamp,
+                    "result": {"result": {"i": i}},
+                    "conditions": [{"type": "Succeeded", **condition}, {"type": "Running", **condition, "status": "False"}],
+                }
+            },
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(one, range(count)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ops", type=int, default=2000)
+    parser.add_argument("--stored", type=int, default=10_000, help="stored finished operations for the restart test")
+    parser.add_argument("--concurrency", type=int, default=100, help="maxConcurrent of the benchmark target and global cap")
+    parser.add_argument("--harness-threads", type=int, default=24)
+    parser.add_argument("--timeout", type=float, default=900)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dops-bench-operator-"))
+    emulator, kubeconfig, url = start_emulator(work)
+    metrics_port = free_port()
+    operator: Proc | None = None
+    harness: Harness | None = None
+    failed = False
+    try:
+        kube = CountingClient(load_config(kubeconfig), timeout=60)
+        kube.request("POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        kube.request(
+            "POST",
+            f"/apis/dops.io/v1alpha1/namespaces/{NAMESPACE}/delegationtargets",
+            body={
+                "apiVersion": "dops.io/v1alpha1",
+                "kind": "DelegationTarget",
+                "metadata": {"name": TARGET},
+                "spec": {
+                    "maxConcurrent": args.concurrency,
+                    "podTemplate": {
+                        "annotations": {"dops.emulator/simulate": "true", "dops.emulator/simulate-duration": "86400"}
+                    },
+                },
+            },
+        )
+        operator = start_operator(work, kubeconfig, metrics_port, args.concurrency)
+        wait(lambda: _ok(f"http://127.0.0.1:{metrics_port}/metrics"), 60, "the operator's metrics endpoint")
+        harness = Harness(kube, args.harness_threads)
+        harness.start_watches()
+        time.sleep(1.0)  # let the watches connect
+        before = stats(url)
+        kube.counts.clear()
+        peak_rss = operator.rss_mib()
+        print(f"submitting {args.ops} operations (target maxConcurrent {args.concurrency}) ...", flush=True)
+        t0 = time.time()
+        names = harness.submit(args.ops)
+        submitted = time.time() - t0
+        deadline = time.monotonic() + args.timeout
+        while len([n for n in names if n in harness.processed]) < len(names):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"timed out: {len(harness.processed)}/{len(names)} processed")
+            peak_rss = max(peak_rss, operator.rss_mib())
+            time.sleep(0.2)
+        t_end = max(harness.processed[n] for n in names)
+        time.sleep(3.0)  # the operator stops the lingering simulated Jobs (exit grace) before we count
+        after = stats(url)
+        peak_rss = max(peak_rss, operator.rss_mib())
+        total = stats_delta(before, after)
+        operator_requests = minus(total, kube.counts)
+        writes = scrape(metrics_port)
+        n = len(names)
+
+        # latencies
+        ops_body = kube.request("GET", f"/apis/dops.io/v1alpha1/namespaces/{NAMESPACE}/delegatedoperations")
+        by_name = {o["metadata"]["name"]: o for o in ops_body["items"]}
+        to_scheduled, to_job, to_terminal, to_processed = [], [], [], []
+        states = Counter()
+        for name in names:
+            status = by_name[name].get("status") or {}
+            states[status.get("runState")] += 1
+            if (v := seconds(status.get("queuedAt"), status.get("scheduledAt"))) is not None:
+                to_scheduled.append(v)
+            if (v := seconds(status.get("queuedAt"), status.get("completedAt"))) is not None:
+                to_terminal.append(v)
+            queued = parse_time(status.get("queuedAt"))
+            scheduled = parse_time(status.get("scheduledAt"))
+            job_at = harness.job_seen.get(status.get("jobName", ""))
+            if scheduled is not None and job_at is not None:
+                to_job.append(job_at - scheduled.timestamp())
+            if queued is not None and name in harness.processed:
+                to_processed.append(harness.processed[name] - queued.timestamp())
+        operator_writes = sum(
+            count
+            for resource, verbs in operator_requests.items()
+            for verb, count in verbs.items()
+            if verb in ("create", "patch", "update", "delete", "deletecollection")
+        )
+        rate = n / (t_end - t0)
+        print(f"\n{n} operations: {dict(states)}; submit took {submitted:.1f} s; harness errors: {len(harness.errors)}")
+        for error in harness.errors[:5]:
+            print("  harness:", error)
+        print(f"end to end: {rate:.1f} operations/s (first create → last processed: {t_end - t0:.1f} s)")
+        print("latency:")
+        print(line("create → scheduled", to_scheduled))
+        print(line("scheduled → Job created", to_job))
+        print(line("create → terminal", to_terminal))
+        print(line("create → processed", to_processed))
+        print("API requests per operation (emulator counters):")
+        print("  harness (service + worker protocol):")
+        harness_rows: dict[str, dict[str, int]] = {}
+        for (verb, resource), count in kube.counts.items():
+            harness_rows.setdefault(resource, {})[verb] = count
+        print("\n".join(per_op(harness_rows, n)))
+        print("  operator (total minus harness):")
+        print("\n".join(per_op(operator_requests, n)))
+        print(f"  operator writes per operation: {operator_writes / n:.2f}")
+        if writes:
+            self_count = sum(writes.values())
+            print(f"  operator writes per operation as it counts them (dops_api_writes_total): {self_count / n:.2f}")
+        print(f"  stored writes per operation (resourceVersion delta): {(after['resourceVersion'] - before['resourceVersion']) / n:.1f}")
+        print(f"operator RSS: peak {peak_rss:.0f} MiB during the run")
+
+        # restart with 10,000 stored finished operations
+        stored_now = len(by_name)
+        extra = max(0, args.stored - stored_now)
+        print(f"\nstoring {extra} more finished operations ({args.stored} in all) ...", flush=True)
+        t_store = time.time()
+        store_finished(kube, extra)
+        print(f"  stored in {time.time() - t_store:.1f} s")
+        wait(lambda: True, 1, "")
+        time.sleep(5.0)
+        rss_10k = operator.rss_mib()
+        operator.stop()
+        probe_doc = harness.service.queue_operation(
+            "@dops/examples/echo", label="restart probe", delegation_target=TARGET, context={"request_params": {"params": {}}}
+        )
+        restart_at = time.time()
+        operator = start_operator(work, kubeconfig, metrics_port, args.concurrency)
+        assert probe_doc.id is not None
+
+        def admitted() -> bool:
+            status = harness.service.repo.get(NAMESPACE, probe_doc.id).get("status") or {}  # type: ignore[arg-type]
+            return status.get("runState") in ("scheduled", "running", "completed")
+
+        wait(admitted, 300, "the first admission after the restart", interval=0.05)
+        first_admission = time.time() - restart_at
+        time.sleep(5.0)
+        rss_restart = operator.rss_mib()
+        print(f"restart with {args.stored} stored operations: first admission after {first_admission:.2f} s")
+        print(f"operator RSS at {args.stored} operations: {max(rss_10k, rss_restart):.0f} MiB (before restart {rss_10k:.0f}, after {rss_restart:.0f})")
+
+        verdicts = [
+            (rate >= FLOOR_OPS_PER_SECOND, f"operations/s {rate:.1f} ≥ {FLOOR_OPS_PER_SECOND:.0f}"),
+            (operator_writes / n <= FLOOR_WRITES_PER_OP, f"operator writes/op {operator_writes / n:.2f} ≤ {FLOOR_WRITES_PER_OP:.0f}"),
+            (max(rss_10k, rss_restart, peak_rss) <= FLOOR_RSS_MIB, f"operator RSS {max(rss_10k, rss_restart, peak_rss):.0f} MiB ≤ {FLOOR_RSS_MIB:.0f}"),
+            (states.get("completed", 0) == n and not harness.errors, "every operation completed, no harness error"),
+        ]
+        print("\nfloors:")
+        for ok, text in verdicts:
+            print(f"  {'ok  ' if ok else 'FAIL'} {text}")
+            failed = failed or not ok
+    finally:
+        if harness is not None:
+            harness.close()
+        if operator is not None:
+            operator.stop()
+        emulator.stop()
+        print(f"logs: {work}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    _ = JSON_TYPE
+    raise SystemExit(main())

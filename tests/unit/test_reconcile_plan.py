@@ -1,0 +1,431 @@
+"""plan(view): the operator's level-triggered reconcile decision, table-tested without a cluster.
+
+Aspects covered (issue 5, "Operator"):
+- first sight → `queued` with queuedAt and conditions, conditional on the resourceVersion, after a grace;
+- admission only when the scheduler reserved the operation: CAS queued→scheduled (jobName, attempt)
+  plus the Job; attempts count up on re-admission; unknown targets wait with an UnknownTarget condition;
+  external targets are left alone; a hand-`scheduled` operation is admitted from `scheduled`;
+- a missing Job of a `scheduled` operation is (re)created with its recorded name; a deleted Job fails
+  it (JobMissing) and never gets a second Job; a `running` operation without its Job fails;
+- a running worker gets the Running condition (and podName/runLink only when missing), once;
+- failures observed on the Job/pods become CAS failures from the observed state, archiving the log
+  of a pod that started and stopping a still-active Job;
+- terminal states: wait for the worker to exit, then process once (archive, conditions; Completed,
+  OperatorFailed, Cancelled with who/why and the Job stopped, infrastructure reasons); Job TTL after;
+  retention deletes unpinned finished operations past ttlSecondsAfterFinished;
+- terminal_patch / finished_processed: log fields, forced transition time, clock skew.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from dops.api import constants as c
+from dops.domain.observe import compact_job, compact_pod
+from dops.domain.reconciling import (
+    EXIT_GRACE_SECONDS,
+    Admit,
+    ArchiveResult,
+    CreateJob,
+    DeleteOperation,
+    Plan,
+    QueueOperation,
+    SetJobTTL,
+    StopJob,
+    Terminate,
+    View,
+    WriteStatus,
+    compact_operation,
+    finished_processed,
+    plan,
+    terminal_patch,
+)
+from dops.domain.settings import OperatorSettings
+from dops.domain.targets import builtin_target, target_from_resource
+from tests.workload_builders import job, operation, pod, target
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+NOW = T0 + dt.timedelta(seconds=30)
+SETTINGS = OperatorSettings(image_pull_grace_seconds=10, job_ttl_seconds=600)
+
+
+def view(
+    op: dict[str, Any],
+    j: dict[str, Any] | None = None,
+    pods: tuple[dict[str, Any], ...] = (),
+    *,
+    target_: Any = "builtin",
+    reserved: bool = False,
+    now: dt.datetime = NOW,
+    gone_job: bool = False,
+    settings: OperatorSettings = SETTINGS,
+) -> View:
+    resolved = builtin_target("ns", settings) if target_ == "builtin" else target_
+    return View(
+        op=compact_operation(op),
+        target=resolved,
+        job=compact_job(j, gone=gone_job) if j is not None else None,
+        pods=[compact_pod(p) for p in pods],
+        now=now,
+        settings=settings,
+        reserved=reserved,
+        server_url="https://k",
+    )
+
+
+def kinds(p: Plan) -> list[str]:
+    return [type(s).__name__ for s in p.steps]
+
+
+def cond(conditions: list[dict[str, Any]], ctype: str) -> dict[str, Any]:
+    return next(x for x in conditions if x["type"] == ctype)
+
+
+def ops_value(patch: list[dict[str, Any]], path: str) -> Any:
+    return next(o["value"] for o in patch if o.get("path") == path and o["op"] == "add")
+
+
+def finished(state: str, at: str = "2026-01-01T00:00:20Z", **status: Any) -> dict[str, Any]:
+    field = "completedAt" if state == "completed" else "failedAt"
+    return operation(state=state, pod="op-1-abcde", startedAt="2026-01-01T00:00:05Z", **{field: at}, **status)
+
+
+def complete_job(**kwargs: Any) -> dict[str, Any]:
+    return job(conditions=(("Complete", "CompletionsReached", ""),), succeeded=1, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------- first sight
+
+
+def test_being_deleted_does_nothing() -> None:
+    op = operation()
+    op["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert plan(view(op, job(active=1))).steps == ()
+
+
+def test_first_sight_waits_a_moment_for_the_creator() -> None:
+    p = plan(view(operation(state=None, job=None, attempt=None), now=T0 + dt.timedelta(seconds=0.5)))
+    assert p.steps == ()
+    assert p.requeue_after == pytest.approx(1.5)
+
+
+def test_first_sight_queues_conditionally() -> None:
+    op = operation(state=None, job=None, attempt=None, rv="77")
+    op["metadata"]["labels"] = {}
+    p = plan(view(op))
+    (step,) = p.steps
+    assert isinstance(step, QueueOperation)
+    assert step.patch["metadata"] == {"resourceVersion": "77"}
+    status = step.patch["status"]
+    assert status["runState"] == "queued"
+    assert status["queuedAt"] == "2026-01-01T00:00:30.000000Z"
+    assert cond(status["conditions"], "Succeeded")["status"] == "Unknown"
+    assert cond(status["conditions"], "Running")["reason"] == c.Reasons.QUEUED
+    assert step.labels["app.kubernetes.io/managed-by"] == "dops"
+    assert step.labels["dops.io/run-state"] == "queued"
+    assert step.event.reason == c.EventReasons.QUEUED
+
+
+def test_first_sight_on_an_unknown_target() -> None:
+    op = operation(state=None, job=None, attempt=None)
+    op["spec"]["delegationTarget"] = "gpu"
+    (step,) = plan(view(op, target_=None)).steps
+    assert isinstance(step, QueueOperation)
+    running = cond(step.patch["status"]["conditions"], "Running")
+    assert running["reason"] == c.Reasons.UNKNOWN_TARGET
+    assert "DelegationTarget gpu does not exist in namespace ns" in running["message"]
+
+
+# --------------------------------------------------------------------------------------------- queued
+
+
+def test_queued_waits_for_the_scheduler() -> None:
+    assert plan(view(operation(state="queued", job=None, attempt=None))).steps == ()
+
+
+def test_admission_is_a_cas_then_the_job() -> None:
+    p = plan(view(operation(state="queued", job=None, attempt=None), reserved=True))
+    (step,) = p.steps
+    assert isinstance(step, Admit)
+    assert step.required_state == "queued"
+    assert step.patch[0] == {"op": "test", "path": "/status/runState", "value": "queued"}
+    assert ops_value(step.patch, "/status/runState") == "scheduled"
+    assert ops_value(step.patch, "/status/jobName") == "op-1" == step.job["metadata"]["name"]
+    assert ops_value(step.patch, "/status/attempt") == 1
+    assert ops_value(step.patch, "/status/scheduledAt") == "2026-01-01T00:00:30.000000Z"
+    conditions = ops_value(step.patch, "/status/conditions")
+    assert cond(conditions, "Running")["reason"] == c.Reasons.SCHEDULED
+    assert "Job op-1 (attempt 1)" in step.event.message
+
+
+def test_readmission_counts_attempts() -> None:
+    (step,) = plan(view(operation(state="queued", job="op-1", attempt=1), reserved=True)).steps
+    assert isinstance(step, Admit)
+    assert step.job["metadata"]["name"] == "op-2"
+    assert ops_value(step.patch, "/status/attempt") == 2
+
+
+def test_unknown_target_condition_is_written_once() -> None:
+    op = operation(state="queued", job=None, attempt=None)
+    op["spec"]["delegationTarget"] = "gpu"
+    (step,) = plan(view(op, target_=None, reserved=True)).steps
+    assert isinstance(step, WriteStatus)
+    assert step.patch[0]["value"] == "queued"
+    op["status"]["conditions"] = ops_value(step.patch, "/status/conditions")
+    assert plan(view(op, target_=None)).steps == ()
+
+
+def test_external_targets_are_left_alone() -> None:
+    external = target_from_resource(target("ext", mode="external"), SETTINGS)
+    assert plan(view(operation(state="queued", job=None), target_=external, reserved=True)).steps == ()
+    assert plan(view(operation(state="running", job=None), target_=external)).steps == ()
+
+
+def test_hand_scheduled_operation_is_admitted_from_scheduled() -> None:
+    (step,) = plan(view(operation(state="scheduled", job=None, attempt=None))).steps
+    assert isinstance(step, Admit) and step.required_state == "scheduled"
+
+
+def test_running_without_a_job_name_belongs_to_an_external_worker() -> None:
+    assert plan(view(operation(state="running", job=None, attempt=None))).steps == ()
+
+
+# --------------------------------------------------------------------------------------------- scheduled / running
+
+
+def test_scheduled_without_its_job_creates_it_with_the_recorded_name() -> None:
+    (step,) = plan(view(operation(state="scheduled", job="op-1", attempt=1))).steps
+    assert isinstance(step, CreateJob)
+    assert step.job["metadata"]["name"] == "op-1"
+
+
+def test_deleted_job_fails_the_operation_and_is_never_recreated() -> None:
+    for state in ("scheduled", "running"):
+        (step,) = plan(view(operation(state=state), job(active=1), gone_job=True)).steps
+        assert isinstance(step, Terminate)
+        assert (step.required_state, step.state, step.reason) == (state, "failed", c.Reasons.JOB_MISSING)
+        assert step.stop_job is None
+
+
+def test_running_whose_job_is_unknown_fails() -> None:
+    (step,) = plan(view(operation(state="running"))).steps
+    assert isinstance(step, Terminate) and step.reason == c.Reasons.JOB_MISSING
+    assert "Job op-1 no longer exists" in step.message
+
+
+def test_running_condition_and_fallbacks_are_written_once() -> None:
+    op = operation(state="running")
+    (step,) = plan(view(op, job(active=1), (pod(running=True),))).steps
+    assert isinstance(step, WriteStatus)
+    assert step.patch[0] == {"op": "test", "path": "/status/runState", "value": "running"}
+    assert ops_value(step.patch, "/status/podName") == "op-1-abcde"
+    assert ops_value(step.patch, "/status/runLink") == "https://k/api/v1/namespaces/ns/pods/op-1-abcde/log?container=worker"
+    assert cond(ops_value(step.patch, "/status/conditions"), "Running")["status"] == "True"
+    # The worker set podName and runLink itself: only the condition.
+    op = operation(state="running", pod="op-1-abcde", runLink="https://elsewhere")
+    (step,) = plan(view(op, job(active=1), (pod(running=True),))).steps
+    assert [o["path"] for o in step.patch] == ["/status/runState", "/status/conditions"]
+    # Already marked: nothing.
+    op["status"]["conditions"] = ops_value(step.patch, "/status/conditions")
+    assert plan(view(op, job(active=1), (pod(running=True),))).steps == ()
+
+
+def test_observed_failure_is_a_cas_failure_with_the_log() -> None:
+    failed_job = job(conditions=(("Failed", "BackoffLimitExceeded", ""),), failed=1)
+    (step,) = plan(view(operation(state="running"), failed_job, (pod(phase="Failed", exit_code=137),))).steps
+    assert isinstance(step, Terminate)
+    assert (step.required_state, step.state, step.reason) == ("running", "failed", c.Reasons.NON_ZERO_EXIT)
+    assert step.archive_pod == "op-1-abcde"
+    assert step.stop_job is None
+    assert step.sync_labels
+
+
+def test_image_pull_failure_stops_the_job() -> None:
+    stuck = pod(phase="Pending", waiting=("ImagePullBackOff", "nope"), created="2026-01-01T00:00:00Z")
+    (step,) = plan(view(operation(state="scheduled"), job(active=1), (stuck,))).steps
+    assert isinstance(step, Terminate)
+    assert (step.reason, step.stop_job, step.archive_pod) == (c.Reasons.IMAGE_PULL, "op-1", None)
+
+
+def test_pending_image_pull_requeues_at_the_grace() -> None:
+    stuck = pod(phase="Pending", waiting=("ErrImagePull", "nope"), created="2026-01-01T00:00:25Z")
+    p = plan(view(operation(state="scheduled"), job(active=1), (stuck,)))
+    assert p.steps == ()
+    assert p.requeue_after == pytest.approx(5.0)
+
+
+# --------------------------------------------------------------------------------------------- terminal
+
+
+def test_terminal_waits_for_the_worker_to_exit() -> None:
+    op = finished("completed", at="2026-01-01T00:00:29.500000Z")
+    p = plan(view(op, job(active=1), (pod(running=True),)))
+    assert p.steps == ()
+    assert p.requeue_after == pytest.approx(EXIT_GRACE_SECONDS - 0.5)
+
+
+def test_completed_is_processed_once_then_the_job_gets_its_ttl() -> None:
+    op = finished("completed")
+    p = plan(view(op, complete_job(), (pod(phase="Succeeded", exit_code=0),)))
+    assert kinds(p) == ["Terminate", "SetJobTTL"]
+    step = p.steps[0]
+    assert isinstance(step, Terminate)
+    assert (step.required_state, step.state, step.reason, step.archive_pod) == ("completed", "completed", "Completed", "op-1-abcde")
+    assert step.message == "the operation completed in 15.0 s"
+    ttl = p.steps[1]
+    assert isinstance(ttl, SetJobTTL) and (ttl.job, ttl.seconds) == ("op-1", 600)
+
+
+def test_processed_operation_only_needs_the_job_ttl() -> None:
+    op = finished("completed")
+    op["status"]["conditions"] = [
+        {"type": "Succeeded", "status": "True", "reason": "Completed", "message": "", "lastTransitionTime": "2026-01-01T00:00:21Z"}
+    ]
+    assert kinds(plan(view(op, complete_job(), (pod(phase="Succeeded", exit_code=0),)))) == ["SetJobTTL"]
+    assert plan(view(op, complete_job(ttl=600), (pod(phase="Succeeded", exit_code=0),))).steps == ()
+
+
+def test_worker_failure_is_operator_failed() -> None:
+    op = finished("failed", result={"error": "Traceback...\nRuntimeError: boom", "errorMessage": "RuntimeError: boom"})
+    failed_job = job(conditions=(("Failed", "PodFailurePolicy", "exit code 1"),), failed=1)
+    step = plan(view(op, failed_job, (pod(phase="Failed", exit_code=1),))).steps[0]
+    assert isinstance(step, Terminate)
+    assert (step.reason, step.message) == (c.Reasons.OPERATOR_FAILED, "RuntimeError: boom")
+
+
+def test_infrastructure_reason_wins_for_a_failed_operation() -> None:
+    op = finished("failed")
+    failed_job = job(conditions=(("Failed", "BackoffLimitExceeded", ""),), failed=1)
+    step = plan(view(op, failed_job, (pod(phase="Failed", exit_code=143, deleting=True),))).steps[0]
+    assert isinstance(step, Terminate) and step.reason == c.Reasons.POD_DELETED
+
+
+def test_cancel_stops_the_running_job_and_says_who_and_why() -> None:
+    op = finished("failed", at="2026-01-01T00:00:20Z", result={"errorMessage": "no longer needed"})
+    op["metadata"]["managedFields"] = [
+        {"manager": "dops-operator", "operation": "Update", "subresource": "status", "time": "2026-01-01T00:00:01Z"},
+        {"manager": "kubectl-patch", "operation": "Update", "subresource": "status", "time": "2026-01-01T00:00:20Z"},
+    ]
+    (step,) = plan(view(op, job(active=1), (pod(running=True),))).steps
+    assert isinstance(step, Terminate)
+    assert step.reason == c.Reasons.CANCELLED
+    assert step.stop_job == "op-1" and step.archive_pod == "op-1-abcde"
+    assert "set to failed by kubectl-patch while its worker was running (no longer needed)" in step.message
+    assert step.event.reason == c.EventReasons.CANCELLED
+
+
+def test_completed_with_a_lingering_worker_stops_its_job() -> None:
+    (step,) = plan(view(finished("completed"), job(active=1), (pod(running=True),))).steps
+    assert isinstance(step, Terminate)
+    assert step.reason == "Completed" and step.stop_job == "op-1"
+
+
+def test_cancel_before_the_pod_started_stops_the_job_at_once() -> None:
+    op = finished("failed", at="2026-01-01T00:00:29.900000Z")
+    (step,) = plan(view(op, job(active=1), (pod(phase="Pending"),))).steps
+    assert isinstance(step, Terminate)
+    assert (step.reason, step.stop_job, step.archive_pod) == (c.Reasons.CANCELLED, "op-1", None)
+
+
+def test_failed_while_queued_has_no_job_to_handle() -> None:
+    op = operation(state="failed", job=None, attempt=None, failedAt="2026-01-01T00:00:20Z")
+    (step,) = plan(view(op)).steps
+    assert isinstance(step, Terminate)
+    assert (step.reason, step.stop_job, step.archive_pod) == ("Failed", None, None)
+
+
+def test_processed_but_still_active_job_is_stopped() -> None:
+    op = finished("failed")
+    op["status"]["conditions"] = [
+        {"type": "Succeeded", "status": "False", "reason": "Cancelled", "message": "", "lastTransitionTime": "2026-01-01T00:00:25Z"}
+    ]
+    (step,) = plan(view(op, job(active=1), (pod(running=True),))).steps
+    assert isinstance(step, StopJob)
+
+
+@pytest.mark.parametrize(
+    ("spec", "target_ttl", "settings_ttl", "now", "expected", "requeue"),
+    [
+        ({}, None, 0, NOW, [], None),
+        ({"ttlSecondsAfterFinished": 5}, None, 0, NOW, ["DeleteOperation"], None),
+        ({"ttlSecondsAfterFinished": 5, "pinned": True}, None, 0, NOW, [], None),
+        ({"ttlSecondsAfterFinished": 60}, None, 0, NOW, [], 50.0),
+        ({}, 5, 0, NOW, ["DeleteOperation"], None),
+        ({}, None, 5, NOW, ["DeleteOperation"], None),
+        ({"ttlSecondsAfterFinished": 0}, 5, 5, NOW, [], None),
+    ],
+)
+def test_retention(
+    spec: dict[str, Any], target_ttl: int | None, settings_ttl: int, now: dt.datetime, expected: list[str], requeue: float | None
+) -> None:
+    op = finished("completed")
+    op["spec"].update(spec)
+    op["status"]["conditions"] = [
+        {"type": "Succeeded", "status": "True", "reason": "Completed", "message": "", "lastTransitionTime": "2026-01-01T00:00:21Z"}
+    ]
+    settings = OperatorSettings(ttl_seconds_after_finished=settings_ttl)
+    resolved = target_from_resource(
+        target("default", **({"ttlSecondsAfterFinished": target_ttl} if target_ttl is not None else {})), settings
+    )
+    p = plan(view(op, complete_job(ttl=600), target_=resolved, now=now, settings=settings))
+    assert kinds(p) == expected
+    assert p.requeue_after == (pytest.approx(requeue) if requeue is not None else None)
+    if expected:
+        assert isinstance(p.steps[0], DeleteOperation)
+
+
+# --------------------------------------------------------------------------------------------- patches
+
+
+def test_terminal_patch_of_a_worker_written_state() -> None:
+    op = finished("completed")
+    v = view(op, complete_job())
+    step = plan(v).steps[0]
+    assert isinstance(step, Terminate)
+    patch = terminal_patch(v, step, ArchiveResult(path="/logs/ns/op/1-p.log", size=12), NOW)
+    assert patch[0] == {"op": "test", "path": "/status/runState", "value": "completed"}
+    assert ops_value(patch, "/status/logPath") == "/logs/ns/op/1-p.log"
+    assert ops_value(patch, "/status/logSize") == 12
+    assert not any(o.get("path") == "/status/runState" and o["op"] == "add" for o in patch)
+    succeeded = cond(ops_value(patch, "/status/conditions"), "Succeeded")
+    assert succeeded["status"] == "True"
+    assert succeeded["lastTransitionTime"] == "2026-01-01T00:00:30.000000Z"
+    op["status"]["conditions"] = ops_value(patch, "/status/conditions")
+    assert finished_processed(compact_operation(op)["status"])
+
+
+def test_terminal_patch_of_an_operator_failure() -> None:
+    v = view(operation(state="running"), job(active=1), gone_job=True)
+    step = plan(v).steps[0]
+    assert isinstance(step, Terminate)
+    patch = terminal_patch(v, step, ArchiveResult(error="attempt 1: pod p no longer exists"), NOW)
+    assert patch[0]["value"] == "running"
+    assert ops_value(patch, "/status/runState") == "failed"
+    assert ops_value(patch, "/status/failedAt") == "2026-01-01T00:00:30.000000Z"
+    assert ops_value(patch, "/status/result")["errorMessage"].startswith("Job op-1 was deleted")
+    assert ops_value(patch, "/status/result")["error"].startswith("JobMissing: ")
+    assert ops_value(patch, "/status/logUploadError") == "attempt 1: pod p no longer exists"
+    assert cond(ops_value(patch, "/status/conditions"), "Succeeded")["reason"] == c.Reasons.JOB_MISSING
+
+
+def test_writer_clock_ahead_still_marks_processed() -> None:
+    op = finished("completed", at="2026-01-01T00:01:00Z")  # the worker's clock is 30 s ahead
+    v = view(op, complete_job())
+    step = plan(v).steps[0]
+    assert isinstance(step, Terminate)
+    patch = terminal_patch(v, step, None, NOW)
+    op["status"]["conditions"] = ops_value(patch, "/status/conditions")
+    assert finished_processed(compact_operation(op)["status"])
+
+
+def test_refailing_later_is_processed_again() -> None:
+    op = finished("failed", at="2026-01-01T00:00:20Z")
+    op["status"]["conditions"] = [
+        {"type": "Succeeded", "status": "False", "reason": "Failed", "message": "", "lastTransitionTime": "2026-01-01T00:00:21Z"}
+    ]
+    assert finished_processed(compact_operation(op)["status"])
+    op["status"]["failedAt"] = "2026-01-01T00:00:25Z"
+    assert not finished_processed(compact_operation(op)["status"])
