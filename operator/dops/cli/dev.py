@@ -5,8 +5,8 @@ as the local installation), installs the CRDs and a default DelegationTarget, ru
 in-process, writes a kubeconfig, and serves until Ctrl-C/SIGTERM. Stopping it stops the operator,
 kills every pod process and leaves nothing behind.
 
-`--no-operator` leaves the operator out so the Helm chart can be installed into the embedded
-control plane: the chart's Deployment then runs `dops operator` as a process, from the chart's own
+`--no-operator` starts only the control plane, so the Helm chart can be installed into it: the
+chart installs the CRDs and its Deployment runs `dops operator` as a process, from the chart's own
 command, args and env.
 
 This is the only product module that imports `dops.emulator` (import-linter allows `dops.cli`).
@@ -100,25 +100,19 @@ def operator_settings(server_url: str, options: DevOptions) -> OperatorSettings:
 
 
 def usage(kubeconfig: Path, with_operator: bool) -> str:
-    lines = [
-        f"dops dev: embedded control plane ready; kubeconfig written to {kubeconfig}",
-        "",
-        "  export KUBECONFIG=" + str(kubeconfig),
-        "  kubectl apply -f examples/",
-        "  kubectl get dops -w",
-        "",
-    ]
+    steps = [f"export KUBECONFIG={kubeconfig}"]
     if not with_operator:
-        lines.insert(1, "  (--no-operator: install the chart with `helm install dops helm/dops` to run the operator)")
-    lines.append("Press Ctrl-C to stop.")
-    return "\n".join(lines)
+        steps.append("helm install dops helm/dops --set logArchive.type=emptyDir   # the chart runs the operator")
+    steps += ["kubectl apply -f examples/", "kubectl get dops -w"]
+    head = f"dops dev: embedded control plane ready; kubeconfig written to {kubeconfig}"
+    return "\n".join([head, "", *(f"  {step}" for step in steps), "", "Press Ctrl-C to stop."])
 
 
 async def serve(
     options: DevOptions, ready: Callable[[EmbeddedServer], None] | None = None, stop: asyncio.Event | None = None
 ) -> None:
     """Run the dev environment until `stop` is set (or SIGINT/SIGTERM when `stop` is None)."""
-    crds = find_crds(options.crds)
+    crds = find_crds(options.crds) if options.with_operator else None
     options.state_dir.mkdir(parents=True, exist_ok=True)
     server = EmbeddedServer(control_plane_settings(options))
     try:
@@ -128,12 +122,14 @@ async def serve(
     operator_thread: threading.Thread | None = None
     operator_stop = threading.Event()
     try:
-        try:
-            apply_manifest_paths(server.api, [crds])
-            settings = operator_settings(server.url, options)
-            apply_objects(server.api, [default_target(options.namespace, settings.worker_image)])
-        except ValueError as exc:
-            raise DevError(f"cannot install the dops CRDs: {exc}") from exc
+        settings = operator_settings(server.url, options)
+        if options.with_operator:
+            # Without the operator the Helm chart installs the CRDs (helm refuses to adopt foreign ones).
+            try:
+                apply_manifest_paths(server.api, [crds])
+                apply_objects(server.api, [default_target(options.namespace, settings.worker_image)])
+            except ValueError as exc:
+                raise DevError(f"cannot install the dops CRDs: {exc}") from exc
         kubeconfig = server.write_kubeconfig(options.kubeconfig, namespace=options.namespace)
         if options.with_operator:
             # Waiting for the operator blocks; the API server it talks to runs on this loop.
