@@ -211,35 +211,31 @@ async def run(url: str, pid: int, objects: int) -> dict[str, float]:
     return results
 
 
+def start_emulator(tmp: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    """`python -m dops.emulator` in its own process (so load and server do not share a GIL); returns its URL."""
+    command = [sys.executable, "-m", "dops.emulator", "--port", "0", "--kubeconfig", str(Path(tmp) / "kubeconfig")]
+    proc = subprocess.Popen(
+        [*command, *extra], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "serving at" not in line:
+        proc.kill()
+        raise RuntimeError(f"emulator did not start: {line!r}")
+    return proc, line.strip().rsplit(" ", 1)[-1]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dops.emulator.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=10_000, help="objects stored for the list/RSS measurements")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="dops-bench-") as tmp:
-        kubeconfig = Path(tmp) / "kubeconfig"
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dops.emulator",
-                "--port",
-                "0",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--controllers",
-                "none",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
         try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            if "serving at" not in line:
-                print(f"error: emulator did not start: {line!r}", file=sys.stderr)
-                return 1
-            url = line.strip().rsplit(" ", 1)[-1]
+            proc, url = start_emulator(tmp, "--controllers", "none")
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        try:
             print(f"emulator at {url} (pid {proc.pid}); client in pid {os.getpid()}", flush=True)
             results = asyncio.run(run(url, proc.pid, args.objects))
         finally:

@@ -16,15 +16,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from .bench import start_emulator
 
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 JOBS = "/apis/batch/v1/namespaces/default/jobs"
@@ -102,32 +101,6 @@ async def run_burst(url: str, count: int, image: str, command: list[str], prefix
         return elapsed, (end_rv - rv) / count, len(complete)
 
 
-def start_emulator(tmp: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dops.emulator",
-            "--port",
-            "0",
-            "--kubeconfig",
-            str(Path(tmp) / "kubeconfig"),
-            "--controllers",
-            "all",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "serving at" not in line:
-        proc.kill()
-        raise RuntimeError(f"emulator did not start: {line!r}")
-    return proc, line.strip().rsplit(" ", 1)[-1]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dops.emulator.bench_jobs", description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2000, help="Jobs in the simulated burst")
@@ -136,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="dops-bench-jobs-") as tmp:
         print(f"simulated kubelet: {args.jobs} Jobs in a burst", flush=True)
-        proc, url = start_emulator(tmp, "--image-map", "bench/sim:*=simulated")
+        proc, url = start_emulator(tmp, "--controllers", "all", "--image-map", "bench/sim:*=simulated")
         try:
             seconds, writes, done = asyncio.run(run_burst(url, args.jobs, "bench/sim:1", ["true"], "sim"))
         finally:
@@ -147,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'simulated: Jobs completed':<52} {done:>8d} / {args.jobs}")
         print(f"{'simulated: API writes per Job (incl. its create)':<52} {writes:>8.1f}")
         print(f"process kubelet: {args.process_jobs} Jobs running `python -c pass`", flush=True)
-        proc, url = start_emulator(tmp, "--image-map", "bench/proc:*=process")
+        proc, url = start_emulator(tmp, "--controllers", "all", "--image-map", "bench/proc:*=process")
         try:
             seconds, writes, done = asyncio.run(
                 run_burst(url, args.process_jobs, "bench/proc:1", [sys.executable, "-c", "pass"], "proc")
