@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,7 +77,9 @@ class Proc:
     def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         self.handle = log.open("w")
-        self.popen = subprocess.Popen(argv, env=env, stdout=self.handle, stderr=subprocess.STDOUT, start_new_session=True)
+        self.popen = subprocess.Popen(
+            argv, env=env, stdout=self.handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.started = time.monotonic()
 
     @property
@@ -136,8 +137,13 @@ def start_emulator(work: Path) -> tuple[Proc, Path, str]:
 
 
 OPERATOR_MAIN = """
-import sys
+import os, sys
 from dops.handlers import run_operator
+profile = os.environ.get("BENCH_PROFILE")
+if profile:  # a sampling profiler over every thread (developer aid)
+    sys.path.insert(0, os.path.dirname(profile))
+    import sampler
+    sampler.start(f"{profile}.{os.getpid()}.txt")
 run_operator(all_namespaces=True, kubeconfig=sys.argv[1])
 """
 
@@ -256,8 +262,16 @@ class Harness:
 
     def start_watches(self) -> None:
         for target, path, params in (
-            (self._pods, f"/api/v1/namespaces/{NAMESPACE}/pods", {"labelSelector": "app.kubernetes.io/managed-by=dops"}),
-            (self._jobs, f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs", {"labelSelector": "app.kubernetes.io/managed-by=dops"}),
+            (
+                self._pods,
+                f"/api/v1/namespaces/{NAMESPACE}/pods",
+                {"labelSelector": "app.kubernetes.io/managed-by=dops"},
+            ),
+            (
+                self._jobs,
+                f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs",
+                {"labelSelector": "app.kubernetes.io/managed-by=dops"},
+            ),
             (self._ops, f"/apis/dops.io/v1alpha1/namespaces/{NAMESPACE}/delegatedoperations", {}),
         ):
             thread = threading.Thread(target=target, args=(path, params), daemon=True)
@@ -289,7 +303,8 @@ class Harness:
             obj = event["object"]
             status = obj.get("status") or {}
             if status.get("runState") in ("completed", "failed") and any(
-                c.get("type") == "Succeeded" and c.get("status") in ("True", "False") for c in status.get("conditions") or []
+                c.get("type") == "Succeeded" and c.get("status") in ("True", "False")
+                for c in status.get("conditions") or []
             ):
                 name = obj["metadata"]["name"]
                 if name not in self.processed:
@@ -337,7 +352,7 @@ def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def seconds(a: str | None, b: str | None) -> float | None:
@@ -346,7 +361,8 @@ def seconds(a: str | None, b: str | None) -> float | None:
 
 
 def line(label: str, values: list[float]) -> str:
-    return f"  {label:<28} p50 {pct(values, 0.5) * 1000:8.1f} ms   p99 {pct(values, 0.99) * 1000:8.1f} ms   (n={len(values)})"
+    p50, p99 = pct(values, 0.5) * 1000, pct(values, 0.99) * 1000
+    return f"  {label:<28} p50 {p50:8.1f} ms   p99 {p99:8.1f} ms   (n={len(values)})"
 
 
 def per_op(delta: dict[str, dict[str, int]], n: int) -> list[str]:
@@ -385,7 +401,9 @@ def store_finished(kube: KubeClient, count: int) -> None:
     stamp = format_time(utcnow())
 
     def one(i: int) -> None:
-        doc = service.queue_operation("@dops/examples/echo", label=f"stored {i}", context={"request_params": {"params": {}}})
+        doc = service.queue_operation(
+            "@dops/examples/echo", label=f"stored {i}", context={"request_params": {"params": {}}}
+        )
         assert doc.id is not None
         condition = {"status": "True", "reason": "Completed", "message": "stored", "lastTransitionTime": stamp}
         repo.patch_status(
@@ -397,7 +415,10 @@ def store_finished(kube: KubeClient, count: int) -> None:
                     "completedAt": stamp,
                     "updatedAt": stamp,
                     "result": {"result": {"i": i}},
-                    "conditions": [{"type": "Succeeded", **condition}, {"type": "Running", **condition, "status": "False"}],
+                    "conditions": [
+                        {"type": "Succeeded", **condition},
+                        {"type": "Running", **condition, "status": "False"},
+                    ],
                 }
             },
         )
@@ -410,7 +431,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ops", type=int, default=2000)
     parser.add_argument("--stored", type=int, default=10_000, help="stored finished operations for the restart test")
-    parser.add_argument("--concurrency", type=int, default=100, help="maxConcurrent of the benchmark target and global cap")
+    parser.add_argument(
+        "--concurrency", type=int, default=100, help="maxConcurrent of the benchmark target and global cap"
+    )
     parser.add_argument("--harness-threads", type=int, default=24)
     parser.add_argument("--timeout", type=float, default=900)
     args = parser.parse_args()
@@ -422,7 +445,11 @@ def main() -> int:
     failed = False
     try:
         kube = CountingClient(load_config(kubeconfig), timeout=60)
-        kube.request("POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        kube.request(
+            "POST",
+            "/api/v1/namespaces",
+            body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        )
         kube.request(
             "POST",
             f"/apis/dops.io/v1alpha1/namespaces/{NAMESPACE}/delegationtargets",
@@ -469,12 +496,18 @@ def main() -> int:
         ops_body = kube.request("GET", f"/apis/dops.io/v1alpha1/namespaces/{NAMESPACE}/delegatedoperations")
         by_name = {o["metadata"]["name"]: o for o in ops_body["items"]}
         to_scheduled, to_job, to_terminal, to_processed = [], [], [], []
-        states = Counter()
+        first_wave: list[tuple[str, float]] = []
+        states: Counter[str | None] = Counter()
+        logs: Counter[str] = Counter()
         for name in names:
             status = by_name[name].get("status") or {}
             states[status.get("runState")] += 1
+            logs[
+                "archived" if status.get("logPath") else "upload error" if status.get("logUploadError") else "none"
+            ] += 1
             if (v := seconds(status.get("queuedAt"), status.get("scheduledAt"))) is not None:
                 to_scheduled.append(v)
+                first_wave.append((str(status.get("queuedAt")), v))
             if (v := seconds(status.get("queuedAt"), status.get("completedAt"))) is not None:
                 to_terminal.append(v)
             queued = parse_time(status.get("queuedAt"))
@@ -491,12 +524,18 @@ def main() -> int:
             if verb in ("create", "patch", "update", "delete", "deletecollection")
         )
         rate = n / (t_end - t0)
-        print(f"\n{n} operations: {dict(states)}; submit took {submitted:.1f} s; harness errors: {len(harness.errors)}")
+        run_errors = list(harness.errors)
+        print(
+            f"\n{n} operations: {dict(states)}; logs: {dict(logs)}; submit took {submitted:.1f} s; "
+            f"harness errors: {len(harness.errors)}"
+        )
         for error in harness.errors[:5]:
             print("  harness:", error)
         print(f"end to end: {rate:.1f} operations/s (first create → last processed: {t_end - t0:.1f} s)")
         print("latency:")
         print(line("create → scheduled", to_scheduled))
+        first = [latency for _, latency in sorted(first_wave)[: args.concurrency]]
+        print(line(f"  first {len(first)} (free slots)", first))
         print(line("scheduled → Job created", to_job))
         print(line("create → terminal", to_terminal))
         print(line("create → processed", to_processed))
@@ -512,7 +551,10 @@ def main() -> int:
         if writes:
             self_count = sum(writes.values())
             print(f"  operator writes per operation as it counts them (dops_api_writes_total): {self_count / n:.2f}")
-        print(f"  stored writes per operation (resourceVersion delta): {(after['resourceVersion'] - before['resourceVersion']) / n:.1f}")
+        print(
+            "  stored writes per operation (resourceVersion delta): "
+            f"{(after['resourceVersion'] - before['resourceVersion']) / n:.1f}"
+        )
         print(f"operator RSS: peak {peak_rss:.0f} MiB during the run")
 
         # restart with 10,000 stored finished operations
@@ -527,7 +569,10 @@ def main() -> int:
         rss_10k = operator.rss_mib()
         operator.stop()
         probe_doc = harness.service.queue_operation(
-            "@dops/examples/echo", label="restart probe", delegation_target=TARGET, context={"request_params": {"params": {}}}
+            "@dops/examples/echo",
+            label="restart probe",
+            delegation_target=TARGET,
+            context={"request_params": {"params": {}}},
         )
         restart_at = time.time()
         operator = start_operator(work, kubeconfig, metrics_port, args.concurrency)
@@ -542,13 +587,22 @@ def main() -> int:
         time.sleep(5.0)
         rss_restart = operator.rss_mib()
         print(f"restart with {args.stored} stored operations: first admission after {first_admission:.2f} s")
-        print(f"operator RSS at {args.stored} operations: {max(rss_10k, rss_restart):.0f} MiB (before restart {rss_10k:.0f}, after {rss_restart:.0f})")
+        print(
+            f"operator RSS at {args.stored} operations: {max(rss_10k, rss_restart):.0f} MiB "
+            f"(before restart {rss_10k:.0f}, after {rss_restart:.0f})"
+        )
 
         verdicts = [
             (rate >= FLOOR_OPS_PER_SECOND, f"operations/s {rate:.1f} ≥ {FLOOR_OPS_PER_SECOND:.0f}"),
-            (operator_writes / n <= FLOOR_WRITES_PER_OP, f"operator writes/op {operator_writes / n:.2f} ≤ {FLOOR_WRITES_PER_OP:.0f}"),
-            (max(rss_10k, rss_restart, peak_rss) <= FLOOR_RSS_MIB, f"operator RSS {max(rss_10k, rss_restart, peak_rss):.0f} MiB ≤ {FLOOR_RSS_MIB:.0f}"),
-            (states.get("completed", 0) == n and not harness.errors, "every operation completed, no harness error"),
+            (
+                operator_writes / n <= FLOOR_WRITES_PER_OP,
+                f"operator writes/op {operator_writes / n:.2f} ≤ {FLOOR_WRITES_PER_OP:.0f}",
+            ),
+            (
+                max(rss_10k, rss_restart, peak_rss) <= FLOOR_RSS_MIB,
+                f"operator RSS {max(rss_10k, rss_restart, peak_rss):.0f} MiB ≤ {FLOOR_RSS_MIB:.0f}",
+            ),
+            (states.get("completed", 0) == n and not run_errors, "every operation completed, no harness error"),
         ]
         print("\nfloors:")
         for ok, text in verdicts:

@@ -11,6 +11,7 @@ client) plus helpers: `stop_operator()` / `start_operator()`, `jobs_of(op)`, `po
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import sys
@@ -43,7 +44,11 @@ JSON = dict[str, Any]
 
 def control_plane_settings(**kubelet: Any) -> ServerSettings:
     image_map: dict[str, Any] = {
-        "ghcr.io/dops-dev/dops:*": {"mode": "process", "command": [sys.executable, "-m", "dops"]},
+        "ghcr.io/dops-dev/dops:*": {
+            "mode": "process",
+            "command": [sys.executable, "-m", "dops"],
+            "env": {"PYTHONPATH": f"{REPO}:{REPO / 'operator'}"},  # py:tests.integration.operator_helpers:...
+        },
         "registry.invalid/*": "missing",
     }
     return ServerSettings(
@@ -162,7 +167,9 @@ class OperatorEnv:
         return created
 
     def jobs_of(self, namespace: str, name: str) -> list[JSON]:
-        body = self.kube.request("GET", JOBS.format(ns=namespace), params={"labelSelector": "app.kubernetes.io/managed-by=dops"})
+        body = self.kube.request(
+            "GET", JOBS.format(ns=namespace), params={"labelSelector": "app.kubernetes.io/managed-by=dops"}
+        )
         return [
             j
             for j in body.get("items") or []
@@ -170,7 +177,9 @@ class OperatorEnv:
         ]
 
     def pods_of(self, namespace: str, job: str) -> list[JSON]:
-        body = self.kube.request("GET", PODS.format(ns=namespace), params={"labelSelector": f"batch.kubernetes.io/job-name={job}"})
+        body = self.kube.request(
+            "GET", PODS.format(ns=namespace), params={"labelSelector": f"batch.kubernetes.io/job-name={job}"}
+        )
         items: list[JSON] = body.get("items") or []
         return items
 
@@ -213,6 +222,67 @@ class OperatorEnv:
         )
         items: list[JSON] = body.get("items") or []
         return items
+
+
+class JobRecorder:
+    """Watches every dops Job of a namespace from before the test acts: which Jobs ever existed (name → uids)."""
+
+    def __init__(self, env: OperatorEnv, namespace: str) -> None:
+        self.env = env
+        self.namespace = namespace
+        self.seen: dict[str, set[str]] = {}
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._response: Any = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> JobRecorder:
+        self._thread.start()
+        assert self._ready.wait(10), "job watch did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        response = self._response
+        if response is not None:
+            try:
+                response.close()  # end the watch now rather than at its timeout
+            except Exception:
+                pass
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        http = self.env.kube.config.http_client(timeout=30)
+        url = self.env.kube.config.server + JOBS.format(ns=self.namespace)
+        rv = ""
+        while not self._stop.is_set():
+            params = {"watch": "true", "timeoutSeconds": "1", "allowWatchBookmarks": "true"}
+            if rv:
+                params["resourceVersion"] = rv
+            try:
+                with http.session.get(url, params=params, stream=True, timeout=(5, 10)) as response:
+                    self._response = response
+                    self._ready.set()
+                    for line in response.iter_lines():
+                        if not line:
+                            continue
+                        event = json.loads(line)
+                        obj = event.get("object") or {}
+                        rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
+                        if event.get("type") in ("ADDED", "MODIFIED"):
+                            meta = obj["metadata"]
+                            self.seen.setdefault(meta["name"], set()).add(meta["uid"])
+            except Exception:
+                time.sleep(0.2)
+        http.session.close()
+
+    def jobs_for(self, operation: str) -> dict[str, set[str]]:
+        return {name: uids for name, uids in self.seen.items() if name.startswith(f"{operation}-")}
+
+    def assert_one_job_per_attempt(self, operation: str, attempts: int = 1) -> None:
+        jobs = self.jobs_for(operation)
+        assert sorted(jobs) == [f"{operation}-{i}" for i in range(1, attempts + 1)], jobs
+        assert all(len(uids) == 1 for uids in jobs.values()), jobs
 
 
 def condition(obj: JSON, ctype: str) -> JSON:

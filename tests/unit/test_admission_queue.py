@@ -21,7 +21,9 @@ from dops.reconcile.workqueue import WorkQueue
 from dops.scheduler import AdmissionQueue
 
 
-def entry(name: str, state: str | None = "queued", target: str = "t", priority: int = 0, queued_at: str = "") -> QueueEntry:
+def entry(
+    name: str, state: str | None = "queued", target: str = "t", priority: int = 0, queued_at: str = ""
+) -> QueueEntry:
     return QueueEntry(
         namespace="ns",
         name=name,
@@ -163,7 +165,9 @@ async def test_workqueue_delays_and_bounded_retries() -> None:
         return None
 
     errors: list[str] = []
-    wq: WorkQueue[str] = WorkQueue(process, workers=2, max_retries=2, base_backoff=0.05, on_error=lambda k, e: errors.append(k))
+    wq: WorkQueue[str] = WorkQueue(
+        process, workers=2, max_retries=2, base_backoff=0.05, on_error=lambda k, e: errors.append(k)
+    )
     wq.add_after("later", 0.3)
     wq.add("flaky")
     ready = asyncio.Event()

@@ -148,7 +148,11 @@ def test_pod_failure_policy_ignores_disruptions_and_fails_on_recorded_failures()
     ],
 )
 def test_retries_and_timeout_precedence(
-    op_spec: dict[str, int], target_spec: dict[str, int] | None, settings: OperatorSettings, retries: int, deadline: int | None
+    op_spec: dict[str, int],
+    target_spec: dict[str, int] | None,
+    settings: OperatorSettings,
+    retries: int,
+    deadline: int | None,
 ) -> None:
     op = operation()
     op["spec"].update(op_spec)
@@ -169,7 +173,11 @@ def test_target_pod_template_overrides() -> None:
             image="registry.example.com/dops-gpu:2",
             imagePullPolicy="Always",
             podTemplate={
-                "labels": {"team": "vision", "app.kubernetes.io/managed-by": "someone-else"},
+                "labels": {
+                    "team": "vision",
+                    "app.kubernetes.io/managed-by": "someone-else",
+                    "app.kubernetes.io/part-of": "vision-stack",
+                },
                 "annotations": {"cost-center": "42"},
                 "serviceAccountName": "gpu-runner",
                 "nodeSelector": {"accelerator": "a100"},
@@ -187,7 +195,9 @@ def test_target_pod_template_overrides() -> None:
     job = build_job(operation(), t, SETTINGS, 1)
     pod = job["spec"]["template"]
     assert pod["metadata"]["labels"]["team"] == "vision"
-    assert pod["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "dops"  # ours win
+    assert pod["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "dops"  # what the operator selects on wins
+    assert pod["metadata"]["labels"]["dops.io/operation"] == "op"
+    assert pod["metadata"]["labels"]["app.kubernetes.io/part-of"] == "vision-stack"  # informational labels may change
     assert pod["metadata"]["annotations"]["cost-center"] == "42"
     spec = pod["spec"]
     assert spec["serviceAccountName"] == "gpu-runner"
@@ -229,7 +239,11 @@ def test_default_run_link_is_the_pod_log_path() -> None:
     [
         (None, "", "https://k/api/v1/namespaces/ns/pods/p/log?container=worker"),
         (None, "https://grafana/explore?ns={namespace}&pod={pod}", "https://grafana/explore?ns=ns&pod=p"),
-        ("https://logs/{namespace}/{operation}/{job}/{attempt}/{container}", "https://ignored/{pod}", "https://logs/ns/op/op-1/1/worker"),
+        (
+            "https://logs/{namespace}/{operation}/{job}/{attempt}/{container}",
+            "https://ignored/{pod}",
+            "https://logs/ns/op/op-1/1/worker",
+        ),
     ],
 )
 def test_run_link_templates(target_template: str | None, settings_template: str, expected: str) -> None:

@@ -30,7 +30,9 @@ NOW = dt.datetime(2026, 1, 1, 0, 0, 10, tzinfo=dt.UTC)  # 10 s after the builder
 SETTINGS = OperatorSettings(image_pull_grace_seconds=60)
 
 
-def run(op: dict[str, Any], j: dict[str, Any] | None, *pods: dict[str, Any], gone_job: bool = False, now: dt.datetime = NOW) -> Any:
+def run(
+    op: dict[str, Any], j: dict[str, Any] | None, *pods: dict[str, Any], gone_job: bool = False, now: dt.datetime = NOW
+) -> Any:
     compact = compact_job(j, gone=gone_job) if j is not None else None
     return observe(compact_operation(op), compact, [compact_pod(p) for p in pods], now, SETTINGS)
 
@@ -45,12 +47,23 @@ def failed_job(reason: str, message: str = "", **kwargs: Any) -> dict[str, Any]:
 CASES: list[tuple[str, dict[str, Any], dict[str, Any] | None, list[dict[str, Any]], Phase, str, str]] = [
     ("no job", operation(), None, [], Phase.NO_JOB, "", ""),
     ("no pod yet", operation(state="scheduled"), job(active=1), [], Phase.PENDING, "", "waiting for Job op-1"),
-    ("container creating", operation(state="scheduled"), job(active=1), [pod(phase="Pending")], Phase.PENDING, "", "is starting"),
+    (
+        "container creating",
+        operation(state="scheduled"),
+        job(active=1),
+        [pod(phase="Pending")],
+        Phase.PENDING,
+        "",
+        "is starting",
+    ),
     ("running", operation(), job(active=1), [pod(running=True)], Phase.RUNNING, "", ""),
     (
         "succeeded",
         operation(state="completed", completedAt="2026-01-01T00:00:05Z"),
-        job(conditions=(("SuccessCriteriaMet", "CompletionsReached", ""), ("Complete", "CompletionsReached", "")), succeeded=1),
+        job(
+            conditions=(("SuccessCriteriaMet", "CompletionsReached", ""), ("Complete", "CompletionsReached", "")),
+            succeeded=1,
+        ),
         [pod(phase="Succeeded", exit_code=0)],
         Phase.SUCCEEDED,
         "",
@@ -131,7 +144,10 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any] | None, list[dict[str, Any
     (
         "deadline exceeded (interim FailureTarget, pod still terminating)",
         operation(),
-        job(conditions=(("FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline"),), deadline=5),
+        job(
+            conditions=(("FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline"),),
+            deadline=5,
+        ),
         [pod(running=True, deleting=True)],
         Phase.FAILED,
         c.Reasons.TIMED_OUT,
@@ -148,7 +164,8 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any] | None, list[dict[str, Any
         ],
         Phase.FAILED,
         c.Reasons.BACKOFF_LIMIT,
-        "the worker failed 3 times (retries: 2); last failure: the worker exited with exit code 139 (killed by SIGSEGV)",
+        "the worker failed 3 times (retries: 2); last failure: "
+        "the worker exited with exit code 139 (killed by SIGSEGV)",
     ),
     (
         "pod deleted while running",
@@ -190,7 +207,13 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any] | None, list[dict[str, Any
         "container config error after the grace",
         operation(state="scheduled"),
         job(active=1),
-        [pod(phase="Pending", waiting=("CreateContainerConfigError", 'secret "creds" not found'), created="2025-12-31T23:00:00Z")],
+        [
+            pod(
+                phase="Pending",
+                waiting=("CreateContainerConfigError", 'secret "creds" not found'),
+                created="2025-12-31T23:00:00Z",
+            )
+        ],
         Phase.FAILED,
         c.Reasons.CONTAINER_CONFIG,
         'the worker container cannot start (CreateContainerConfigError): secret "creds" not found',
@@ -299,7 +322,12 @@ def test_image_pull_grace_requeues_until_it_expires() -> None:
 
 def test_outcome_details_for_the_reconcile() -> None:
     running = run(operation(), job(active=1), pod(running=True))
-    assert (running.pod, running.pod_started, running.pod_active, running.job_active) == ("op-1-abcde", True, True, True)
+    assert (running.pod, running.pod_started, running.pod_active, running.job_active) == (
+        "op-1-abcde",
+        True,
+        True,
+        True,
+    )
     pending = run(operation(state="scheduled"), job(active=1), pod(phase="Pending", waiting=("ErrImagePull", "x")))
     assert (pending.pod_started, pending.pod_active) == (False, True)
     retry = run(operation(), job(backoff_limit=1, failed=1), pod(phase="Failed", exit_code=1))

@@ -91,7 +91,11 @@ def test_every_variable_is_parsed() -> None:
         ("DOPS_ALLOW_IMPORT_PATHS", "maybe", 'DOPS_ALLOW_IMPORT_PATHS must be true or false, got "maybe"'),
         ("DOPS_WATCH_NAMESPACES", "Team_A", "DOPS_WATCH_NAMESPACES must be a comma-separated list of namespace names"),
         ("DOPS_API_SERVER_URL", "kube.example.com", "DOPS_API_SERVER_URL must be an http(s) URL"),
-        ("DOPS_RUN_LINK_TEMPLATE", "https://x/{podname}", "DOPS_RUN_LINK_TEMPLATE uses unknown placeholders ['podname']"),
+        (
+            "DOPS_RUN_LINK_TEMPLATE",
+            "https://x/{podname}",
+            "DOPS_RUN_LINK_TEMPLATE uses unknown placeholders ['podname']",
+        ),
         ("DOPS_RUN_LINK_TEMPLATE", "https://x/{pod", "DOPS_RUN_LINK_TEMPLATE is not a valid template"),
         ("DOPS_RECONCILE_INTERVAL_SECONDS", "0", "DOPS_RECONCILE_INTERVAL_SECONDS must be an integer ≥ 1"),
         ("DOPS_WATCH_STALE_SECONDS", "soon", "DOPS_WATCH_STALE_SECONDS must be an integer ≥ 1"),

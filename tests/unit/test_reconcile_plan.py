@@ -222,7 +222,10 @@ def test_running_condition_and_fallbacks_are_written_once() -> None:
     assert isinstance(step, WriteStatus)
     assert step.patch[0] == {"op": "test", "path": "/status/runState", "value": "running"}
     assert ops_value(step.patch, "/status/podName") == "op-1-abcde"
-    assert ops_value(step.patch, "/status/runLink") == "https://k/api/v1/namespaces/ns/pods/op-1-abcde/log?container=worker"
+    assert (
+        ops_value(step.patch, "/status/runLink")
+        == "https://k/api/v1/namespaces/ns/pods/op-1-abcde/log?container=worker"
+    )
     assert cond(ops_value(step.patch, "/status/conditions"), "Running")["status"] == "True"
     # The worker set podName and runLink itself: only the condition.
     op = operation(state="running", pod="op-1-abcde", runLink="https://elsewhere")
@@ -231,6 +234,28 @@ def test_running_condition_and_fallbacks_are_written_once() -> None:
     # Already marked: nothing.
     op["status"]["conditions"] = ops_value(step.patch, "/status/conditions")
     assert plan(view(op, job(active=1), (pod(running=True),))).steps == ()
+
+
+def test_the_claiming_pod_is_archived_even_before_its_events_arrive() -> None:
+    op = finished("completed", at="2026-01-01T00:00:20Z")
+    (step, _) = plan(view(op, complete_job())).steps  # no pod known to the operator yet
+    assert isinstance(step, Terminate) and step.archive_pod == "op-1-abcde"
+
+
+def test_the_operator_claims_for_a_worker_that_does_not() -> None:
+    """architecture §3: scheduled → running by the worker, the operator as fallback once the pod runs."""
+    running_pod = pod(running=True)  # its container started at T0, 30 s before NOW
+    (step,) = plan(view(operation(state="scheduled"), job(active=1), (running_pod,))).steps
+    assert isinstance(step, WriteStatus)
+    assert step.patch[0] == {"op": "test", "path": "/status/runState", "value": "scheduled"}
+    assert ops_value(step.patch, "/status/runState") == "running"
+    assert ops_value(step.patch, "/status/podName") == "op-1-abcde"
+    assert (
+        "did not claim the operation within 30 s"
+        in cond(ops_value(step.patch, "/status/conditions"), "Running")["message"]
+    )
+    early = plan(view(operation(state="scheduled"), job(active=1), (running_pod,), now=T0 + dt.timedelta(seconds=10)))
+    assert early.steps == () and early.requeue_after == pytest.approx(20.0)
 
 
 def test_observed_failure_is_a_cas_failure_with_the_log() -> None:
@@ -265,6 +290,8 @@ def test_terminal_waits_for_the_worker_to_exit() -> None:
     p = plan(view(op, job(active=1), (pod(running=True),)))
     assert p.steps == ()
     assert p.requeue_after == pytest.approx(EXIT_GRACE_SECONDS - 0.5)
+    # Also when the pod's events lag behind the operation's (not seen running yet).
+    assert plan(view(op, job(active=1))).steps == ()
 
 
 def test_completed_is_processed_once_then_the_job_gets_its_ttl() -> None:
@@ -273,7 +300,12 @@ def test_completed_is_processed_once_then_the_job_gets_its_ttl() -> None:
     assert kinds(p) == ["Terminate", "SetJobTTL"]
     step = p.steps[0]
     assert isinstance(step, Terminate)
-    assert (step.required_state, step.state, step.reason, step.archive_pod) == ("completed", "completed", "Completed", "op-1-abcde")
+    assert (step.required_state, step.state, step.reason, step.archive_pod) == (
+        "completed",
+        "completed",
+        "Completed",
+        "op-1-abcde",
+    )
     assert step.message == "the operation completed in 15.0 s"
     ttl = p.steps[1]
     assert isinstance(ttl, SetJobTTL) and (ttl.job, ttl.seconds) == ("op-1", 600)
@@ -282,7 +314,13 @@ def test_completed_is_processed_once_then_the_job_gets_its_ttl() -> None:
 def test_processed_operation_only_needs_the_job_ttl() -> None:
     op = finished("completed")
     op["status"]["conditions"] = [
-        {"type": "Succeeded", "status": "True", "reason": "Completed", "message": "", "lastTransitionTime": "2026-01-01T00:00:21Z"}
+        {
+            "type": "Succeeded",
+            "status": "True",
+            "reason": "Completed",
+            "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:21Z",
+        }
     ]
     assert kinds(plan(view(op, complete_job(), (pod(phase="Succeeded", exit_code=0),)))) == ["SetJobTTL"]
     assert plan(view(op, complete_job(ttl=600), (pod(phase="Succeeded", exit_code=0),))).steps == ()
@@ -323,8 +361,11 @@ def test_completed_with_a_lingering_worker_stops_its_job() -> None:
     assert step.reason == "Completed" and step.stop_job == "op-1"
 
 
-def test_cancel_before_the_pod_started_stops_the_job_at_once() -> None:
-    op = finished("failed", at="2026-01-01T00:00:29.900000Z")
+def test_cancel_before_the_pod_started_stops_the_job_after_the_grace() -> None:
+    op = operation(state="failed", failedAt="2026-01-01T00:00:29.900000Z")  # scheduled, never claimed
+    waiting = plan(view(op, job(active=1), (pod(phase="Pending"),)))
+    assert waiting.steps == () and waiting.requeue_after == pytest.approx(EXIT_GRACE_SECONDS - 0.1)
+    op = operation(state="failed", failedAt="2026-01-01T00:00:27.900000Z")
     (step,) = plan(view(op, job(active=1), (pod(phase="Pending"),))).steps
     assert isinstance(step, Terminate)
     assert (step.reason, step.stop_job, step.archive_pod) == (c.Reasons.CANCELLED, "op-1", None)
@@ -340,7 +381,13 @@ def test_failed_while_queued_has_no_job_to_handle() -> None:
 def test_processed_but_still_active_job_is_stopped() -> None:
     op = finished("failed")
     op["status"]["conditions"] = [
-        {"type": "Succeeded", "status": "False", "reason": "Cancelled", "message": "", "lastTransitionTime": "2026-01-01T00:00:25Z"}
+        {
+            "type": "Succeeded",
+            "status": "False",
+            "reason": "Cancelled",
+            "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:25Z",
+        }
     ]
     (step,) = plan(view(op, job(active=1), (pod(running=True),))).steps
     assert isinstance(step, StopJob)
@@ -359,12 +406,23 @@ def test_processed_but_still_active_job_is_stopped() -> None:
     ],
 )
 def test_retention(
-    spec: dict[str, Any], target_ttl: int | None, settings_ttl: int, now: dt.datetime, expected: list[str], requeue: float | None
+    spec: dict[str, Any],
+    target_ttl: int | None,
+    settings_ttl: int,
+    now: dt.datetime,
+    expected: list[str],
+    requeue: float | None,
 ) -> None:
     op = finished("completed")
     op["spec"].update(spec)
     op["status"]["conditions"] = [
-        {"type": "Succeeded", "status": "True", "reason": "Completed", "message": "", "lastTransitionTime": "2026-01-01T00:00:21Z"}
+        {
+            "type": "Succeeded",
+            "status": "True",
+            "reason": "Completed",
+            "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:21Z",
+        }
     ]
     settings = OperatorSettings(ttl_seconds_after_finished=settings_ttl)
     resolved = target_from_resource(
@@ -424,7 +482,13 @@ def test_writer_clock_ahead_still_marks_processed() -> None:
 def test_refailing_later_is_processed_again() -> None:
     op = finished("failed", at="2026-01-01T00:00:20Z")
     op["status"]["conditions"] = [
-        {"type": "Succeeded", "status": "False", "reason": "Failed", "message": "", "lastTransitionTime": "2026-01-01T00:00:21Z"}
+        {
+            "type": "Succeeded",
+            "status": "False",
+            "reason": "Failed",
+            "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:21Z",
+        }
     ]
     assert finished_processed(compact_operation(op)["status"])
     op["status"]["failedAt"] = "2026-01-01T00:00:25Z"

@@ -152,13 +152,19 @@ def build_job(
         ATTEMPT_LABEL: str(attempt),
         c.TARGET_LABEL: label_value(target.name),
     }
-    pod_labels = {str(k): str(v) for k, v in (overrides.get("labels") or {}).items()}
-    pod_labels.update(labels)  # never let a target replace dops' own labels
+    pod_labels = {c.NAME_LABEL: labels[c.NAME_LABEL], c.PART_OF_LABEL: labels[c.PART_OF_LABEL]}
+    pod_labels.update({str(k): str(v) for k, v in (overrides.get("labels") or {}).items()})
+    # A target may relabel name/part-of, never the labels the operator selects and maps pods by.
+    pod_labels.update({k: v for k, v in labels.items() if k not in (c.NAME_LABEL, c.PART_OF_LABEL)})
     pod_annotations = {str(k): str(v) for k, v in (overrides.get("annotations") or {}).items()}
     pod_annotations[OPERATION_ANNOTATION] = ref
 
     run_link = pod_run_link(
-        _run_link_template(target, settings, server_url), namespace=namespace, job=jname, operation=name, attempt=attempt
+        _run_link_template(target, settings, server_url),
+        namespace=namespace,
+        job=jname,
+        operation=name,
+        attempt=attempt,
     )
     env: list[JSON] = [
         {"name": ENV_OPERATION, "value": ref},
@@ -270,7 +276,9 @@ def pod_run_link(template: str, *, namespace: str, job: str, operation: str, att
 
 
 def _run_link_template(target: Target, settings: OperatorSettings, server_url: str) -> str:
-    return effective_template(target.run_link_template, settings.run_link_template, settings.api_server_url or server_url)
+    return effective_template(
+        target.run_link_template, settings.run_link_template, settings.api_server_url or server_url
+    )
 
 
 def job_ttl_patch(seconds: int) -> JSON:

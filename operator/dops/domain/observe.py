@@ -19,7 +19,7 @@ Failure reasons (condition reasons of the operation, `dops.api.constants.Reasons
 
 | reason                     | cause                                                            |
 |----------------------------|------------------------------------------------------------------|
-| NonZeroExitCode            | the worker exited non-zero (message: the worker's recorded error, else its termination message, which falls back to the log tail) |
+| NonZeroExitCode            | exited non-zero (message: its recorded error, termination message or log tail) |
 | OOMKilled                  | the worker container was killed for exceeding its memory limit    |
 | DeadlineExceeded           | the Job ran longer than `activeDeadlineSeconds` (timeoutSeconds)   |
 | BackoffLimitExceeded       | every allowed retry (backoffLimit > 0) failed                      |
@@ -93,6 +93,7 @@ class Outcome:
     pod_active: bool = False  # that pod still runs or is about to (not terminal, not deleted)
     job_active: bool = False  # the Job exists and is not finished
     failed_pods: tuple[str, ...] = ()  # pods of the Job that failed, oldest first
+    running_since: str | None = None  # when the newest pod's worker container started running
     requeue_after: float | None = None  # seconds until the outcome may change by time alone
     extra: JSON = field(default_factory=dict)
 
@@ -412,7 +413,8 @@ def observe(
     if latest is None:
         return replace(base, message=f"waiting for Job {jname} to create its pod")
     if _running(latest):
-        return replace(base, phase=Phase.RUNNING)
+        started = ((latest.get("container") or {}).get("state") or {}).get("running") or {}
+        return replace(base, phase=Phase.RUNNING, running_since=started.get("startedAt"))
     if _pod_failed(latest) or _deleted(latest):
         # The Job controller decides next: a replacement pod (retries left, or a disruption it ignores)
         # or a Failed condition. Either arrives as a Job/pod event.
@@ -475,7 +477,8 @@ def _job_failed(
         return replace(
             base,
             reason=c.Reasons.BACKOFF_LIMIT,
-            message=f"the worker failed {len(failed) or backoff + 1} times (retries: {backoff}); last failure: {last_text}",
+            message=f"the worker failed {len(failed) or backoff + 1} times (retries: {backoff}); "
+            f"last failure: {last_text}",
         )
     if detail is not None:
         return replace(base, reason=detail.reason, message=detail.message)

@@ -17,8 +17,9 @@ Steps, by run state (numbered as `plan` takes them):
 4. `scheduled`/`running` → `observe()` the Job and pods: a missing Job is created for `scheduled`
    (a crash between the CAS and the create) unless the Job was seen deleted; a failure becomes `Fail`
    (CAS from the observed state, log archived first, an active Job stopped); a running pod gets the
-   `Running` condition (and `podName`/`runLink` when the worker did not set them); a failed pod that the
-   Job replaces needs nothing: the replacement's worker takes the operation over;
+   `Running` condition (and `podName`/`runLink` when the worker did not set them); a pod that runs for
+   `CLAIM_FALLBACK_SECONDS` without its worker claiming the operation gets the claim made for it; a
+   failed pod that the Job replaces needs nothing: the replacement's worker takes the operation over;
 5. `completed`/`failed` → `Finish` once: archive the pod log, write conditions (and log fields) with a
    CAS on the terminal state; an active Job is stopped (after `EXIT_GRACE_SECONDS` if its worker still
    runs: a failure written from outside while running is a cancel); then the Job gets its TTL and, past
@@ -51,6 +52,7 @@ from .transitions import first_sight_status
 JSON = dict[str, Any]
 FIRST_SIGHT_GRACE_SECONDS = 2.0  # the dops service writes `queued` right after its create
 EXIT_GRACE_SECONDS = 2.0  # a worker exits this soon after writing a terminal state
+CLAIM_FALLBACK_SECONDS = 30.0  # a worker pod runs this long without claiming: the operator claims for it
 MAX_MESSAGE = 4096
 TERMINAL = ("completed", "failed")
 _TERMINAL_FIELD = {"completed": "completedAt", "failed": "failedAt"}
@@ -132,6 +134,28 @@ def compact_operation(obj: Mapping[str, Any]) -> JSON:
             if k in spec
         },
         "status": compact_status,
+    }
+
+
+def slim_operation(compact: Mapping[str, Any]) -> JSON:
+    """A settled operation (finished and processed) as the operator keeps it: what retention and a
+    lingering Job need, nothing else. Anything that changes it again arrives as a full event."""
+    meta = compact.get("metadata") or {}
+    spec = compact.get("spec") or {}
+    status = compact.get("status") or {}
+    succeeded = get_condition(status, c.CONDITION_SUCCEEDED) or {}
+    return {
+        "metadata": {
+            k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion", "generation", "deletionTimestamp")
+        },
+        "spec": {k: spec[k] for k in ("delegationTarget", "ttlSecondsAfterFinished", "pinned") if k in spec},
+        "status": {
+            **{k: status[k] for k in ("runState", "completedAt", "failedAt", "jobName", "attempt") if k in status},
+            "conditions": [{k: succeeded.get(k) for k in ("type", "status", "reason", "lastTransitionTime")}]
+            if succeeded
+            else [],
+        },
+        "slim": True,
     }
 
 
@@ -455,7 +479,11 @@ def _plan_first_sight(view: View) -> Plan:
         reason = c.Reasons.QUEUED
         message = f"queued for {_target_text(target)}"
     status["conditions"] = conditions(
-        view.status, view.now, _generation(view), running=(False, reason, message), succeeded=("Unknown", reason, message)
+        view.status,
+        view.now,
+        _generation(view),
+        running=(False, reason, message),
+        succeeded=("Unknown", reason, message),
     )
     patch = {"metadata": {"resourceVersion": view.meta.get("resourceVersion")}, "status": status}
     labels = labels_out_of_date({"metadata": view.meta, "spec": view.spec, "status": {"runState": "queued"}})
@@ -507,7 +535,9 @@ def _plan_admit(view: View, required_state: str, target: Target) -> Plan:
     jname = str(job["metadata"]["name"])
     patch = _admit_patch(view, required_state, attempt, jname, target)
     event = Event(
-        "Normal", c.EventReasons.SCHEDULED, f"admitted to {_target_text(target)}: created Job {jname} (attempt {attempt})"
+        "Normal",
+        c.EventReasons.SCHEDULED,
+        f"admitted to {_target_text(target)}: created Job {jname} (attempt {attempt})",
     )
     return Plan((Admit(required_state, patch, job, event),), note="admit")
 
@@ -532,17 +562,72 @@ def _plan_active(view: View, state: str) -> Plan:
             job = build_job(view.op, target, view.settings, attempt, server_url=view.server_url)
             job["metadata"]["name"] = str(jname)
             return Plan((CreateJob(job),), note="create Job", outcome=outcome)
-        return _fail(view, state, outcome, c.Reasons.JOB_MISSING, f"Job {jname} no longer exists (the operation was running)")
+        return _fail(
+            view, state, outcome, c.Reasons.JOB_MISSING, f"Job {jname} no longer exists (the operation was running)"
+        )
     if outcome.failed:
         return _fail(view, state, outcome, outcome.reason, outcome.message)
     # A failed pod the Job replaces (retries) needs nothing here: the replacement's worker takes the
     # operation over from the failed pod (dops.worker.run), and the Job's verdict comes as an event.
     steps: list[Step] = []
+    requeue = outcome.requeue_after
     if state == "running" and outcome.phase is Phase.RUNNING:
         marked = _mark_running(view, outcome)
         if marked is not None:
             steps.append(marked)
-    return Plan(tuple(steps), requeue_after=outcome.requeue_after, note=outcome.phase.value, outcome=outcome)
+    elif state == "scheduled" and outcome.phase is Phase.RUNNING and outcome.pod:
+        since = parse_time(outcome.running_since)
+        waited = (view.now - since).total_seconds() if since is not None else 0.0
+        if waited >= CLAIM_FALLBACK_SECONDS:
+            steps.append(_fallback_claim(view, outcome.pod))
+        else:
+            requeue = min(requeue or CLAIM_FALLBACK_SECONDS, CLAIM_FALLBACK_SECONDS - waited)
+    return Plan(tuple(steps), requeue_after=requeue, note=outcome.phase.value, outcome=outcome)
+
+
+def _fallback_claim(view: View, pod: str) -> WriteStatus:
+    """`scheduled → running` for a worker pod that runs but has not claimed its operation (the worker, when it
+    gets to its claim, finds the operation running for its own pod and runs it)."""
+    stamp = format_time(view.now)
+    message = (
+        f"worker pod {pod} runs but did not claim the operation within {CLAIM_FALLBACK_SECONDS:.0f} s; "
+        "the operator marked it running"
+    )
+    ops = [
+        _test("scheduled"),
+        _add("runState", "running"),
+        _add("startedAt", stamp),
+        _add("updatedAt", stamp),
+        _add("monitored", False),
+        _add("podName", pod),
+    ]
+    link = run_link(view, pod)
+    if link:
+        ops.append(_add("runLink", link))
+    ops.append(
+        _add(
+            "conditions",
+            conditions(
+                view.status,
+                view.now,
+                _generation(view),
+                running=(True, c.Reasons.RUNNING, message),
+                succeeded=("Unknown", c.Reasons.RUNNING, message),
+            ),
+        )
+    )
+    return WriteStatus(ops, Event("Normal", c.EventReasons.STARTED, message), sync_labels=True)
+
+
+def _archive_pod(view: View, outcome: Outcome) -> str | None:
+    """The pod whose log to archive: the one observed to have started, else the pod the worker recorded
+    when it claimed the operation (it started, even if its events have not reached us yet)."""
+    if outcome.pod and outcome.pod_started:
+        return outcome.pod
+    pod = view.status.get("podName")
+    if pod and view.status.get("startedAt") and view.status.get("jobName"):
+        return str(pod)
+    return None
 
 
 def _fail(view: View, state: str, outcome: Outcome, reason: str, message: str) -> Plan:
@@ -554,7 +639,7 @@ def _fail(view: View, state: str, outcome: Outcome, reason: str, message: str) -
         state="failed",
         reason=reason,
         message=_clip(message),
-        archive_pod=outcome.pod if outcome.pod_started else None,
+        archive_pod=_archive_pod(view, outcome),
         stop_job=str(stop) if stop else None,
         event=Event("Warning", c.EventReasons.FAILED, _clip(f"{reason}: {message}")),
         sync_labels=True,
@@ -627,10 +712,10 @@ def _plan_terminal(view: View, state: str) -> Plan:
     since = (now - at).total_seconds()
     steps: list[Step] = []
     requeue: float | None = None
-    if job_active and not processed and outcome.phase is Phase.RUNNING and since < EXIT_GRACE_SECONDS:
-        return Plan(
-            requeue_after=EXIT_GRACE_SECONDS - since, note="waiting for the worker to exit", outcome=outcome
-        )
+    if job_active and not processed and since < EXIT_GRACE_SECONDS:
+        # The worker exits right after recording the outcome, and its pod's events may lag behind the
+        # operation's: give it a moment before treating the Job as one to stop (and its log as partial).
+        return Plan(requeue_after=EXIT_GRACE_SECONDS - since, note="waiting for the worker to exit", outcome=outcome)
     if not processed:
         reason, message, event = _terminal_reason(view, state, outcome, job_active)
         steps.append(
@@ -639,7 +724,7 @@ def _plan_terminal(view: View, state: str) -> Plan:
                 state=state,
                 reason=reason,
                 message=message,
-                archive_pod=outcome.pod if outcome.pod_started else None,
+                archive_pod=_archive_pod(view, outcome),
                 stop_job=str(jname) if job_active else None,
                 event=event,
                 sync_labels=bool(labels_out_of_date({"metadata": view.meta, "spec": view.spec, "status": status})),
@@ -648,9 +733,9 @@ def _plan_terminal(view: View, state: str) -> Plan:
     elif job_active:
         steps.append(StopJob(str(jname), "the operation is finished"))
     finishing = processed or bool(steps)
-    if job_exists and not job_active and finishing and job is not None and job.get("ttlSecondsAfterFinished") is None:
-        if not (job.get("deletionTimestamp")):
-            steps.append(SetJobTTL(str(jname), view.settings.job_ttl_seconds))
+    needs_ttl = job is not None and job.get("ttlSecondsAfterFinished") is None and not job.get("deletionTimestamp")
+    if job_exists and not job_active and finishing and needs_ttl:
+        steps.append(SetJobTTL(str(jname), view.settings.job_ttl_seconds))
     ttl = _retention(view)
     if ttl and finishing and not view.spec.get("pinned"):
         due = at + dt.timedelta(seconds=ttl)

@@ -54,7 +54,7 @@ class OperatorSettings:
     log_archive: str = "/var/lib/dops/logs"
     # Seconds after finishing that finished, unpinned operations are deleted; 0 = keep. DOPS_TTL_SECONDS_AFTER_FINISHED.
     ttl_seconds_after_finished: int = 0
-    # ttlSecondsAfterFinished (seconds) set on a finished operation's Job once its log is archived. DOPS_JOB_TTL_SECONDS.
+    # ttlSecondsAfterFinished (seconds) of a finished operation's Job, set after log archiving. DOPS_JOB_TTL_SECONDS.
     job_ttl_seconds: int = 600
     # Seconds a worker pod may fail to pull its image before the operation fails. DOPS_IMAGE_PULL_GRACE_SECONDS.
     image_pull_grace_seconds: int = 120
@@ -147,7 +147,8 @@ def _namespaces(name: str, raw: str) -> tuple[str, ...]:
             continue
         if len(item) > 63 or not _NAMESPACE.match(item):
             raise ConfigurationError(
-                f'{name} must be a comma-separated list of namespace names, got "{raw}" ("{item}" is not a namespace name)'
+                f'{name} must be a comma-separated list of namespace names, got "{raw}" '
+                f'("{item}" is not a namespace name)'
             )
         if item not in out:
             out.append(item)

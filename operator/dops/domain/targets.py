@@ -2,8 +2,9 @@
 
 An empty target name means the namespace's default target, as does the name `default`: a
 DelegationTarget named `default` in the operation's namespace when there is one, else the operator's
-built-in default (image, concurrency, timeout and retries from `OperatorSettings`). A named target that does not exist resolves to None:
-the operation waits, queued, with an `UnknownTarget` condition until the target appears.
+built-in default (image, concurrency, timeout and retries from `OperatorSettings`). A named target
+that does not exist resolves to None: the operation waits, queued, with an `UnknownTarget` condition
+until the target appears.
 
 Fields a DelegationTarget leaves unset take the operator's defaults, so the Job builder never has
 to look at settings and targets separately.

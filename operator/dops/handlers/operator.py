@@ -5,18 +5,22 @@ Registered in Kopf's default registry at import, so `kopf run -m dops.handlers` 
 
 - startup: Kopf settings (project-prefixed progress/diff-base storages and finalizer name, bounded
   timeouts, posting level, watch timeouts, label selectors so only dops Jobs and Pods are watched),
-  then the runtime (reconcile workers, scheduler, metrics, bookmark watch);
+  then the runtime: one listing of operations, targets, Jobs and pods fills the cache *before* any
+  admission (after a restart the scheduler knows every running operation before it admits a queued
+  one), then the reconcile workers, the scheduler, metrics and the bookmark watch start;
 - login: credentials from the same kubeconfig / service account as the rest of dops;
-- probe (liveness): fails when no watch event or bookmark arrived for `watch_stale_seconds`;
-- indexes on DelegatedOperations, DelegationTargets, Jobs and Pods feed the reconcile's cache. Kopf
-  invokes handlers only after every index is populated from the initial listing, so the first
-  handler call marks the cache complete: admission never starts from a partial view (e.g. after a
-  restart it knows every running operation before it admits a queued one);
-- event handlers keep the liveness clock, pass deletions on and mark readiness.
+- probes: watch freshness (liveness fails when no watch event or bookmark arrived for
+  `watch_stale_seconds`) and the reconcile backlog;
+- event handlers on DelegatedOperations, DelegationTargets, and Jobs and Pods labelled
+  `app.kubernetes.io/managed-by=dops` hand every event to the reconcile's cache and work queue.
 
-No change-detecting handlers (on.create/update/resume) and no deletion handlers are used: they would
-cost a PATCH per object (diff-base annotations, finalizers), and nothing needs them: the reconcile is
-level-triggered and ownerReferences clean up Jobs and pods. Kopf therefore never adds its finalizer.
+Why no `@kopf.index`: Kopf holds every handler until all indexes are populated, and its readiness
+toggle wakes every waiting object worker for every listed object (quadratic: minutes at 10,000
+operations). The start-up listing gives the same guarantee (a complete view before admitting) in one
+request per resource and page. Why no change-detecting (on.create/update/resume) or deletion
+handlers: they cost a PATCH per object (diff-base annotations, finalizers) and nothing needs them —
+the reconcile is level-triggered and ownerReferences clean up Jobs and pods — so Kopf never adds its
+finalizer, and its diff-base essence (built for every event) is skipped (`EssenceFreeDiffBaseStorage`).
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ PODS = ("", "v1", "pods")
 MANAGED = {c.MANAGED_BY_LABEL: c.MANAGED_BY}
 MANAGED_SELECTOR = f"{c.MANAGED_BY_LABEL}={c.MANAGED_BY}"
 RUNTIME_KEY = "dops_runtime"
+# The registry the handlers below register into: Kopf's default one *at import time* (what `kopf run -m
+# dops.handlers` runs). Kept, because code running in the same process may install another default later.
+REGISTRY = kopf.get_default_registry()
 # Bounded retries and timeouts on every handler that supports them (Kopf's default retries forever).
 RETRIES = 3
 BACKOFF = 1.0
@@ -48,13 +55,15 @@ TIMEOUT = 30.0
 
 def runtime_of(memo: Any) -> Runtime:
     """The runtime of this operator run (built on first use from the memo's settings, else the environment)."""
-    runtime = memo.get(RUNTIME_KEY) if hasattr(memo, "get") else None
+    runtime = memo.get(RUNTIME_KEY)
     if runtime is None:
-        settings = memo.get("dops_settings") if hasattr(memo, "get") else None
+        settings = memo.get("dops_settings") or OperatorSettings.from_env(os.environ)
+        # run_operator() says which namespaces it serves; under `kopf run -m dops.handlers`, DOPS_WATCH_NAMESPACES.
+        namespaces = memo.get("dops_namespaces")
         runtime = Runtime.build(
-            settings or OperatorSettings.from_env(os.environ),
-            kubeconfig=memo.get("dops_kubeconfig") if hasattr(memo, "get") else None,
-            namespaces=tuple(memo.get("dops_namespaces") or ()) if hasattr(memo, "get") else (),
+            settings,
+            kubeconfig=memo.get("dops_kubeconfig"),
+            namespaces=tuple(namespaces) if namespaces is not None else settings.watch_namespaces,
         )
         memo[RUNTIME_KEY] = runtime
     assert isinstance(runtime, Runtime)
@@ -65,7 +74,7 @@ def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     """Kopf settings for dops (prior-art.md §4 baseline, adjusted)."""
     settings.persistence.finalizer = c.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.KOPF_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = EssenceFreeDiffBaseStorage(
         prefix=c.KOPF_PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
@@ -77,18 +86,32 @@ def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.inactivity_timeout = float(min(70, max(ours.watch_stale_seconds, 10)))
+    settings.watching.chunk_size = 500  # Kopf's own listing in pages: no 10,000-object response in memory at once
     # Only dops' own Jobs and Pods are watched (server-side selector), never the whole cluster's.
     settings.watching.label_selectors[JOBS] = MANAGED_SELECTOR
     settings.watching.label_selectors[PODS] = MANAGED_SELECTOR
-    # queueing.worker_limit stays unbounded: with indexes, a bounded worker pool can deadlock Kopf's
-    # "all indexed" readiness on a large initial listing (workers wait for readiness while holding slots).
+    # Kopf runs one asyncio task per object with recent events; it exits `idle_timeout` s after the last one.
+    # Unbounded (as by default) so that a large listing never stalls the watch stream behind a worker limit.
+    settings.queueing.idle_timeout = 2.0
+
+
+class EssenceFreeDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """Kopf's annotation diff-base storage (prefix `kopf.dops.io`), minus the per-event essence.
+
+    Kopf builds a deep copy of every object's "essence" on every event to diff it against the last
+    handled one, but only change-detecting handlers use the diff and dops registers none: the essence
+    is always empty here, which saves a deep copy per watch event.
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
+        return {}
 
 
 @kopf.on.startup(id="dops.startup", retries=RETRIES, backoff=BACKOFF, timeout=120)
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     runtime = runtime_of(memo)
     configure(settings, runtime.settings)
-    await runtime.start()
+    await runtime.start()  # lists once, fills the cache, then starts reconciles and admissions
 
 
 @kopf.on.cleanup(id="dops.cleanup", retries=1, timeout=60)
@@ -131,7 +154,8 @@ def watch_freshness(memo: kopf.Memo, **_: Any) -> float:
     age = runtime.watch_age()
     if age > runtime.settings.watch_stale_seconds:
         raise kopf.PermanentError(
-            f"no watch event or bookmark for {age:.0f} s (DOPS_WATCH_STALE_SECONDS={runtime.settings.watch_stale_seconds})"
+            f"no watch event or bookmark for {age:.0f} s "
+            f"(DOPS_WATCH_STALE_SECONDS={runtime.settings.watch_stale_seconds})"
         )
     return round(age, 1)
 
@@ -148,72 +172,44 @@ def backlog(memo: kopf.Memo, **_: Any) -> dict[str, int]:
     }
 
 
-# ---------------------------------------------------------------------------------------- operations
+# ---------------------------------------------------------------------------------------- events
 
 
-@kopf.index(*OPERATIONS, id="dops.operations", retries=RETRIES, backoff=BACKOFF, timeout=TIMEOUT)
-async def operations_index(body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any) -> object:
-    runtime = runtime_of(memo)
-    state = runtime.reconciler.operation_seen(body)
-    runtime.reconciler.enqueue((namespace or "", name))
-    return {(namespace or "", name): state or "new"}
-
-
-@kopf.on.event(*OPERATIONS, id="dops.operation-events")
-async def operation_events(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+@kopf.on.event(*OPERATIONS, id="dops.operations")
+async def operation_events(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
     runtime = runtime_of(memo)
     runtime.alive()
-    runtime.reconciler.mark_ready()
     if type == "DELETED":
         runtime.reconciler.operation_deleted(body)
+    else:
+        runtime.reconciler.operation_seen(body)
 
 
-# ---------------------------------------------------------------------------------------- targets
-
-
-@kopf.index(*TARGETS, id="dops.targets", retries=RETRIES, backoff=BACKOFF, timeout=TIMEOUT)
-async def targets_index(body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any) -> object:
-    runtime_of(memo).reconciler.target_seen(body)
-    return {(namespace or "", name): body.get("spec", {}).get("mode", c.MODE_JOB)}
-
-
-@kopf.on.event(*TARGETS, id="dops.target-events")
-async def target_events(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+@kopf.on.event(*TARGETS, id="dops.targets")
+async def target_events(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
     runtime = runtime_of(memo)
     runtime.alive()
-    runtime.reconciler.mark_ready()
     if type == "DELETED":
         runtime.reconciler.target_deleted(body)
+    else:
+        runtime.reconciler.target_seen(body)
 
 
-# ---------------------------------------------------------------------------------------- jobs and pods
-
-
-@kopf.index(*JOBS, labels=MANAGED, id="dops.jobs", retries=RETRIES, backoff=BACKOFF, timeout=TIMEOUT)
-async def jobs_index(body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any) -> object:
-    runtime_of(memo).reconciler.job_seen(body)
-    return {(namespace or "", name): body.get("metadata", {}).get("annotations", {}).get("dops.io/operation")}
-
-
-@kopf.on.event(*JOBS, labels=MANAGED, id="dops.job-events")
-async def job_events(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+@kopf.on.event(*JOBS, labels=MANAGED, id="dops.jobs")
+async def job_events(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
     runtime = runtime_of(memo)
     runtime.alive()
-    runtime.reconciler.mark_ready()
     if type == "DELETED":
         runtime.reconciler.job_deleted(body)
+    else:
+        runtime.reconciler.job_seen(body)
 
 
-@kopf.index(*PODS, labels=MANAGED, id="dops.pods", retries=RETRIES, backoff=BACKOFF, timeout=TIMEOUT)
-async def pods_index(body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any) -> object:
-    runtime_of(memo).reconciler.pod_seen(body)
-    return {(namespace or "", name): body.get("status", {}).get("phase")}
-
-
-@kopf.on.event(*PODS, labels=MANAGED, id="dops.pod-events")
-async def pod_events(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+@kopf.on.event(*PODS, labels=MANAGED, id="dops.pods")
+async def pod_events(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
     runtime = runtime_of(memo)
     runtime.alive()
-    runtime.reconciler.mark_ready()
     if type == "DELETED":
         runtime.reconciler.pod_deleted(body)
+    else:
+        runtime.reconciler.pod_seen(body)

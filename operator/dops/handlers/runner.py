@@ -39,11 +39,14 @@ def run_operator(
     if configure_logging:
         kopf.configure(verbose=verbose)
         logging.getLogger("dops").setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:
+        # Kopf logs "Handler ... succeeded" for every watch event at INFO: thousands of lines a minute.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     memo = kopf.Memo(dops_settings=settings, dops_kubeconfig=kubeconfig, dops_namespaces=chosen)
     liveness = f"http://{settings.bind_address}:{settings.health_port}/healthz" if settings.health_port else None
     asyncio.run(
         kopf.operator(
-            registry=kopf.get_default_registry(),
+            registry=handlers.REGISTRY,
             clusterwide=not chosen,
             namespaces=list(chosen),
             standalone=standalone,
@@ -53,4 +56,3 @@ def run_operator(
             memo=memo,
         )
     )
-    _ = handlers  # the import registers the handlers

@@ -20,6 +20,7 @@ from ..k8s import ClusterConfig, KubeClient, load_config
 from ..k8s.workloads import BookmarkWatch
 from ..logs import LogArchive
 from ..reconcile import Gateway, Metrics, Reconciler
+from ..reconcile.engine import release_memory
 from ..reconcile.gateway import USER_AGENT
 from ..scheduler import AdmissionQueue, Scheduler
 
@@ -82,6 +83,27 @@ class Runtime:
         self.started = True
         await self.reconciler.start()
         assert self.reconciler.ready is not None
+        started = time.monotonic()
+        counts = {}
+        queued = 0
+        for kind in ("target", "job", "pod", "op"):  # operations last: their reconciles need the rest
+            pages = self.reconciler.gateway.list_pages(kind, self.namespaces)
+            counts[kind] = 0
+            while (page := await asyncio.to_thread(next, pages, None)) is not None:
+                counts[kind] += len(page)
+                queued += self.reconciler.prime(kind, page)
+                del page
+        self.reconciler.mark_ready()
+        release_memory()
+        log.info(
+            "listed %d operations, %d targets, %d Jobs, %d pods in %.2f s; %d operations to reconcile",
+            counts["op"],
+            counts["target"],
+            counts["job"],
+            counts["pod"],
+            time.monotonic() - started,
+            queued,
+        )
         self._tasks.append(asyncio.create_task(self.scheduler.run(self.reconciler.ready), name="dops-scheduler"))
         if self.settings.metrics_port:
             from prometheus_client import start_http_server

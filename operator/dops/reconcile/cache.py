@@ -11,12 +11,14 @@ what is cached (by resourceVersion) never replaces it: the cache never goes back
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ..api.times import format_time
 from ..domain.observe import compact_job, compact_pod
-from ..domain.reconciling import compact_operation
+from ..domain.reconciling import compact_operation, finished_processed, slim_operation
 from ..domain.targets import Target
 
 JSON = dict[str, Any]
@@ -51,6 +53,7 @@ class Cache:
         self.jobs: dict[Key, JSON] = {}  # (namespace, job name) → compact Job (or tombstone)
         self.pods: dict[Key, dict[str, JSON]] = {}  # (namespace, job name) → pod name → compact pod
         self._tombstones: dict[tuple[str, Key, str], float] = {}  # (kind, job key, pod name) → when
+        self._deleting: dict[Key, tuple[str, str]] = {}  # Jobs the operator deleted → (uid, when)
 
     # ------------------------------------------------------------------------------------ operations
     def put_operation(self, obj: Mapping[str, Any]) -> JSON | None:
@@ -60,8 +63,12 @@ class Cache:
         current = self.ops.get(key)
         if current is not None:
             same_uid = current["metadata"].get("uid") == compact["metadata"].get("uid")
-            if same_uid and not newer(compact["metadata"].get("resourceVersion"), current["metadata"].get("resourceVersion")):
+            if same_uid and not newer(
+                compact["metadata"].get("resourceVersion"), current["metadata"].get("resourceVersion")
+            ):
                 return None
+        if finished_processed(compact.get("status") or {}):
+            compact = slim_operation(compact)  # settled: keep only what retention needs (10,000 ops stay small)
         self.ops[key] = compact
         return compact
 
@@ -91,6 +98,9 @@ class Cache:
             and not newer(compact.get("resourceVersion"), current.get("resourceVersion"))
         ):
             return current, self.operation_of_job(current)
+        deleting = self._deleting.get(key)
+        if deleting is not None and deleting[0] == compact.get("uid") and not compact.get("deletionTimestamp"):
+            compact["deletionTimestamp"] = deleting[1]
         self.jobs[key] = compact
         self._tombstones.pop(("job", key, ""), None)
         return compact, self.operation_of_job(compact)
@@ -102,8 +112,18 @@ class Cache:
         if current is not None and current.get("uid") != compact.get("uid") and not current.get("gone"):
             return self.operation_of_job(compact)  # a newer Job of the same name already replaced it
         self.jobs[key] = compact
+        self._deleting.pop(key, None)
         self._tombstones[("job", key, "")] = time.monotonic()
         return self.operation_of_job(compact)
+
+    def mark_job_deleted(self, namespace: str, name: str, when: dt.datetime) -> None:
+        """The operator deleted this Job itself: treat it as being deleted from now on, even when events
+        written before the deletion arrive later (until the DELETED event turns it into a tombstone)."""
+        job = self.jobs.get((namespace, name))
+        if job is not None and not job.get("gone"):
+            self._deleting[(namespace, name)] = (str(job.get("uid")), format_time(when))
+            if not job.get("deletionTimestamp"):
+                job["deletionTimestamp"] = format_time(when)
 
     def operation_of_job(self, job: Mapping[str, Any]) -> Key | None:
         ref = _split_ref(job.get("operation"))

@@ -18,14 +18,17 @@ A safety-net pass re-queues every unfinished operation each `reconcile_interval_
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import datetime as dt
+import gc
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 from ..api import constants as c
 from ..api.times import parse_time, utcnow
+from ..domain.jobs import job_ttl_patch
 from ..domain.reconciling import (
     Admit,
     ArchiveResult,
@@ -46,7 +49,6 @@ from ..domain.reconciling import (
     queue_entry,
     terminal_patch,
 )
-from ..domain.jobs import job_ttl_patch
 from ..domain.settings import OperatorSettings
 from ..domain.targets import resolve_target, target_from_resource
 from ..k8s import BadRequest, Invalid
@@ -101,47 +103,62 @@ class Reconciler:
         self._background: set[asyncio.Future[Any]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.first_admission: float | None = None  # loop time of the first admission (for the benchmark)
+        self.confirmed: set[tuple[str, Key]] = set()  # objects Kopf's watch streams have shown since start
+        self._primed: set[tuple[str, Key]] = set()  # objects the start-up listing found (until confirmed)
+        self._tracking = True  # until the start-up listing has been checked against the watch streams
 
     # =============================================================================== intake (no I/O)
 
     def operation_seen(self, body: Mapping[str, Any]) -> str | None:
-        """An operation event (or listing item): cache it, tell the scheduler. Returns its run state."""
+        """An operation event: cache it, tell the scheduler, reconcile it if it may need work. Returns its state."""
         compact = self.cache.put_operation(body)
+        key = _key_of(body)
+        if self._tracking:
+            self.confirmed.add(("op", key))
         if compact is None:
             return None
         self._observe_admission(compact)
+        if self.needs_attention(compact):
+            self.enqueue(key)
         state = compact["status"].get("runState")
         return str(state) if state else None
 
     def operation_deleted(self, body: Mapping[str, Any]) -> None:
-        meta = body.get("metadata") or {}
-        key = (str(meta.get("namespace")), str(meta.get("name")))
-        if self.cache.remove_operation(key, meta.get("uid")) is not None:
+        key = _key_of(body)
+        if self.cache.remove_operation(key, (body.get("metadata") or {}).get("uid")) is not None:
             self.admission.forget(key)
             self.kick()
 
     def job_seen(self, body: Mapping[str, Any]) -> None:
-        _, key = self.cache.put_job(body)
-        if key is not None:
+        job, key = self.cache.put_job(body)
+        if self._tracking:
+            self.confirmed.add(("job", _key_of(body)))
+        if key is not None and self._job_matters(key, job):
             self.enqueue(key)
 
     def job_deleted(self, body: Mapping[str, Any]) -> None:
         key = self.cache.delete_job(body)
-        if key is not None:
+        if key is not None and not self._settled(key):
             self.enqueue(key)
 
     def pod_seen(self, body: Mapping[str, Any]) -> None:
         key = self.cache.put_pod(body)
-        if key is not None:
+        if self._tracking:
+            self.confirmed.add(("pod", _key_of(body)))
+        if key is not None and not self._settled(key):
             self.enqueue(key)
 
     def pod_deleted(self, body: Mapping[str, Any]) -> None:
         key = self.cache.delete_pod(body)
-        if key is not None:
+        if key is not None and not self._settled(key):
             self.enqueue(key)
 
     def target_seen(self, body: Mapping[str, Any]) -> None:
         target = target_from_resource(body, self.settings)
+        if self._tracking:
+            self.confirmed.add(("target", (target.namespace, target.name)))
+        if self.cache.targets.get((target.namespace, target.name)) == target:
+            return
         self.cache.targets[(target.namespace, target.name)] = target
         self._targets_changed(target.namespace)
 
@@ -156,14 +173,86 @@ class Reconciler:
                 self.enqueue(key)
         self.kick()
 
+    # The cheap filters below keep settled operations (finished and processed) out of the work queue: after a
+    # restart with 10,000 stored operations only those that may need a write are reconciled.
+    def needs_attention(self, op: Mapping[str, Any]) -> bool:
+        status = op.get("status") or {}
+        if status.get("runState") not in ("completed", "failed") or not finished_processed(status):
+            return True
+        if (op.get("metadata") or {}).get("deletionTimestamp"):
+            return False
+        return self._retention_possible(op)
+
+    def _retention_possible(self, op: Mapping[str, Any]) -> bool:
+        spec = op.get("spec") or {}
+        if spec.get("pinned"):
+            return False
+        ttl = spec.get("ttlSecondsAfterFinished")
+        if isinstance(ttl, int) and not isinstance(ttl, bool):
+            return ttl > 0
+        target = resolve_target(
+            str((op.get("metadata") or {}).get("namespace")),
+            spec.get("delegationTarget"),
+            self.cache.targets,
+            self.settings,
+        )
+        if target is not None and target.ttl_seconds_after_finished is not None:
+            return target.ttl_seconds_after_finished > 0
+        return self.settings.ttl_seconds_after_finished > 0
+
+    def _settled(self, key: Key) -> bool:
+        op = self.cache.ops.get(key)
+        if op is None:
+            return False
+        status = op.get("status") or {}
+        return status.get("runState") in ("completed", "failed") and finished_processed(status)
+
+    def _job_matters(self, key: Key, job: Mapping[str, Any]) -> bool:
+        if not self._settled(key):
+            return True
+        finished = any(
+            c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in job.get("conditions") or []
+        )
+        # A settled operation still cares about a Job that runs (to stop it) or has no TTL yet.
+        return not job.get("deletionTimestamp") and (not finished or job.get("ttlSecondsAfterFinished") is None)
+
     def enqueue(self, key: Key, delay: float = 0.0) -> None:
         if delay > 0:
             self.queue.add_after(key, delay)
         else:
             self.queue.add(key)
 
+    def prime(self, kind: str, items: Iterable[Mapping[str, Any]]) -> int:
+        """Fill the cache from the start-up listing (one page of `kind`: op, target, job or pod at a time).
+
+        Call `mark_ready()` once every page of every kind is in: only then may reconciles and admissions
+        start. Kopf streams every object again (its own listing, then changes); objects it has not shown
+        some time after start were deleted between the two listings, which the safety net checks with a
+        GET (`_verify_unconfirmed`). Returns the number of operations queued for reconcile.
+        """
+        queued = 0
+        for body in items:
+            key = _key_of(body)
+            self._primed.add((kind, key))
+            if kind == "target":
+                target = target_from_resource(body, self.settings)
+                self.cache.targets[(target.namespace, target.name)] = target
+            elif kind == "job":
+                self.cache.put_job(body)
+            elif kind == "pod":
+                self.cache.put_pod(body)
+            else:
+                compact = self.cache.put_operation(body)
+                if compact is None:
+                    continue
+                self.admission.observe(queue_entry(compact))
+                if self.needs_attention(compact):
+                    self.enqueue(key)
+                    queued += 1
+        return queued
+
     def mark_ready(self) -> None:
-        """Kopf calls handlers only once every index is populated: from then on the cache is complete."""
+        """The cache is complete (primed): reconciles and admissions may start."""
         if self.ready is not None and not self.ready.is_set():
             self.ready.set()
             self.kick()
@@ -201,13 +290,50 @@ class Reconciler:
         assert self.ready is not None
         await self.ready.wait()
         interval = float(self.settings.reconcile_interval_seconds)
+        verified = False
         while True:
             await asyncio.sleep(interval)
+            if not verified:
+                verified = True
+                await self._verify_unconfirmed()
+                release_memory()  # Kopf's own start-up listing is over by now
             self.cache.sweep()
             for key, op in self.cache.iter_operations():
                 status = op.get("status") or {}
                 if status.get("runState") not in ("completed", "failed") or not finished_processed(status):
                     self.enqueue(key)
+
+    async def _verify_unconfirmed(self) -> None:
+        """Objects the start-up listing found but no watch event has shown since: deleted in between? Ask."""
+        pending = [item for item in self._primed if item not in self.confirmed]
+        self._tracking = False
+        self._primed.clear()
+        self.confirmed.clear()
+        for kind, key in pending:
+            exists = await self._io(self.gateway.exists, kind, key[0], key[1])
+            if exists:
+                continue
+            log.info("%s %s/%s was deleted while the operator started; forgetting it", kind, key[0], key[1])
+            if kind == "op":
+                self.cache.remove_operation(key)
+                self.admission.forget(key)
+                self.kick()
+            elif kind == "target":
+                self.cache.targets.pop(key, None)
+                self._targets_changed(key[0])
+            elif kind == "job":
+                job = self.cache.jobs.get(key)
+                if job is not None:
+                    op_key = self.cache.delete_job(
+                        {"metadata": {"name": key[1], "namespace": key[0], "uid": job.get("uid")}}
+                    )
+                    if op_key is not None:
+                        self.enqueue(op_key)
+            elif kind == "pod":
+                for pods in self.cache.pods.values():
+                    pod = pods.get(key[1])
+                    if pod is not None and pod.get("namespace") == key[0]:
+                        pod["gone"] = True
 
     async def _io(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -298,6 +424,7 @@ class Reconciler:
         if isinstance(step, StopJob):
             await self._io(self.gateway.delete_job, ns, step.job)
             self.metrics.write("delete", "jobs")
+            self.cache.mark_job_deleted(ns, step.job, self.clock())
             self._event(view, "Normal", c.EventReasons.JOB_STOPPED, f"stopped Job {step.job}: {step.reason}")
             return True
         if isinstance(step, SetJobTTL):
@@ -382,6 +509,7 @@ class Reconciler:
         if step.stop_job:
             await self._io(self.gateway.delete_job, ns, step.stop_job)
             self.metrics.write("delete", "jobs")
+            self.cache.mark_job_deleted(ns, step.stop_job, self.clock())
         self._event(view, step.event.type, step.event.reason, step.event.message)
         if archive is not None and archive.error and step.archive_pod:
             self._event(view, "Warning", c.EventReasons.LOG_UPLOAD_FAILED, archive.error)
@@ -396,6 +524,20 @@ class Reconciler:
         ended = parse_time(status.get("completedAt" if state == "completed" else "failedAt"))
         if started is not None and ended is not None and ended >= started:
             self.metrics.run_duration.labels(str(state)).observe((ended - started).total_seconds())
+
+
+def release_memory() -> None:
+    """Return freed heap to the OS after a large transient allocation (start-up listings); glibc only."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _key_of(body: Mapping[str, Any]) -> Key:
+    meta = body.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
 def describe(plan_: Plan) -> str:

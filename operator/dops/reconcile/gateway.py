@@ -16,21 +16,32 @@ Other API errors propagate (`dops.k8s.ApiError`); the reconcile retries them wit
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..api import constants as c
 from ..domain.labels import labels_out_of_date
 from ..domain.reconciling import ArchiveResult
 from ..domain.runlink import WORKER_CONTAINER
-from ..k8s import AlreadyExists, ApiError, Conflict, DelegatedOperationRepository, Invalid, KubeClient, NotFound
-from ..k8s.workloads import EventRecorder, JobRepository, PodLogs
+from ..k8s import (
+    AlreadyExists,
+    ApiError,
+    Conflict,
+    DelegatedOperationRepository,
+    DelegationTargetRepository,
+    Invalid,
+    KubeClient,
+    NotFound,
+    ResourceClient,
+)
+from ..k8s.workloads import EventRecorder, JobRepository, PodLogs, PodRepository
 from ..logs import ArchiveError, LogArchive, archive_key
 
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 USER_AGENT = "dops-operator/0.1"
+MANAGED_SELECTOR = f"{c.MANAGED_BY_LABEL}={c.MANAGED_BY}"
 
 
 class JobNameTaken(ApiError):
@@ -43,7 +54,9 @@ class Gateway:
     def __init__(self, client: KubeClient, archive: LogArchive) -> None:
         self.client = client
         self.ops = DelegatedOperationRepository(client)
+        self.targets = DelegationTargetRepository(client)
         self.jobs = JobRepository(client)
+        self.pods = PodRepository(client)
         self.logs = PodLogs(client)
         self.events = EventRecorder(client)
         self.archive = archive
@@ -52,7 +65,9 @@ class Gateway:
     # ------------------------------------------------------------------------------------ operations
     def patch_status_cas(self, namespace: str, name: str, ops: list[JSON]) -> JSON | None:
         try:
-            return self.ops.patch(namespace, name, ops, json_patch=True, subresource="status", field_manager=self.field_manager)
+            return self.ops.patch(
+                namespace, name, ops, json_patch=True, subresource="status", field_manager=self.field_manager
+            )
         except NotFound:
             return None
         except Invalid as exc:
@@ -87,7 +102,11 @@ class Gateway:
                 ops.append({"op": "add", "path": path, "value": value})
         try:
             return self.ops.patch(
-                str(meta.get("namespace")), str(meta.get("name")), ops, json_patch=True, field_manager=self.field_manager
+                str(meta.get("namespace")),
+                str(meta.get("name")),
+                ops,
+                json_patch=True,
+                field_manager=self.field_manager,
             )
         except (NotFound, Invalid):
             return None
@@ -131,6 +150,30 @@ class Gateway:
             return self.jobs.patch(namespace, name, patch, field_manager=self.field_manager)
         except NotFound:
             return None
+
+    # ------------------------------------------------------------------------------------ start-up listing
+    def list_pages(self, kind: str, namespaces: tuple[str, ...] = (), page_size: int = 500) -> Iterator[list[JSON]]:
+        """Every object of `kind` (op, target, job, pod; Jobs and pods: dops' own only), one page at a time."""
+        repo = self._repo(kind)
+        selector = MANAGED_SELECTOR if kind in ("job", "pod") else ""
+        for namespace in namespaces or (None,):
+            token: str | None = None
+            while True:
+                page = repo.list(namespace, label_selector=selector, limit=page_size, continue_token=token)
+                yield page.items
+                token = page.continue_token
+                if not token:
+                    break
+
+    def exists(self, kind: str, namespace: str, name: str) -> bool:
+        try:
+            self._repo(kind).get(namespace, name)
+        except NotFound:
+            return False
+        return True
+
+    def _repo(self, kind: str) -> ResourceClient:
+        return {"op": self.ops, "target": self.targets, "job": self.jobs, "pod": self.pods}[kind]
 
     # ------------------------------------------------------------------------------------ logs, events
     def archive_log(self, namespace: str, operation: str, attempt: int | str, pod: str) -> ArchiveResult:

@@ -39,13 +39,17 @@ class _StateCollector(Collector):
         yield ops
         waiting, active = self.queues()
         depth = GaugeMetricFamily(
-            "dops_queue_depth", "Queued operations waiting for admission, per delegation target", labels=["namespace", "target"]
+            "dops_queue_depth",
+            "Queued operations waiting for admission, per delegation target",
+            labels=["namespace", "target"],
         )
         for (namespace, target), count in sorted(waiting.items()):
             depth.add_metric([namespace, target], count)
         yield depth
         running = GaugeMetricFamily(
-            "dops_target_active", "Scheduled or running operations, per delegation target", labels=["namespace", "target"]
+            "dops_target_active",
+            "Scheduled or running operations, per delegation target",
+            labels=["namespace", "target"],
         )
         for (namespace, target), count in sorted(active.items()):
             running.add_metric([namespace, target], count)
@@ -70,7 +74,9 @@ class Metrics:
         )
         self.reconciles = Counter("dops_reconciles_total", "Reconcile runs", registry=self.registry)
         self.reconcile_errors = Counter(
-            "dops_reconcile_errors_total", "Reconcile steps that failed with an API or storage error", ["step"],
+            "dops_reconcile_errors_total",
+            "Reconcile steps that failed with an API or storage error",
+            ["step"],
             registry=self.registry,
         )
         self.api_writes = Counter(
