@@ -123,7 +123,7 @@ async def serve(
     operator_stop = threading.Event()
     try:
         settings = operator_settings(server.url, options)
-        if options.with_operator:
+        if crds is not None:
             # Without the operator the Helm chart installs the CRDs (helm refuses to adopt foreign ones).
             try:
                 apply_manifest_paths(server.api, [crds])
