@@ -150,8 +150,15 @@ def test_dev_runs_an_example_and_stops_cleanly(dev: Dev, tools: tuple[str, str],
         timeout=60,
         describe="example-echo completed",
     )
-    started = descendants(dev.proc.pid)
-    assert started, "dops dev runs pod processes as its children"
+    # A long operation is running when dev stops: its worker process must go with it.
+    long_sleep = (REPO / "examples" / "sleep.yaml").read_text().replace("example-sleep", "long-sleep")
+    long_sleep = long_sleep.replace("seconds: 2", "seconds: 300")
+    assert "seconds: 300" in long_sleep
+    kubectl.run("apply", "-f", "-", input=long_sleep)
+    eventually(
+        lambda: op_state(kubectl, "long-sleep"), lambda s: s == "running", timeout=60, describe="long-sleep running"
+    )
+    started = eventually(lambda: descendants(dev.proc.pid), bool, describe="the worker process under dops dev")
     assert dev.stop() == 0
     eventually(
         lambda: [p for p in started if alive(p)],

@@ -15,6 +15,7 @@ Errors are the gateway's (`dops.k8s.errors`); nothing from `requests`/`kubernete
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -168,12 +169,9 @@ class BookmarkWatch:
         self._stop.set()
         response = self._response
         if response is not None:
-            try:
-                response.close()
-            except Exception:  # closing a half-read stream from another thread may raise; it is closed anyway
-                pass
+            _interrupt(response)
         if self._thread is not None:
-            self._thread.join(self.timeout + 5)
+            self._thread.join(5)
 
     def _run(self) -> None:
         http = self.client.config.http_client(timeout=self.timeout + 15)  # pykube's session: TLS + credentials
@@ -208,3 +206,20 @@ class BookmarkWatch:
             finally:
                 self._response = None
         http.session.close()
+
+
+def _interrupt(response: requests.Response) -> None:
+    """Wake a read blocked on `response` in another thread by shutting its socket down.
+
+    `response.close()` from another thread blocks behind the reader's buffer lock until the server
+    ends the request; shutting the socket down makes the blocked read return at once, and the
+    reading thread then closes the response itself.
+    """
+    connection = getattr(response.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        fp = getattr(getattr(response.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
