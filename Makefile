@@ -46,6 +46,7 @@ bench: venv
 	$(PY) -m dops.emulator.bench
 	$(PY) -m dops.emulator.bench_jobs
 	$(PY) scripts/bench_service.py
+	$(PY) scripts/bench_operator.py
 
 e2e: clients
 	$(VENV)/bin/pytest tests/e2e -m e2e --run-e2e $(PYTEST_ARGS)
