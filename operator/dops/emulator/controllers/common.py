@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .. import errors
-from ..apiserver import ApiServer, WriteOptions
+from ..apiserver import ApiServer, DeleteOptions, WriteOptions
 from ..clock import parse_time, rfc3339
 from ..registry import ResourceType
 
@@ -235,3 +235,18 @@ def iter_existing(api: ApiServer, resource: ResourceKey, keys: Iterable[tuple[st
         obj = api.store.get(resource, namespace, name)
         if obj is not None:
             yield obj
+
+
+def delete_owned_pod(api: ApiServer, pods_type: ResourceType, recorder: EventRecorder, owner: JSON, pod: JSON) -> bool:
+    """Delete `pod` for its controller `owner` (only this exact pod: a UID precondition) and record the
+    controller's event. True when the pod is gone; a pod replaced meanwhile (409) counts as not deleted."""
+    meta = pod["metadata"]
+    try:
+        api.delete(pods_type, meta["namespace"], meta["name"], DeleteOptions(precondition_uid=meta["uid"]))
+    except errors.APIError as exc:
+        if exc.code in (404, 409):
+            return exc.code == 404
+        recorder.event(owner, "Warning", "FailedDelete", f"Error deleting: {exc.message}")
+        return False
+    recorder.event(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
+    return True

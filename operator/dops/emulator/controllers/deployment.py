@@ -36,6 +36,7 @@ from .common import (
     EventRecorder,
     active_pod_sort_key,
     controller_ref,
+    delete_owned_pod,
     find_condition,
     log,
     new_controller_ref,
@@ -302,18 +303,8 @@ class DeploymentController(Controller):
         return True
 
     def _delete_pod(self, rs: JSON, pod: JSON) -> None:
-        meta = pod["metadata"]
-        try:
-            self.api.delete(
-                self._pods_type, meta["namespace"], meta["name"], DeleteOptions(precondition_uid=meta["uid"])
-            )
-        except errors.APIError as exc:
-            if exc.code not in (404, 409):
-                self.rs_events.event(rs, "Warning", "FailedDelete", f"Error deleting: {exc.message}")
-            return
-        self.rs_events.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
+        delete_owned_pod(self.api, self._pods_type, self.rs_events, rs, pod)
 
-    # ------------------------------------------------------------------------------- Deployments
     def _sync_deployment(self, deployment: JSON) -> float | None:
         meta = deployment["metadata"]
         spec = deployment.get("spec") or {}

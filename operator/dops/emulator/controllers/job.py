@@ -40,6 +40,7 @@ from .common import (
     EventRecorder,
     active_pod_sort_key,
     controller_ref,
+    delete_owned_pod,
     find_condition,
     log,
     new_controller_ref,
@@ -278,18 +279,7 @@ class JobController(Controller):
         return True
 
     def _delete_pod(self, job: JSON, pod: JSON) -> bool:
-        meta = pod["metadata"]
-        try:
-            self.api.delete(
-                self._pods_type, meta["namespace"], meta["name"], DeleteOptions(precondition_uid=meta["uid"])
-            )
-        except errors.APIError as exc:
-            if exc.code in (404, 409):
-                return exc.code == 404
-            self.recorder.event(job, "Warning", "FailedDelete", f"Error deleting: {exc.message}")
-            return False
-        self.recorder.event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
-        return True
+        return delete_owned_pod(self.api, self._pods_type, self.recorder, job, pod)
 
     def _create_pod(self, job: JSON, index: int | None) -> str | None:
         """Create one pod from the template; returns an error message or None."""
