@@ -6,13 +6,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help venv clients lint typecheck importlint test test-fast demo bench e2e clean
+.PHONY: help venv clients k8s realcluster-up realcluster-down lint typecheck importlint test test-fast demo bench e2e clean
 
 help:
 	@echo "make demo   – run the example operations on the embedded control plane"
 	@echo "make test   – lint, type-check, layer contracts and the whole test suite"
 	@echo "make bench  – benchmark scripts (print numbers)"
 	@echo "make e2e    – kind end-to-end suite (needs Docker + kind)"
+	@echo "make k8s    – build the real upstream control plane from Go modules (cached in ~/.cache/dops/k8s)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,12 +27,26 @@ venv: $(STAMP)
 clients: venv
 	@$(PY) scripts/fetch_clients.py >/dev/null
 
+# The real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) built from the
+# Go modules pinned in hack/k8s/go.mod. `make test` calls it when Go is on PATH; without Go the
+# real-plane suites skip with one line saying why.
+k8s:
+	@$(PYTHON) scripts/build_k8s.py
+
+realcluster-up: venv k8s
+	@$(PY) -m tests.realcluster up
+
+realcluster-down: venv
+	@$(PY) -m tests.realcluster down
+
 lint: venv
 	@echo "› ruff"; $(VENV)/bin/ruff check operator tests scripts
 	@echo "› mypy"; cd operator && ../$(VENV)/bin/mypy -p dops
 	@echo "› import-linter"; $(VENV)/bin/lint-imports --no-cache
 
 test: lint clients
+	@if command -v go >/dev/null 2>&1; then $(MAKE) --no-print-directory k8s; \
+		else echo "› no Go toolchain on PATH: the real control plane suites will skip (install Go 1.25+ to run them)"; fi
 	@echo "› pytest"
 	@KUBECTL="$$($(PY) scripts/fetch_clients.py --quiet)/kubectl" HELM="$$($(PY) scripts/fetch_clients.py --quiet)/helm" \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)

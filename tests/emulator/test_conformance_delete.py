@@ -7,7 +7,8 @@ Covered:
 - 38: adding a finalizer to an object being deleted → 422 with the upstream Forbidden message; removing one is fine.
 - 40: `propagationPolicy` honoured from the query string, a JSON DeleteOptions body and a protobuf DeleteOptions body
   (observable without the GC: Foreground/Orphan put the `foregroundDeletion`/`orphan` finalizer on the owner,
-  Background removes it at once), through raw HTTP, the kubernetes client and real `kubectl delete --cascade`.
+  Background removes it at once; read from a watch, since a real plane's garbage collector then finishes the
+  deletion within moments), through raw HTTP, the kubernetes client and real `kubectl delete --cascade`.
 - 41: real `kubectl delete widget w1` returns only after the object is gone, when another client removes the finalizer
   about 2 s later.
 """
@@ -23,18 +24,19 @@ from typing import Any
 import kubernetes
 import pytest
 
-from dops.emulator import EmbeddedServer
 from tests.builders import configmap, widget
 from tests.emulator.kube_http import CM, JSON_PATCH, WIDGETS, Kube, WatchStream, summary
 from tests.helpers import CLI
+from tests.planes import Plane
 
 JSON = dict[str, Any]
+pytestmark = pytest.mark.both_planes
 FINALIZER = "example.com/keep"
 
 
 @pytest.fixture
-def kube(emulator: EmbeddedServer) -> Iterator[Kube]:
-    client = Kube(emulator.url)
+def kube(plane: Plane) -> Iterator[Kube]:
+    client = Kube(plane)
     client.install_crd()
     yield client
     client.close()
@@ -48,10 +50,10 @@ def with_finalizers(obj: JSON, *finalizers: str) -> JSON:
 # ---------------------------------------------------------------------------------------------- 37
 
 
-def test_delete_with_finalizer_marks_then_last_finalizer_removal_deletes(emulator: EmbeddedServer, kube: Kube) -> None:
+def test_delete_with_finalizer_marks_then_last_finalizer_removal_deletes(plane: Plane, kube: Kube) -> None:
     """S9 / statement 37: DELETE → 200, deletionTimestamp, MODIFIED, readable; no finalizers left → DELETED, 404."""
     created = kube.create(WIDGETS, with_finalizers(widget("w1", size=1), FINALIZER, "example.com/second"))
-    with WatchStream(emulator.url, WIDGETS, {"resourceVersion": created["metadata"]["resourceVersion"]}) as watch:
+    with WatchStream(plane, WIDGETS, {"resourceVersion": created["metadata"]["resourceVersion"]}) as watch:
         response = kube.delete(f"{WIDGETS}/w1")
         assert response.status_code == 200
         marked = response.json()
@@ -89,13 +91,13 @@ def test_delete_with_finalizer_marks_then_last_finalizer_removal_deletes(emulato
     assert kube.ok(kube.get(WIDGETS))["items"] == []
 
 
-def test_configmap_with_finalizer_is_kept_until_finalizer_removed(emulator: EmbeddedServer, kube: Kube) -> None:
+def test_configmap_with_finalizer_is_kept_until_finalizer_removed(plane: Plane, kube: Kube) -> None:
     """S9 / statement 37: the same for a built-in kind; the delete answers 200 with the object, not a Status."""
     kube.create(CM, with_finalizers(configmap("c1", k="v"), FINALIZER))
     marked = kube.ok(kube.delete(f"{CM}/c1"))
     assert marked["kind"] == "ConfigMap" and marked["metadata"]["deletionTimestamp"]
     assert kube.ok(kube.get(f"{CM}/c1"))["data"] == {"k": "v"}
-    with WatchStream(emulator.url, CM, {"resourceVersion": marked["metadata"]["resourceVersion"]}) as watch:
+    with WatchStream(plane, CM, {"resourceVersion": marked["metadata"]["resourceVersion"]}) as watch:
         kube.ok(kube.patch(f"{CM}/c1", [{"op": "remove", "path": "/metadata/finalizers"}], JSON_PATCH["Content-Type"]))
         assert summary([watch.next()]) == [("DELETED", "c1")]
     assert kube.get(f"{CM}/c1").status_code == 404
@@ -149,22 +151,30 @@ def protobuf_delete_options(policy: str) -> bytes:
     return b"k8s\x00" + _ld(1, _ld(1, "v1") + _ld(2, "DeleteOptions")) + _ld(2, raw) + _ld(3, b"") + _ld(4, b"")
 
 
-def _expect_policy(kube: Kube, response_obj: JSON, name: str, policy: str) -> None:
+def _expect_policy(plane: Plane, response_obj: JSON, created: JSON, policy: str) -> None:
+    """The DELETE's answer and the first change the delete made to the stored object (read from a watch resumed at
+    the object's creation, so a garbage collector finishing the deletion moments later cannot hide it)."""
+    name = created["metadata"]["name"]
+    params = {"resourceVersion": created["metadata"]["resourceVersion"], "fieldSelector": f"metadata.name={name}"}
+    with WatchStream(plane, CM, params) as watch:
+        event = watch.next()
     if policy == "Background":
-        assert kube.get(f"{CM}/{name}").status_code == 404, f"{policy}: {name} should be gone"
+        assert event["type"] == "DELETED", f"{policy}: {name} should be gone at once, saw {event['type']}"
         return
     finalizer = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}[policy]
-    current = kube.ok(kube.get(f"{CM}/{name}"))
-    assert current["metadata"]["deletionTimestamp"]
-    assert current["metadata"]["finalizers"] == [finalizer], f"{policy}: {current['metadata']}"
+    assert event["type"] == "MODIFIED", f"{policy}: {name} should be kept, saw {event['type']}"
+    stored = event["object"]["metadata"]
+    assert stored["deletionTimestamp"]
+    assert stored["finalizers"] == [finalizer], f"{policy}: {stored}"
     assert response_obj["metadata"]["finalizers"] == [finalizer]
+    assert response_obj["metadata"]["resourceVersion"] == stored["resourceVersion"]
 
 
 @pytest.mark.parametrize("policy", ["Foreground", "Orphan", "Background"])
 @pytest.mark.parametrize("carrier", ["query", "json-body", "protobuf-body"])
-def test_propagation_policy_from_query_json_and_protobuf(kube: Kube, carrier: str, policy: str) -> None:
+def test_propagation_policy_from_query_json_and_protobuf(plane: Plane, kube: Kube, carrier: str, policy: str) -> None:
     """S9 / statement 40: propagationPolicy is honoured from the query string, a JSON body and a protobuf body."""
-    kube.create(CM, configmap("owner"))
+    created = kube.create(CM, configmap("owner"))
     if carrier == "query":
         response = kube.delete(f"{CM}/owner", params={"propagationPolicy": policy})
     elif carrier == "json-body":
@@ -178,39 +188,46 @@ def test_propagation_policy_from_query_json_and_protobuf(kube: Kube, carrier: st
         )
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"] == "application/json"
-    _expect_policy(kube, response.json(), "owner", policy)
+    _expect_policy(plane, response.json(), created, policy)
 
 
-def test_propagation_policy_through_kubernetes_client_and_kubectl(
-    emulator: EmbeddedServer, kube: Kube, kubectl: CLI
-) -> None:
+def test_propagation_policy_through_kubernetes_client_and_kubectl(plane: Plane, kube: Kube, kubectl: CLI) -> None:
     """S9 / statement 40: the kubernetes client (query and body) and `kubectl delete --cascade` carry the policy."""
-    for name in ("by-query", "by-body", "by-kubectl-fg", "by-kubectl-orphan"):
-        kube.create(CM, configmap(name))
-    client = kubernetes.config.new_client_from_config(config_file=str(emulator.kubeconfig))  # type: ignore[attr-defined]
+    created = {
+        name: kube.create(CM, configmap(name)) for name in ("by-query", "by-body", "by-kubectl-fg", "by-kubectl-orphan")
+    }
+    client = kubernetes.config.new_client_from_config(config_file=str(plane.kubeconfig))
     with client:
         api = kubernetes.client.CoreV1Api(client)
         by_query = api.delete_namespaced_config_map("by-query", "default", propagation_policy="Foreground")
-        _expect_policy(kube, client.sanitize_for_serialization(by_query), "by-query", "Foreground")
+        _expect_policy(plane, client.sanitize_for_serialization(by_query), created["by-query"], "Foreground")
         by_body = api.delete_namespaced_config_map(
             "by-body", "default", body=kubernetes.client.V1DeleteOptions(propagation_policy="Orphan")
         )
-        _expect_policy(kube, client.sanitize_for_serialization(by_body), "by-body", "Orphan")
-    kubectl.run("delete", "configmap", "by-kubectl-fg", "--cascade=foreground", "--wait=false")
-    kubectl.run("delete", "configmap", "by-kubectl-orphan", "--cascade=orphan", "--wait=false")
-    fg = kube.ok(kube.get(f"{CM}/by-kubectl-fg"))
-    orphan = kube.ok(kube.get(f"{CM}/by-kubectl-orphan"))
-    assert fg["metadata"]["finalizers"] == ["foregroundDeletion"]
-    assert orphan["metadata"]["finalizers"] == ["orphan"]
+        _expect_policy(plane, client.sanitize_for_serialization(by_body), created["by-body"], "Orphan")
+    for name, cascade, finalizer in [
+        ("by-kubectl-fg", "foreground", "foregroundDeletion"),
+        ("by-kubectl-orphan", "orphan", "orphan"),
+    ]:
+        kubectl.run("delete", "configmap", name, f"--cascade={cascade}", "--wait=false")
+        params = {
+            "resourceVersion": created[name]["metadata"]["resourceVersion"],
+            "fieldSelector": f"metadata.name={name}",
+        }
+        with WatchStream(plane, CM, params) as watch:
+            event = watch.next()
+        assert event["type"] == "MODIFIED", (name, event["type"])
+        assert event["object"]["metadata"]["finalizers"] == [finalizer]
+        assert event["object"]["metadata"]["deletionTimestamp"]
 
 
 # ---------------------------------------------------------------------------------------------- 41
 
 
-def test_kubectl_delete_waits_until_finalizer_is_removed(emulator: EmbeddedServer, kube: Kube, kubectl: CLI) -> None:
+def test_kubectl_delete_waits_until_finalizer_is_removed(plane: Plane, kube: Kube, kubectl: CLI) -> None:
     """S9 / statement 41: `kubectl delete widget w1` returns only after another client drops the finalizer 2 s later."""
     kube.create(WIDGETS, with_finalizers(widget("w1", size=1), FINALIZER))
-    remover = Kube(emulator.url)
+    remover = Kube(plane)
     removed_at: list[float] = []
 
     def remove_finalizer() -> None:

@@ -4,10 +4,12 @@ Covered:
 - 42: every failure is a `Status` (`kind, apiVersion, metadata, status: Failure, message, reason, code`, exact
   `application/json`) with the S8 reason/code pairs and upstream messages/details: NotFound (CR and core forms),
   AlreadyExists, Conflict, Invalid, BadRequest, UnsupportedMediaType, MethodNotAllowed, Expired, Forbidden; the
-  kubernetes client's `ApiException.status` (incl. 410 from its watch) and pykube's `HTTPError.code` match.
-- 43: `fieldValidation=Strict` → 400 naming the unknown field; `Warn` (also the default) → `Warning: 299 - "unknown
-  field \\"spec.foo\\""` and the field dropped; `Ignore` → dropped silently; for a CR and a ConfigMap; real
-  `kubectl apply` (Strict by default) fails naming the field, `--validate=warn` prints the server's warning.
+  kubernetes client's `ApiException.status` (and 410 from its watch, on the embedded plane, whose history can be
+  expired on demand) and pykube's `HTTPError.code` match.
+- 43: `fieldValidation=Strict` → 400 naming the unknown field (422 on the field `patch` for a PATCH, which fails
+  after the patch was applied); `Warn` (also the default) → `Warning: 299 - "unknown field \\"spec.foo\\""` and
+  the field dropped; `Ignore` → dropped silently; for a CR and a ConfigMap; real `kubectl apply` (Strict by
+  default) fails naming the field, `--validate=warn` prints the server's warning.
 - 44: CR schema violations (type, enum, required, maximum, CEL rule on create, CEL transition rule on update) → 422
   `Invalid` with `details.causes[].field`; real `kubectl apply` reports them; defaults are applied on create and
   update; unknown fields are pruned (but kept under `x-kubernetes-preserve-unknown-fields`).
@@ -27,16 +29,18 @@ import yaml
 
 from dops.emulator import EmbeddedServer
 from tests.builders import WidgetCRD, configmap, namespace, widget
-from tests.emulator.kube_http import CM, WIDGETS, Kube
+from tests.emulator.kube_http import CM, CRDS, WIDGETS, Kube
 from tests.helpers import CLI
+from tests.planes import Plane
 
 JSON = dict[str, Any]
+pytestmark = pytest.mark.both_planes
 STATUS_KEYS = {"kind", "apiVersion", "metadata", "status", "message", "reason", "code"}
 
 
 @pytest.fixture
-def kube(emulator: EmbeddedServer) -> Iterator[Kube]:
-    client = Kube(emulator.url)
+def kube(plane: Plane) -> Iterator[Kube]:
+    client = Kube(plane)
     crd = WidgetCRD().build()
     # A rule on the whole spec, checked on create as well: big widgets must be red.
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] = [
@@ -122,39 +126,48 @@ def test_status_errors_have_the_s8_reasons_codes_and_messages(kube: Kube) -> Non
     )
 
 
-def test_kubernetes_client_api_exception_carries_status_code_and_body(emulator: EmbeddedServer, kube: Kube) -> None:
-    """S9 / statement 42: kubernetes-client ApiException.status equals the code; the body is the Status (incl. 410)."""
-    client = kubernetes.config.new_client_from_config(config_file=str(emulator.kubeconfig))  # type: ignore[attr-defined]
-    with client:
+def _api_exception(call: Any, *args: Any, **kwargs: Any) -> tuple[int, JSON]:
+    """The status and decoded Status body of the ApiException `call` raises."""
+    with pytest.raises(kubernetes.client.ApiException) as info:
+        call(*args, **kwargs)
+    return info.value.status, json.loads(info.value.body) if info.value.body else {}
+
+
+def test_kubernetes_client_api_exception_carries_status_code_and_body(plane: Plane, kube: Kube) -> None:
+    """S9 / statement 42: kubernetes-client ApiException.status equals the code; the body is the Status."""
+    with kubernetes.config.new_client_from_config(config_file=str(plane.kubeconfig)) as client:
         core = kubernetes.client.CoreV1Api(client)
         custom = kubernetes.client.CustomObjectsApi(client)
 
-        def caught(call: Any, *args: Any, **kwargs: Any) -> tuple[int, JSON]:
-            with pytest.raises(kubernetes.client.ApiException) as info:
-                call(*args, **kwargs)
-            return info.value.status, json.loads(info.value.body) if info.value.body else {}
-
-        code, body = caught(core.read_namespaced_config_map, "missing", "default")
+        code, body = _api_exception(core.read_namespaced_config_map, "missing", "default")
         assert (code, body["reason"], body["message"]) == (404, "NotFound", 'configmaps "missing" not found')
-        code, body = caught(custom.get_namespaced_custom_object, "example.com", "v1", "default", "widgets", "missing")
+        code, body = _api_exception(
+            custom.get_namespaced_custom_object, "example.com", "v1", "default", "widgets", "missing"
+        )
         assert (code, body["reason"]) == (404, "NotFound")
 
         core.create_namespaced_config_map("default", configmap("c1"))
-        code, body = caught(core.create_namespaced_config_map, "default", configmap("c1"))
+        code, body = _api_exception(core.create_namespaced_config_map, "default", configmap("c1"))
         assert (code, body["reason"]) == (409, "AlreadyExists")
 
         stale = core.read_namespaced_config_map("c1", "default")
         core.patch_namespaced_config_map("c1", "default", {"data": {"k": "v"}})
         stale.data = {"k": "stale"}
-        code, body = caught(core.replace_namespaced_config_map, "c1", "default", stale)
+        code, body = _api_exception(core.replace_namespaced_config_map, "c1", "default", stale)
         assert (code, body["reason"]) == (409, "Conflict")
 
-        code, body = caught(
+        code, body = _api_exception(
             custom.create_namespaced_custom_object, "example.com", "v1", "default", "widgets", widget("w", size="a")
         )
         assert (code, body["reason"], body["details"]["causes"][0]["field"]) == (422, "Invalid", "spec.size")
 
-        # The watch helper raises ApiException(410) for an in-stream ERROR 410 when it may not retry.
+
+def test_kubernetes_client_watch_raises_api_exception_410(emulator: EmbeddedServer, kube: Kube) -> None:
+    """S9 / statement 42: the watch helper raises ApiException(410) for an in-stream ERROR 410 when it may not
+    retry. The history is expired through the emulator's hook (a real server compacts on its own schedule)."""
+    with kubernetes.config.new_client_from_config(config_file=str(emulator.kubeconfig)) as client:  # type: ignore[attr-defined]
+        core = kubernetes.client.CoreV1Api(client)
+        core.create_namespaced_config_map("default", configmap("c1"))
         old_rv = core.list_namespaced_config_map("default").metadata.resource_version
         core.patch_namespaced_config_map("c1", "default", {"data": {"k": "w"}})
         kube.request("POST", "/__emulator/watches/expire")
@@ -168,9 +181,9 @@ def test_kubernetes_client_api_exception_carries_status_code_and_body(emulator: 
         assert "Expired" in str(info.value.reason)
 
 
-def test_pykube_http_error_code_matches(emulator: EmbeddedServer, kube: Kube) -> None:
+def test_pykube_http_error_code_matches(plane: Plane, kube: Kube) -> None:
     """S9 / statement 42: pykube raises HTTPError with `.code` = the HTTP code and the Status message."""
-    api = pykube.HTTPClient(pykube.KubeConfig.from_file(str(emulator.kubeconfig)))  # type: ignore[attr-defined]
+    api = pykube.HTTPClient(pykube.KubeConfig.from_file(str(plane.kubeconfig)))  # type: ignore[attr-defined]
     pykube.ConfigMap(api, configmap("c1")).create()
     with pytest.raises(pykube.exceptions.HTTPError) as info:
         pykube.ConfigMap(api, configmap("c1")).create()
@@ -234,16 +247,28 @@ def test_field_validation_strict_warn_ignore(kube: Kube, path: str, body: JSON, 
     bad = status_of(kube.post(path, body, params={"fieldValidation": "Loose"}), 422, "Invalid")
     assert bad["message"] == (
         'CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "Loose": '
-        'supported values: "Ignore", "Strict", "Warn"'
+        'supported values: "", "Ignore", "Strict", "Warn"'
     )
     assert bad["details"]["causes"][0]["field"] == "fieldValidation"
 
 
 def test_field_validation_on_updates_and_patches(kube: Kube) -> None:
-    """S9 / statement 43: the same on PUT and PATCH; a Strict patch with an unknown field changes nothing."""
+    """S9 / statement 43: the same on PUT and PATCH; a Strict patch with an unknown field changes nothing. A patch
+    fails after it was applied: 422 Invalid on the field `patch`, whose bad value is the patched object's JSON."""
     created = kube.create(WIDGETS, widget("w1", size=1))
     response = kube.patch(f"{WIDGETS}/w1", {"spec": {"size": 2, "foo": 1}}, params={"fieldValidation": "Strict"})
-    assert 'unknown field "spec.foo"' in status_of(response, 400, "BadRequest")["message"]
+    status = status_of(response, 422, "Invalid")
+    (cause,) = status["details"]["causes"]
+    assert status["details"] == {"causes": [cause]}  # NewInvalid(GroupKind{}, "", …): no kind, no name
+    assert (cause["reason"], cause["field"]) == ("FieldValueInvalid", "patch")
+    assert status["message"] == ' "" is invalid: patch: ' + cause["message"]
+    prefix = "Invalid value: "
+    assert cause["message"].startswith(prefix)
+    text, end = json.JSONDecoder().raw_decode(cause["message"], len(prefix))
+    assert cause["message"][end:] == ': strict decoding error: unknown field "spec.foo"'
+    patched = json.loads(text)  # the merge-patched object, re-encoded with sorted keys
+    assert list(patched) == sorted(patched) and patched["spec"] == {"color": "red", "foo": 1, "size": 2}
+    assert patched["metadata"]["uid"] == created["metadata"]["uid"]
     assert kube.ok(kube.get(f"{WIDGETS}/w1"))["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
     response = kube.patch(f"{WIDGETS}/w1", {"spec": {"size": 2, "foo": 1}})
     assert response.status_code == 200 and response.headers["Warning"] == '299 - "unknown field \\"spec.foo\\""'
@@ -252,6 +277,23 @@ def test_field_validation_on_updates_and_patches(kube: Kube) -> None:
     current["spec"]["bar"] = True
     response = kube.put(f"{WIDGETS}/w1", current, params={"fieldValidation": "Warn"})
     assert response.status_code == 200 and 'unknown field \\"spec.bar\\"' in response.headers["Warning"]
+
+
+def test_strict_strategic_patch_reports_the_patch_map(kube: Kube) -> None:
+    """S9 / statement 43: a Strict strategic merge patch (kubectl's kind) with an unknown field → 422 on `patch`
+    whose bad value is the patch as Go prints a map; the object is unchanged."""
+    kube.create(CM, configmap("c1", k="v"))
+    patch = {"data": {"a": "b"}, "foo": {"x": [1, 2.5, True, None]}}
+    response = kube.patch(
+        f"{CM}/c1", patch, "application/strategic-merge-patch+json", params={"fieldValidation": "Strict"}
+    )
+    status = status_of(response, 422, "Invalid")
+    body = (
+        'Invalid value: "map[data:map[a:b] foo:map[x:[1 2.5 true <nil>]]]": strict decoding error: unknown field "foo"'
+    )
+    assert status["message"] == ' "" is invalid: patch: ' + body
+    assert status["details"] == {"causes": [{"reason": "FieldValueInvalid", "message": body, "field": "patch"}]}
+    assert kube.ok(kube.get(f"{CM}/c1"))["data"] == {"k": "v"}
 
 
 def _write_manifest(tmp_path: Path, name: str, obj: JSON) -> str:
@@ -301,7 +343,7 @@ def test_kubectl_apply_strict_by_default_and_warn_on_request(kube: Kube, kubectl
             {"size": 50, "color": "blue"},
             "spec",
             "FieldValueInvalid",
-            'Invalid value: "object": big widgets must be red',
+            "Invalid value: big widgets must be red",  # an object's value is omitted (field.OmitValueType)
         ),
         ({"tags": ["a", "a"]}, "spec.tags[1]", "FieldValueDuplicate", 'Duplicate value: "a"'),
     ],
@@ -329,12 +371,12 @@ def test_required_field_and_transition_rule(kube: Kube) -> None:
 
     kube.create(WIDGETS, widget("w1", size=1, owner="alice"))
     status = status_of(kube.patch(f"{WIDGETS}/w1", {"spec": {"owner": "bob"}}), 422, "Invalid")
+    # A scalar's own value is the bad value.
     assert (
-        status["message"]
-        == 'Widget.example.com "w1" is invalid: spec.owner: Invalid value: "string": owner is immutable'
+        status["message"] == 'Widget.example.com "w1" is invalid: spec.owner: Invalid value: "bob": owner is immutable'
     )
     assert status["details"]["causes"] == [
-        {"reason": "FieldValueInvalid", "message": 'Invalid value: "string": owner is immutable', "field": "spec.owner"}
+        {"reason": "FieldValueInvalid", "message": 'Invalid value: "bob": owner is immutable', "field": "spec.owner"}
     ]
     assert kube.ok(kube.get(f"{WIDGETS}/w1"))["spec"]["owner"] == "alice"
 
@@ -362,3 +404,20 @@ def test_defaults_applied_and_unknown_fields_pruned(kube: Kube) -> None:
     status = kube.ok(kube.patch(f"{WIDGETS}/w1/status", {"status": {"anything": {"goes": True}, "phase": "Ready"}}))
     assert status["status"] == {"anything": {"goes": True}, "phase": "Ready"}
     assert kube.ok(kube.get(f"{WIDGETS}/w1")) == status
+
+
+def test_crd_that_describes_the_root_metadata_is_refused(kube: Kube) -> None:
+    """A CRD schema may not say anything about the root `metadata` beyond `type: object` (the server supplies
+    ObjectMeta): kube-apiserver answers 422 with the field and reason below. (dops' own CRDs once did; only
+    the real server caught it.)"""
+    manifest = WidgetCRD(plural="gizmos", kind="Gizmo").build()
+    schema = manifest["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema.setdefault("properties", {})["metadata"] = {"type": "object", "description": "standard metadata"}
+    response = kube.post(CRDS, manifest)
+    assert response.status_code == 422, response.text
+    status = response.json()
+    assert status["reason"] == "Invalid"
+    causes = [(c["field"], c["reason"]) for c in status["details"]["causes"]]
+    # One version: the server validates its schema as the CRD's shared `spec.validation` and names it so.
+    assert ("spec.validation.openAPIV3Schema.properties[metadata]", "FieldValueForbidden") in causes
+    assert "must not specify anything other than name and generateName" in status["message"]

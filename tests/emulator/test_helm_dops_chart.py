@@ -59,7 +59,8 @@ def test_install_upgrade_with_crd_change_and_uninstall(helm: CLI, kubectl: CLI, 
     assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
     assert dep["spec"]["template"]["spec"]["containers"][0]["args"] == ["operator"]
     assert names(kubectl, "serviceaccounts", NS) == {"dops", "dops-worker"}
-    assert names(kubectl, "clusterroles") == {"dops-operator", "dops-kopf", "dops-worker"}
+    people = {"dops-view", "dops-edit", "dops-admin"}  # aggregated into view/edit/admin, in every mode
+    assert names(kubectl, "clusterroles") == {"dops-operator", "dops-kopf", "dops-worker", *people}
     assert names(kubectl, "clusterrolebindings") == {"dops-operator", "dops-kopf"}
     assert names(kubectl, "rolebindings", NS) == {"dops-worker"}
     assert names(kubectl, "services", NS) == {"dops-metrics"}
@@ -85,7 +86,7 @@ def test_install_upgrade_with_crd_change_and_uninstall(helm: CLI, kubectl: CLI, 
 
     crd = get_json(kubectl, "crd", CRDS[0])
     assert "Attempt" in [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
-    assert names(kubectl, "clusterroles") == {"dops-kopf"}
+    assert names(kubectl, "clusterroles") == {"dops-kopf", *people}
     assert names(kubectl, "clusterrolebindings") == {"dops-kopf"}
     assert names(kubectl, "roles", "team-a") == {"dops-operator", "dops-worker"}
     assert names(kubectl, "rolebindings", "team-a") == {"dops-operator", "dops-worker"}

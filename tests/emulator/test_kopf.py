@@ -1,8 +1,10 @@
-"""kopf 1.45 end to end against the embedded API server (spec S9, statements 45-51).
+"""kopf 1.45 end to end against both control planes, embedded and real (spec S9, statements 45-51).
 
 A tiny throwaway operator (written to tmp_path, run with `kopf.testing.KopfRunner` in `--standalone`
 mode, namespace `default`) records every handler call in a JSON-lines file; the tests drive objects over
-plain HTTP and assert what kopf did, both through that log and through the objects it wrote.
+plain HTTP and assert what kopf did, both through that log and through the objects it wrote. kopf logs in
+from the plane's kubeconfig (client certificates on the real plane). The forced-410 test uses the emulator's
+fault hook and runs on the embedded plane only.
 
 Covered:
 - create handler runs once; finalizer `kopf.zalando.org/KopfFinalizerMarker`, annotation
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,14 +38,21 @@ from dops.emulator import EmbeddedServer
 from tests.builders import WidgetCRD, widget
 from tests.emulator.kube_http import WIDGETS, Kube
 from tests.helpers import eventually
+from tests.planes import Plane
 
-pytestmark = pytest.mark.kopf
+pytestmark = [pytest.mark.kopf, pytest.mark.both_planes]
 
 JSON = dict[str, Any]
 FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
 LAST_HANDLED = "kopf.zalando.org/last-handled-configuration"
 GADGETS = "/apis/example.com/v1/namespaces/default/gadgets"
 CONSISTENCY_TIMEOUT = 5.0  # kopf's default settings.persistence.consistency_timeout
+# A real apiserver answers a new CRD's lists and watches with 429 "storage is (re)initializing" until the CRD's
+# watch cache has synced; kopf logs the retry of such a request at ERROR level. That retry is not a failure.
+STORAGE_STARTING = re.compile(
+    r"Request attempt #\d+/\d+ failed; will retry: GET \S+ -> "
+    r"APITooManyRequestsError\('storage is \(re\)initializing'"
+)
 
 OPERATOR = '''
 """Throwaway operator for the emulator conformance tests: records every handler call."""
@@ -106,8 +116,8 @@ class Operator:
 
 
 @pytest.fixture
-def kube(emulator: EmbeddedServer) -> Iterator[Kube]:
-    client = Kube(emulator.url)
+def kube(plane: Plane) -> Iterator[Kube]:
+    client = Kube(plane)
     client.install_crd(WidgetCRD())
     yield client
     client.close()
@@ -115,11 +125,11 @@ def kube(emulator: EmbeddedServer) -> Iterator[Kube]:
 
 @pytest.fixture
 def run_operator(
-    emulator: EmbeddedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    plane: Plane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[contextlib.AbstractContextManager[Operator]]:
     """`with run_operator as op:` runs the throwaway operator; on leaving, asserts it stopped cleanly."""
     # kubernetes.config reads $KUBECONFIG at import time; kopf's login_via_client relies on that default.
-    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(emulator.kubeconfig))  # type: ignore[attr-defined]
+    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(plane.kubeconfig))
     log = tmp_path / "handler-calls.jsonl"
     log.touch()
     op_file = tmp_path / "widget_operator.py"
@@ -138,7 +148,8 @@ def run_operator(
         assert runner.exception is None, output
         assert runner.exit_code == 0, output
         assert "Traceback" not in output, output
-        assert "[ERROR" not in output, output
+        errors = [line for line in output.splitlines() if "[ERROR" in line and not STORAGE_STARTING.search(line)]
+        assert errors == [], output
 
     yield run()
 
@@ -286,7 +297,8 @@ def test_kopf_info_posts_an_event_listable_by_involved_object_uid(kube: Kube, ru
         for name, uid in uids.items():
             events = eventually(lambda uid=uid: hello_events(uid), describe=f"the Hello event of {name}")
             assert len(events) == 1, events
-            event = events[0]
+            # List items of built-in kinds carry no apiVersion/kind: the object itself names them.
+            event = read(kube, f"/api/v1/namespaces/default/events/{events[0]['metadata']['name']}")
             assert event["apiVersion"] == "v1" and event["kind"] == "Event"
             assert event["type"] == "Normal"
             assert event["message"] == f"created {name}"
@@ -302,7 +314,9 @@ def test_crd_created_while_running_is_picked_up_without_restart(kube: Kube, run_
     with run_operator as op:
         create_widget(kube, "w1", size=1)
         handled(op, "create", "w1")  # the operator is up and serving
-        kube.install_crd(WidgetCRD(plural="gadgets", kind="Gadget"))
+        gadgets = WidgetCRD(plural="gadgets", kind="Gadget")
+        gadgets.short_names = ["gd"]  # widgets own "wd": a CRD whose names conflict is never established
+        kube.install_crd(gadgets)
         kube.create(GADGETS, {**widget("g1", size=9), "kind": "Gadget"})
         calls = handled(op, "gadget-create", "g1")
         assert calls[0]["spec"] == {"size": 9, "color": "red"}

@@ -165,6 +165,8 @@ def test_json_patch_kopf_finalizer_removal() -> None:
             lambda o: o["spec"]["selector"] == {"app": "w"} and o["metadata"]["labels"] == {"app": "w"},
         ),
         ([{"op": "replace", "path": "/spec/size", "value": 5}], lambda o: o["spec"]["size"] == 5),
+        # evanphx/json-patch v4: replacing a missing member of an object sets it
+        ([{"op": "replace", "path": "/spec/owner", "value": "me"}], lambda o: o["spec"]["owner"] == "me"),
         ([{"op": "test", "path": "/spec/tags", "value": ["a", "b"]}], lambda o: o == WIDGET),
         ([], lambda o: o == WIDGET),
     ],
@@ -184,7 +186,8 @@ def test_json_patch_copy_is_independent() -> None:
     ("ops", "detail"),
     [
         ([{"op": "remove", "path": "/metadata/finalizers"}], "error in remove for path: '/metadata/finalizers'"),
-        ([{"op": "replace", "path": "/spec/missing", "value": 1}], "replace operation does not apply"),
+        ([{"op": "replace", "path": "/nope/deeper", "value": 1}], "replace operation does not apply"),
+        ([{"op": "replace", "path": "/spec/tags/7", "value": "x"}], "replace operation does not apply"),
         ([{"op": "add", "path": "/nope/deeper", "value": 1}], "add operation does not apply"),
         ([{"op": "test", "path": "/spec/size", "value": 4}], "testing value /spec/size failed"),
         ([{"op": "test", "path": "/spec/absent", "value": 4}], "testing value /spec/absent failed"),

@@ -11,7 +11,10 @@ Aspects covered (issue 6, CLI acceptance: "every command's happy path, `-o json`
   dry run, never running operations, --orphan);
 - logs: from the pod while it exists (and -f until it exits), from the archive (status.logPath: a path, a
   file:// URL, an fsspec URL) after the pod is gone, --tail, clear errors when there is nothing to read;
-- watch: one line per change until every operation is done; wait survives dropped watches and 410 Gone;
+- cleanup keeps pinned operations unless --include-pinned; cleanup and a delete of several operations ask on a
+  terminal (answered through a pty), refuse without a terminal unless --yes (exit 2, nothing deleted) (issue 14);
+- watch: one line per change until every operation is done; wait survives dropped watches and 410 Gone; Ctrl-C
+  (SIGINT to the real process) exits 130; --until-done on an empty namespace exits 0 at once (issue 14);
 - worker run|launch: the CLI runs dops.worker (`python -m dops worker run NS/NAME`, `worker launch --once`);
 - unknown operations and an unreachable server: one line, exit 3;
 - the console scripts: `python -m dops`, `dops`, and `kubectl dops` through the real kubectl binary (kubectl-dops
@@ -24,9 +27,13 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
+import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,15 +53,29 @@ from dops.k8s import DelegatedOperationRepository, KubeClient, load_config
 from tests.builders import pod
 from tests.helpers import CLI, eventually, find_binary
 from tests.op_builders import delegation_target
+from tests.planes import EmbeddedPlane, Plane, RealPlane, install_crds
 
 REPO = Path(__file__).resolve().parent.parent.parent
 IMAGE = "dops-cli-test:1"
 JSON = dict[str, Any]
 
 
+pytestmark = pytest.mark.both_planes
+# Tests naming `cluster` need the embedded server itself (its process kubelet for pods, its fault hooks).
+EMBEDDED_ONLY_FIXTURES = ("cluster",)
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    """API server + process kubelet (IMAGE runs as a local process) with the dops CRDs."""
+def cli_plane(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+    """A control plane with the dops CRDs: embedded with a process kubelet (IMAGE runs as a local process), or real."""
+    if getattr(request, "param", "embedded") == "real":
+        real: RealPlane = request.getfixturevalue("real_plane")
+        install_crds(real, sorted((REPO / "crds").glob("*.yaml")))
+        try:
+            yield real
+        finally:
+            real.reset()
+        return
     settings = ServerSettings(
         bookmark_interval=1.0,
         controllers=("kubelet",),
@@ -63,12 +84,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer
     with EmbeddedServer.run_in_thread(settings) as server:
         server.call(lambda: apply_manifest_paths(server.api, [REPO / "crds"]))
         server.kubeconfig = server.write_kubeconfig(tmp_path_factory.mktemp("cli") / "kubeconfig")  # type: ignore[attr-defined]
-        yield server
+        yield EmbeddedPlane(server, server.kubeconfig)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
-def kube(cluster: EmbeddedServer) -> Iterator[KubeClient]:
-    client = KubeClient(load_config(cluster.kubeconfig))  # type: ignore[attr-defined]
+def cluster(cli_plane: Plane) -> EmbeddedServer:
+    """The embedded server of `cli_plane` (tests naming it run on the embedded plane only)."""
+    assert isinstance(cli_plane, EmbeddedPlane)
+    return cli_plane.server
+
+
+@pytest.fixture(scope="module")
+def kube(cli_plane: Plane) -> Iterator[KubeClient]:
+    client = KubeClient(load_config(cli_plane.kubeconfig))
     yield client
     client.close()
 
@@ -90,26 +118,32 @@ def svc(kube: KubeClient, ns: str) -> DelegatedOperationService:
 class Dops:
     """Runs `dops --kubeconfig K ARGS` in process (typer's CliRunner); `-n NS` is added unless given."""
 
-    def __init__(self, cluster: EmbeddedServer, ns: str) -> None:
-        self.cluster = cluster
+    def __init__(self, plane: Plane, ns: str) -> None:
+        self.plane = plane
         self.ns = ns
         self.runner = CliRunner()
 
     def __call__(self, *args: str, namespaced: bool = True) -> Any:
         extra = ["-n", self.ns] if namespaced and "-n" not in args and "-A" not in args else []
-        argv = ["--kubeconfig", str(self.cluster.kubeconfig), *args, *extra]  # type: ignore[attr-defined]
+        argv = ["--kubeconfig", str(self.plane.kubeconfig), *args, *extra]
         return self.runner.invoke(app, argv, env={"COLUMNS": "250"})
 
     def watchers(self) -> list[Any]:
-        """The open watches of DelegatedOperations in this test's namespace (the emulator's Watcher objects)."""
-        store = self.cluster.api.store
-        return self.cluster.call(
-            lambda: [
-                w
-                for w in store.all_watchers()
-                if w.namespace == self.ns and w.resource[1] == "delegatedoperations" and not w.closed
-            ]
-        )
+        """The open watches of DelegatedOperations: the emulator's Watcher objects in this test's namespace, or,
+        on the real plane, one marker per WATCH the apiserver is serving (its long-running requests gauge)."""
+        if isinstance(self.plane, EmbeddedPlane):
+            server = self.plane.server
+            store = server.api.store
+            return server.call(
+                lambda: [
+                    w
+                    for w in store.all_watchers()
+                    if w.namespace == self.ns and w.resource[1] == "delegatedoperations" and not w.closed
+                ]
+            )
+        metrics = self.plane.session().get(f"{self.plane.url}/metrics", timeout=10).text
+        pattern = r'^apiserver_longrunning_requests\{[^}]*resource="delegatedoperations"[^}]*verb="WATCH"[^}]*\} (\d+)'
+        return [object()] * sum(int(n) for n in re.findall(pattern, metrics, re.MULTILINE))
 
     def while_watching(self, drive: Callable[[], None]) -> Callable[[], None]:
         """Start `drive` in a thread once a watch that is not open now has opened; returns a join function."""
@@ -117,6 +151,8 @@ class Dops:
         failure: list[BaseException] = []
 
         def opened(now: list[Any]) -> bool:
+            if self.plane.real:  # counts only: a new watch makes the count grow
+                return len(now) > len(before)
             return any(all(w is not old for old in before) for w in now)
 
         def run() -> None:
@@ -138,8 +174,8 @@ class Dops:
 
 
 @pytest.fixture
-def dops(cluster: EmbeddedServer, ns: str) -> Dops:
-    return Dops(cluster, ns)
+def dops(cli_plane: Plane, ns: str) -> Dops:
+    return Dops(cli_plane, ns)
 
 
 def queue(svc: DelegatedOperationService, operator: str = "@dops/examples/count", **kwargs: Any) -> str:
@@ -340,11 +376,13 @@ def test_wait_timeout_and_deletion(dops: Dops, svc: DelegatedOperationService) -
     assert deleted.exit_code == 3 and f'operation "{name}" was deleted while waiting' in deleted.stderr
 
 
-def test_wait_resumes_dropped_watches_and_relists_after_410(dops: Dops, svc: DelegatedOperationService) -> None:
+def test_wait_resumes_dropped_watches_and_relists_after_410(
+    cluster: EmbeddedServer, dops: Dops, svc: DelegatedOperationService
+) -> None:
     """issue 6 / CLI wait (k8s-api-surface: watch resume from the last resourceVersion; 410 Gone → relist): a wait
     survives a dropped watch stream and an expired resourceVersion, and still sees the completion."""
     name = queue(svc)
-    url = dops.cluster.url
+    url = cluster.url  # the emulator's fault hooks drop and expire the watch
 
     def new_watch(before: list[Any]) -> None:
         eventually(dops.watchers, lambda now: any(all(w is not old for old in before) for w in now), timeout=15,
@@ -437,7 +475,7 @@ def test_delete_refuses_running_operations_without_force(dops: Dops, svc: Delega
     """issue 6 / CLI delete: deletes; a running operation only with --force (FiftyOne refuses running ones)."""
     idle, running = queue(svc), queue(svc)
     svc.set_running(running)
-    result = dops("delete", idle, running)
+    result = dops("delete", idle, running, "--yes")
     assert result.exit_code == 1
     assert f"operation {idle} deleted" in result.stdout and "is running" in result.stderr
     assert [d.id for d in svc.list_operations()] == [running]
@@ -477,18 +515,107 @@ def test_cleanup_never_deletes_running_operations(dops: Dops, svc: DelegatedOper
     assert dry.exit_code == 0 and "2 operations would be deleted (1 running or scheduled skipped)" in dry.stdout
     assert len(svc.list_operations()) == 4
 
-    echo = dops("cleanup", "--operator", "@dops/examples/echo")
+    echo = dops("cleanup", "--operator", "@dops/examples/echo", "--yes")
     assert echo.exit_code == 0 and "2 operations deleted (1 running or scheduled skipped)" in echo.stdout
     assert {d.id for d in svc.list_operations()} == {running, with_dataset}
 
     orphan_only = queue(svc)
     complete(svc, orphan_only)
-    orphans = dops("cleanup", "--orphan")
+    orphans = dops("cleanup", "--orphan", "-y")
     assert orphans.exit_code == 0, orphans.output
     assert {d.id for d in svc.list_operations()} == {running, with_dataset}
 
-    assert dops("cleanup", "--state", "completed").exit_code == 0
+    assert dops("cleanup", "--state", "completed", "--yes").exit_code == 0
     assert {d.id for d in svc.list_operations()} == {running}
+
+
+def test_cleanup_keeps_pinned_operations_unless_asked(dops: Dops, svc: DelegatedOperationService) -> None:
+    """Issue 14 #4: a filter that matches a pinned operation does not delete it; --include-pinned does; the summary
+    says how many pinned operations were kept and how to delete them."""
+    kept, plain = queue(svc), queue(svc)
+    complete(svc, kept)
+    complete(svc, plain)
+    svc.set_pinned(kept)
+    dry = dops("cleanup", "--state", "completed", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout.splitlines() == [
+        f"would delete {plain} (completed)",
+        "1 operations would be deleted (1 pinned kept: --include-pinned deletes them)",
+    ]
+    result = dops("cleanup", "--state", "completed", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "1 operations deleted (1 pinned kept: --include-pinned deletes them)" in result.stdout
+    assert [d.id for d in svc.list_operations()] == [kept]
+    pinned_too = dops("cleanup", "--state", "completed", "--include-pinned", "--yes")
+    assert pinned_too.exit_code == 0 and f"operation {kept} deleted" in pinned_too.stdout
+    assert svc.list_operations() == []
+
+
+def test_bulk_deletes_need_yes_without_a_terminal(dops: Dops, svc: DelegatedOperationService) -> None:
+    """Issue 14 #4: with stdin not a terminal, cleanup and a delete of several operations refuse with one line
+    saying to pass --yes (exit 2) and delete nothing; --dry-run and a delete of one named operation need no --yes."""
+    a, b = queue(svc), queue(svc)
+    complete(svc, a)
+    complete(svc, b)
+    cleanup = dops("cleanup", "--state", "completed")
+    assert cleanup.exit_code == 2, cleanup.output
+    assert (
+        cleanup.stderr
+        == "error: cleanup deletes every operation that matches: pass --yes to confirm (stdin is not a terminal)\n"
+    )
+    several = dops("delete", a, b)
+    assert several.exit_code == 2, several.output
+    assert several.stderr == "error: this deletes 2 operations: pass --yes to confirm (stdin is not a terminal)\n"
+    assert {d.id for d in svc.list_operations()} == {a, b}
+    assert dops("cleanup", "--state", "completed", "--dry-run").exit_code == 0
+    assert dops("delete", a).exit_code == 0
+    assert [d.id for d in svc.list_operations()] == [b]
+
+
+def on_a_terminal(cluster: Plane, answer: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m dops ARGS` with a pty as stdin (a person at a terminal) typing `answer`."""
+    argv = [sys.executable, "-m", "dops", "--kubeconfig", str(cluster.kubeconfig), *args]
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(argv, stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)  # fmt: skip
+        try:
+            os.write(controller, answer.encode() + b"\n")
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def test_bulk_deletes_ask_on_a_terminal(cli_plane: Plane, svc: DelegatedOperationService) -> None:
+    cluster = cli_plane
+    """Issue 14 #4: on a terminal, cleanup lists what it would delete and asks; "n" deletes nothing (exit 1), "y"
+    deletes; a delete of several operations asks the same way."""
+    a, b = queue(svc), queue(svc)
+    complete(svc, a)
+    fail_op(svc, b)
+    declined = on_a_terminal(cluster, "n", "cleanup", "--state", "completed", "-n", svc.namespace)
+    assert declined.returncode == 1, declined
+    assert declined.stdout == f"would delete {a} (completed)\n"
+    assert "Delete these 1 operations? [y/N]" in declined.stderr
+    assert declined.stderr.rstrip().endswith("error: not confirmed: nothing deleted")
+    assert {d.id for d in svc.list_operations()} == {a, b}
+    accepted = on_a_terminal(cluster, "y", "cleanup", "--state", "completed", "-n", svc.namespace)
+    assert accepted.returncode == 0, accepted
+    assert f"operation {a} deleted" in accepted.stdout
+    assert [d.id for d in svc.list_operations()] == [b]
+    c = queue(svc)
+    refused = on_a_terminal(cluster, "n", "delete", b, c, "-n", svc.namespace)
+    assert refused.returncode == 1 and f"Delete 2 operations ({b}, {c})? [y/N]" in refused.stderr, refused
+    assert {d.id for d in svc.list_operations()} == {b, c}
+    deleted = on_a_terminal(cluster, "y", "delete", b, c, "-n", svc.namespace)
+    assert deleted.returncode == 0, deleted
+    assert svc.list_operations() == []
 
 
 # --------------------------------------------------------------------------------------------- logs
@@ -506,7 +633,7 @@ def pod_phase(kube: KubeClient, namespace: str, name: str) -> str:
 
 
 def test_logs_from_the_pod_then_from_the_archive(
-    dops: Dops, svc: DelegatedOperationService, kube: KubeClient, tmp_path: Path
+    cluster: EmbeddedServer, dops: Dops, svc: DelegatedOperationService, kube: KubeClient, tmp_path: Path
 ) -> None:
     """issue 6 / CLI logs: while the pod exists the log comes from it (pods/log); after the pod is gone it comes
     from status.logPath (a local path or file:// URL); --tail applies to both; --archived forces the archive."""
@@ -535,7 +662,7 @@ def test_logs_from_the_pod_then_from_the_archive(
     kube.request("DELETE", f"/api/v1/namespaces/{svc.namespace}/pods/{pod_name}", body={"gracePeriodSeconds": 0})
     eventually(
         lambda: (
-            requests.get(f"{dops.cluster.url}/api/v1/namespaces/{svc.namespace}/pods/{pod_name}", timeout=5).status_code
+            requests.get(f"{cluster.url}/api/v1/namespaces/{svc.namespace}/pods/{pod_name}", timeout=5).status_code
         ),
         lambda code: code == 404,
         timeout=20,
@@ -573,7 +700,7 @@ def test_logs_from_an_fsspec_archive(dops: Dops, svc: DelegatedOperationService)
 
 
 def test_logs_follow_streams_until_the_container_exits(
-    dops: Dops, svc: DelegatedOperationService, kube: KubeClient, tmp_path: Path
+    cluster: EmbeddedServer, dops: Dops, svc: DelegatedOperationService, kube: KubeClient, tmp_path: Path
 ) -> None:
     """issue 6 / CLI logs -f: streams the running pod's log (lines arrive while it runs) until the operation
     finishes."""
@@ -591,7 +718,7 @@ def test_logs_follow_streams_until_the_container_exits(
     svc.repo.patch_status(svc.namespace, name, {"status": {"podName": pod_name}})
 
     def log_so_far() -> str:
-        response = requests.get(f"{dops.cluster.url}/api/v1/namespaces/{svc.namespace}/pods/{pod_name}/log", timeout=5)
+        response = requests.get(f"{cluster.url}/api/v1/namespaces/{svc.namespace}/pods/{pod_name}/log", timeout=5)
         return response.text if response.status_code == 200 else ""
 
     def drive() -> None:
@@ -647,20 +774,52 @@ def test_watch_prints_changes_until_done(dops: Dops, svc: DelegatedOperationServ
     assert any(line.split()[0] == a and "running" in line.split() for line in lines[1:])
 
 
+def test_watch_until_done_on_an_empty_namespace_exits_0(dops: Dops) -> None:
+    """Issue 14: nothing to wait for is done: `watch --until-done` in an empty namespace exits 0 at once (it waited
+    forever), saying so on stderr."""
+    started = time.monotonic()
+    result = dops("watch", "--until-done", "--timeout", "30s")
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started < 15
+    assert result.stderr == f'No operations found in namespace "{dops.ns}": nothing to wait for.\n'
+
+
+def test_watch_exits_130_on_ctrl_c(cluster: EmbeddedServer, dops: Dops, svc: DelegatedOperationService) -> None:
+    # Embedded only: the Ctrl-C must land once the CLI's watch is open, which the emulator's watch list
+    # shows exactly; the real plane's watch gauge counts every client's watches, so it cannot tell.
+    """Issue 14: Ctrl-C (SIGINT to the real process) ends `dops watch` with exit code 130, as docs/cli.md says (it
+    exited 0, which a script cannot tell from "every operation finished")."""
+    queue(svc)
+    argv = [sys.executable, "-m", "dops", "--kubeconfig", str(cluster.kubeconfig), "watch", "-n", svc.namespace]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        eventually(dops.watchers, bool, timeout=30, describe="the watch of dops watch to open")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    assert proc.returncode == 130, (out, err)
+    assert out.splitlines()[0].split()[:2] == ["NAME", "LABEL"]
+    assert err == "interrupted\n"
+
+
 # --------------------------------------------------------------------------------------------- processes
 
 
-def dops_process(cluster: EmbeddedServer, *args: str) -> subprocess.CompletedProcess[str]:
+def dops_process(cluster: Plane, *args: str) -> subprocess.CompletedProcess[str]:
     """`python -m dops --kubeconfig K ARGS` in a subprocess (as the kubelet runs the worker image)."""
-    argv = [sys.executable, "-m", "dops", "--kubeconfig", str(cluster.kubeconfig), *args]  # type: ignore[attr-defined]
+    argv = [sys.executable, "-m", "dops", "--kubeconfig", str(cluster.kubeconfig), *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60)
 
 
 def test_worker_run_and_launch_commands(
-    cluster: EmbeddedServer, svc: DelegatedOperationService, kube: KubeClient
+    cli_plane: Plane, svc: DelegatedOperationService, kube: KubeClient
 ) -> None:
     """issue 6 / CLI worker run|launch: `dops worker run NS/NAME` (the Job container's command) runs one operation
     through dops.worker; `dops worker launch --once` runs the queued operations of a `mode: external` target."""
+    cluster = cli_plane
     name = queue(svc, "@dops/examples/echo", params={"message": "hi"})
     ran = dops_process(cluster, "worker", "run", f"{svc.namespace}/{name}", "--from-queued")
     assert ran.returncode == 0, ran.stderr
@@ -681,14 +840,15 @@ def test_worker_run_and_launch_commands(
 
 
 def test_operator_command_runs_the_dops_operator(
-    cluster: EmbeddedServer, svc: DelegatedOperationService, tmp_path: Path
+    cli_plane: Plane, svc: DelegatedOperationService, tmp_path: Path
 ) -> None:
     """issue 6 / CLI operator: `dops operator -n NS` runs dops.handlers.run_operator against the --kubeconfig
     cluster (the queued operation gets scheduled with a Job); conflicting options are a usage error."""
+    cluster = cli_plane
     conflict = dops_process(cluster, "operator", "-n", svc.namespace, "-A")
     assert conflict.returncode == 2 and conflict.stderr.startswith("error: give either -n/--namespace or -A")
     env = dict(os.environ, DOPS_HEALTH_PORT="0", DOPS_METRICS_PORT="0", DOPS_LOG_ARCHIVE=str(tmp_path / "logs"))
-    argv = [sys.executable, "-m", "dops", "--kubeconfig", str(cluster.kubeconfig), "operator", "-n", svc.namespace]  # type: ignore[attr-defined]
+    argv = [sys.executable, "-m", "dops", "--kubeconfig", str(cluster.kubeconfig), "operator", "-n", svc.namespace]
     log = (tmp_path / "operator.log").open("wb")
     process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -720,10 +880,11 @@ def test_unreachable_server_is_one_line_exit_3(tmp_path: Path) -> None:
 
 
 def test_console_script_and_kubectl_plugin(
-    cluster: EmbeddedServer, svc: DelegatedOperationService, tmp_path: Path
+    cli_plane: Plane, svc: DelegatedOperationService, tmp_path: Path
 ) -> None:
     """issue 6 / CLI: `dops` is a console script, and `kubectl dops …` runs it as a kubectl plugin (kubectl-dops
     on PATH, .venv/bin first), with kubectl's KUBECONFIG."""
+    cluster = cli_plane
     venv_bin = Path(sys.executable).parent
     if not (venv_bin / "kubectl-dops").exists():
         pytest.skip(f"kubectl-dops is not installed in {venv_bin} (pip install -e .)")
@@ -733,7 +894,7 @@ def test_console_script_and_kubectl_plugin(
     name = queue(svc, label="via kubectl")
     home = tmp_path / "home"
     home.mkdir()
-    env = CLI(binary, cluster.kubeconfig, home, {"PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}).env()  # type: ignore[attr-defined]
+    env = CLI(binary, cluster.kubeconfig, home, {"PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}).env()
 
     def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
         # Not CLI.run: kubectl refuses flags (its --cache-dir) before a plugin's name.
@@ -747,6 +908,6 @@ def test_console_script_and_kubectl_plugin(
     missing = kubectl("dops", "get", "dop-nope", "-n", svc.namespace)
     assert missing.returncode == 3
     assert missing.stderr.strip() == f'error: operation "dop-nope" not found in namespace "{svc.namespace}"'
-    direct = subprocess.run([str(venv_bin / "dops"), "--kubeconfig", str(cluster.kubeconfig), "list", "-n",  # type: ignore[attr-defined]
+    direct = subprocess.run([str(venv_bin / "dops"), "--kubeconfig", str(cluster.kubeconfig), "list", "-n",
                              svc.namespace, "-o", "name"], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert direct.returncode == 0 and direct.stdout.strip() == name

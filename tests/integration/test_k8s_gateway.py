@@ -83,6 +83,30 @@ def test_in_cluster_configuration(dops_server: EmbeddedServer, tmp_path: Path, m
         load_config(in_cluster=True, service_account_dir=tmp_path / "absent")
 
 
+def test_in_cluster_directory_from_the_environment(
+    dops_server: EmbeddedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that cannot mount the well-known path (the process node agent) names the pod's directory in
+    $DOPS_SERVICE_ACCOUNT_DIR; a plain `load_config()` in the pod then finds it."""
+    account = tmp_path / "pod-sa"
+    account.mkdir()
+    (account / "token").write_text("pod-token")
+    (account / "namespace").write_text("team-b\n")
+    (account / "ca.crt").write_text("")
+    host, port = dops_server.url.removeprefix("http://").split(":")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", host)
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", port)
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("DOPS_SERVICE_ACCOUNT_DIR", str(account))
+    config = load_config()
+    assert config.source == "in-cluster" and config.namespace == "team-b"
+    assert config.service_account_dir == account
+    monkeypatch.setenv("DOPS_SERVICE_ACCOUNT_DIR", str(tmp_path / "elsewhere"))  # no token there: not in a pod
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ConfigurationError, match="kubeconfig"):
+        load_config()
+
+
 def test_repository_round_trip(repo: DelegatedOperationRepository, namespace: str) -> None:
     for i in range(5):
         body = operation(f"op-{i}", namespace).labels(team="a" if i % 2 else "b").params(i=i).build()
@@ -122,8 +146,8 @@ def test_repository_round_trip(repo: DelegatedOperationRepository, namespace: st
     assert repo.count(namespace, label_selector="team=b") == 3
     assert repo.count(namespace, field_selector="status.runState=running", page_size=1) == 1
 
-    deleted = repo.delete(namespace, "op-4")
-    assert deleted["metadata"]["name"] == "op-4" and deleted["kind"] == "DelegatedOperation"
+    deleted = repo.delete(namespace, "op-4")  # gone at once: kube-apiserver answers a Status, not the object
+    assert deleted["kind"] == "Status" and deleted["details"]["name"] == "op-4"
     repo.delete_collection(namespace, label_selector="team=b")
     assert [o["metadata"]["name"] for o in repo.list(namespace).items] == ["op-1", "op-3"]
 

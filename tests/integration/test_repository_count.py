@@ -28,6 +28,8 @@ from dops.emulator.server import AccessRecord, kubeconfig_yaml
 from dops.k8s import DelegatedOperationRepository, KubeClient, load_config
 from tests.op_builders import operation
 
+pytestmark = pytest.mark.both_planes
+
 JSON = dict[str, Any]
 
 

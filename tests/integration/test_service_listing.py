@@ -27,6 +27,8 @@ from dops.emulator import EmbeddedServer
 from dops.k8s import DelegatedOperationRepository, KubeClient
 from tests.op_builders import operation
 
+pytestmark = pytest.mark.both_planes
+
 OPERATORS = [f"@voxelfiftyone/operator/test_{i}" for i in range(4)]
 STATES = ["queued", "running", "completed", "failed"]
 

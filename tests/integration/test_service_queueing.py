@@ -18,6 +18,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from dops import (
     DelegatedOperationService,
     ExecutionContext,
@@ -29,6 +31,8 @@ from dops.domain import labels, names
 from dops.emulator import EmbeddedServer
 from dops.emulator.bootstrap import apply_manifest_paths
 from dops.k8s import DelegatedOperationRepository
+
+pytestmark = pytest.mark.both_planes
 
 REPO = Path(__file__).resolve().parent.parent.parent
 

@@ -22,6 +22,8 @@ from dops import DelegatedOperationService, ExecutionResult, ExecutionRunState
 from dops.emulator import EmbeddedServer
 from dops.k8s import DelegatedOperationRepository, KubeClient, load_config
 
+pytestmark = pytest.mark.both_planes
+
 ROUNDS = 100
 
 

@@ -16,7 +16,10 @@ import pytest
 
 from dops import DelegatedOperationService, ExecutionResult, Pipeline
 from dops.domain import resources
-from dops.k8s import DelegatedOperationRepository
+from dops.emulator import EmbeddedServer
+from dops.k8s import Conflict, DelegatedOperationRepository
+
+pytestmark = pytest.mark.both_planes
 
 
 def test_rerun_failed_operation(service: DelegatedOperationService) -> None:
@@ -90,6 +93,30 @@ def test_delete_operation_returns_the_deleted_document(service: DelegatedOperati
     assert service.delete_operation(doc.id) is None  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="No operation found"):
         service.get(doc.id)  # type: ignore[arg-type]
+
+
+def test_delete_operation_rereads_when_its_preconditions_conflict(
+    dops_server: EmbeddedServer, service: DelegatedOperationService
+) -> None:
+    """The delete carries uid + resourceVersion preconditions: a 409 (a write in between) means read and retry;
+    a conflict that never ends surfaces as Conflict instead of deleting a version nobody read."""
+    doc = service.queue_operation("@dops/examples/sleep", label="contested")
+    dops_server.call(lambda: dops_server.faults.add(409, "DELETE", "/delegatedoperations/", times=2))
+    try:
+        deleted = service.delete_operation(doc.id)  # type: ignore[arg-type]
+    finally:
+        dops_server.call(dops_server.faults.clear)
+    assert deleted is not None and deleted.label == "contested"
+    assert service.delete_operation(doc.id) is None  # type: ignore[arg-type]
+
+    stuck = service.queue_operation("@dops/examples/sleep", label="always contested")
+    dops_server.call(lambda: dops_server.faults.add(409, "DELETE", "/delegatedoperations/", times=-1))
+    try:
+        with pytest.raises(Conflict):
+            service.delete_operation(stuck.id)  # type: ignore[arg-type]
+    finally:
+        dops_server.call(dops_server.faults.clear)
+    assert service.get(stuck.id).label == "always contested"  # type: ignore[arg-type]
 
 
 def test_delete_for_dataset(service: DelegatedOperationService) -> None:

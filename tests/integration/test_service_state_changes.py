@@ -26,6 +26,8 @@ from dops import DelegatedOperationService, ExecutionProgress, ExecutionResult, 
 from dops.api import constants as c
 from dops.k8s import DelegatedOperationRepository
 
+pytestmark = pytest.mark.both_planes
+
 
 def test_running_completed_failed_moves_updated_at(service: DelegatedOperationService) -> None:
     """§7 9: COMPLETED→FAILED is allowed; updated_at changes at every state change."""

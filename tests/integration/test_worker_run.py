@@ -32,10 +32,11 @@ import pytest
 from dops import DelegatedOperationService, Pipeline, PipelineStage
 from dops.api.types import ExecutionResult
 from dops.emulator import EmbeddedServer
+from dops.execution import registry as registry_module
 from dops.k8s import DelegatedOperationRepository, KubeClient
 from dops.worker import run_operation
 from tests.builders import pod
-from tests.helpers import eventually
+from tests.helpers import eventually, install_another_operator
 from tests.op_builders import delegation_target
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -298,20 +299,43 @@ def test_running_for_this_pod_runs_and_retry_pod_takes_over(
 # ------------------------------------------------------------------------------------------- bad input
 
 
+BUILTINS = {"@dops/examples/count", "@dops/examples/echo", "@dops/examples/fail", "@dops/examples/sleep"}
+
+
+def listed_operators(message: str, uri: str) -> set[str]:
+    """The operators an "operator not found: URI; known operators: a, b" message names."""
+    prefix = f"operator not found: {uri}; known operators: "
+    assert message.startswith(prefix), message
+    return {name.strip() for name in message[len(prefix) :].splitlines()[0].split(",")}
+
+
+@pytest.fixture
+def another_operator_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A user's operator package installed next to dops (README "Writing your own operator"), for this test."""
+    uri = install_another_operator(tmp_path / "site")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setattr(registry_module, "_default", None)  # rediscover the entry points, restored afterwards
+    return uri
+
+
 def test_unknown_operator_fails_with_known_operators(
-    service: DelegatedOperationService, repo: DelegatedOperationRepository, kubeconfig: str, termination_file: Path
+    service: DelegatedOperationService,
+    repo: DelegatedOperationRepository,
+    kubeconfig: str,
+    termination_file: Path,
+    another_operator_installed: str,
 ) -> None:
-    ref = scheduled(service, "@acme/plugin/does-not-exist")
+    """The failure lists the known operators: the built-in ones and whatever else is installed (issue 14 #9: an
+    exact list failed as soon as a user installed an operator package of their own in the same environment)."""
+    uri = "@acme/plugin/does-not-exist"
+    ref = scheduled(service, uri)
     assert run_operation(ref, kubeconfig=kubeconfig) == 1
     st = status(repo, ref)
     assert st["runState"] == "failed"
-    expected = (
-        "operator not found: @acme/plugin/does-not-exist; known operators: "
-        "@dops/examples/count, @dops/examples/echo, @dops/examples/fail, @dops/examples/sleep"
-    )
-    assert st["result"]["error"].startswith(expected)
-    assert st["result"]["errorMessage"].startswith(expected)
-    assert termination(termination_file)["message"].startswith(expected)
+    for message in (st["result"]["error"], st["result"]["errorMessage"], termination(termination_file)["message"]):
+        listed = listed_operators(message, uri)
+        assert listed >= BUILTINS, message
+        assert another_operator_installed in listed, message
 
 
 def test_invalid_params_fail_with_validation_message(

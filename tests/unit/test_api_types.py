@@ -7,13 +7,15 @@ Aspects covered:
   num_distributed_tasks < 1 → None, unknown kwargs dropped, disallowed overrides stripped; CRD (camelCase) round trip.
 - ExecutionResult/ExecutionProgress JSON; the load rule for results (§11 surprise 10).
 - ExecutionContext coercion from the forms FiftyOne accepts.
-- DelegatedOperationDocument.from_resource: every FiftyOne attribute, aware UTC datetimes, metadata assembly.
+- DelegatedOperationDocument.from_resource: every FiftyOne attribute, aware UTC datetimes, metadata assembly;
+  stored empty strings (target, run link, log path, log upload error) read back as "", not None.
 - condition helpers (set_condition / get_condition).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -292,6 +294,23 @@ def test_document_defaults_for_a_bare_resource() -> None:
     assert doc.run_state is None and doc.status is None and doc.result is None
     assert doc.metadata == {} and doc.pipeline is None and doc.pipeline_run_info is None
     assert (doc.pinned, doc.archived, doc.rerunnable, doc.monitored) == (False, False, True, False)
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "attribute"),
+    [
+        ("spec", "delegationTarget", "delegation_target"),
+        ("status", "runLink", "run_link"),
+        ("status", "logPath", "log_path"),
+        ("status", "logUploadError", "log_upload_error"),
+    ],
+)
+def test_empty_strings_read_back_as_stored(where: str, key: str, attribute: str) -> None:
+    """Issue 12 item 4: FiftyOne returns a stored "" as ""; only a missing value reads as None."""
+    resource: dict[str, dict[str, Any]] = {"metadata": {"name": "x"}, "spec": {"operator": "@a/b/c"}, "status": {}}
+    assert getattr(DelegatedOperationDocument.from_resource(resource), attribute) is None
+    resource[where][key] = ""
+    assert getattr(DelegatedOperationDocument.from_resource(resource), attribute) == ""
 
 
 def test_operation_not_found_is_a_value_error() -> None:

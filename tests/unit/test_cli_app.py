@@ -6,7 +6,9 @@ Aspects covered (issue 6, CLI):
 - usage errors are one `error:` line with exit code 2 (unknown option/command, missing argument, bad choice,
   bad duration, cleanup without filters) and are reported before any connection is attempted;
 - an unreachable server or a missing kubeconfig is one line with exit code 3, never a traceback; `--debug`
-  adds the traceback;
+  adds the traceback; so is a broken kubeconfig (garbage, empty) or an unknown --context (issue 14 #5), in
+  words, never a Python repr;
+- help shows flags as bare switches (`--debug`, not `--debug <bool>`: issue 14), valued options with their type;
 - global options may follow the subcommand (kubectl style) and come from DOPS_* environment variables;
 - `describe()` maps gateway errors to messages and exit codes; commands register from a module list, so a new
   command (e.g. `dev`) is one module with `register(app)`.
@@ -195,6 +197,57 @@ def test_missing_kubeconfig_is_one_line_exit_3(runner: CliRunner, tmp_path: Path
     assert result.exit_code == EXIT_UNAVAILABLE
     line = one_error_line(result.stderr)
     assert str(missing) in line and "--kubeconfig" in line
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "expected"),
+    [
+        pytest.param(
+            "this: is: not [yaml\n",
+            [],
+            "error: kubeconfig {path} is not valid YAML: mapping values are not allowed here (line 1, column 9)",
+            id="garbage",
+        ),
+        pytest.param("", [], "error: kubeconfig {path} is empty: it defines no cluster, context or user", id="empty"),
+        pytest.param(
+            None,
+            ["--context", "nope"],
+            'error: context "nope" not found in kubeconfig {path} (its contexts: c)',
+            id="unknown-context",
+        ),
+    ],
+)
+def test_broken_kubeconfig_is_one_readable_line_exit_3(
+    runner: CliRunner, refused_kubeconfig: Path, tmp_path: Path, content: str | None, args: list[str], expected: str
+) -> None:
+    """Issue 14 #5: a garbage kubeconfig, an empty one and an unknown --context are one line in words, exit 3 (no
+    `ScannerError(... <yaml.error.Mark object at 0x…>)`, `TypeError(...)`, `KeyError('nope')`); --debug adds the
+    traceback."""
+    path = refused_kubeconfig
+    if content is not None:
+        path = tmp_path / "broken-kubeconfig"
+        path.write_text(content)
+    result = runner.invoke(app, ["--kubeconfig", str(path), *args, "list"])
+    assert result.exit_code == EXIT_UNAVAILABLE, result.output
+    assert one_error_line(result.stderr) == expected.format(path=path)
+    debug = runner.invoke(app, ["--kubeconfig", str(path), *args, "list", "--debug"])
+    assert debug.exit_code == EXIT_UNAVAILABLE
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert debug.stderr.rstrip().splitlines()[-1] == expected.format(path=path)
+
+
+def test_help_shows_flags_as_bare_switches(runner: CliRunner) -> None:
+    """Issue 14: help showed `--debug <bool>`, which reads as `--debug true` (an error); flags now show no type,
+    in every command's help, while options that take a value keep theirs."""
+    root = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    lines = root.stdout.splitlines()
+    debug = next(line for line in lines if "--debug" in line)
+    assert "Show tracebacks" in debug and "<" not in debug, debug
+    assert "<str>" in next(line for line in lines if "--kubeconfig" in line)
+    for args in [["--help"], *([name, "--help"] for name in sorted(EXPECTED_COMMANDS)), ["worker", "run", "--help"]]:
+        shown = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert shown.exit_code == 0, shown.output
+        assert "<bool>" not in shown.stdout, f"dops {' '.join(args)}:\n{shown.stdout}"
 
 
 def test_hoist_global_options() -> None:

@@ -2,11 +2,16 @@
 
 Aspects covered:
 - list filters apply only when truthy; archived hidden by default (server-side `spec.archived!=true`);
-  run states validated; extra kwargs are equality filters; `pinned=None` is no filter.
-- count filters: verbatim equality (None matches missing), aliases, `$in`/`$nin`/`$ne`, unknown keys rejected.
+  extra kwargs are equality filters; `pinned=None` is no filter.
+- run states are compared exactly, as FiftyOne's MongoDB query does: "QUEUED", "bogus" and "processing"
+  are not errors, they match nothing (issue 12 items 1 and 2).
+- count filters: verbatim equality (None matches missing, "" only ""), aliases, `$in`/`$nin`/`$ne`,
+  unknown keys rejected; None/"" values are decided on the client (a field selector cannot tell them apart).
 - exact_on_server: only when nothing must be checked on the client.
 - search: FiftyOne's allowed fields, raw unanchored case-sensitive regexes ORed, invalid fields/regexes → ValueError.
-- paging: the two FiftyOne defaults (none → 1000; class → 10), falsy limit = unlimited, validation.
+- paging: the two FiftyOne defaults (none → 1000; class → 10), falsy limit = unlimited, a negative limit is
+  its absolute value (MongoDB); TypeError for non-integer skip/limit and unknown keys (pymongo / the
+  dataclass), ValueError for a negative skip and a direction other than ±1 when sorting (issue 12 items 6, 7).
 - sort order across types (MongoDB's), stable ties, the name-order fast path condition.
 """
 
@@ -17,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from dops.api.types import DelegatedOperationPagingParams, SortByField
+from dops.api.types import DelegatedOperationPagingParams, ExecutionRunState, SortByField
 from dops.domain import query
 
 
@@ -43,7 +48,9 @@ def op(
         ({"include_archived": True}, [], [], []),
         ({"operator": "@a/b/c"}, ["spec.operator=@a/b/c", "spec.archived!=true"], [], []),
         ({"operator": "", "run_state": None}, ["spec.archived!=true"], [], []),  # falsy = no filter
-        ({"run_state": "QUEUED"}, ["status.runState=queued", "spec.archived!=true"], [], []),
+        ({"run_state": ExecutionRunState.QUEUED}, ["status.runState=queued", "spec.archived!=true"], [], []),
+        ({"run_state": "QUEUED"}, ["status.runState=QUEUED", "spec.archived!=true"], [], []),  # exact
+        ({"run_state": "bogus"}, ["status.runState=bogus", "spec.archived!=true"], [], []),
         ({"delegation_target": "gpu"}, ["spec.delegationTarget=gpu", "spec.archived!=true"], [], []),
         ({"dataset_id": "abc"}, ["spec.datasetId=abc", "spec.archived!=true"], [], []),
         ({"dataset_name": "ds"}, ["spec.archived!=true"], [], ["dataset_name"]),
@@ -69,10 +76,12 @@ def test_list_query_predicate_rechecks_everything() -> None:
     assert not q.matches({**good, "spec": {**good["spec"], "archived": True}})
 
 
-@pytest.mark.parametrize("bad", ["bogus", "processing"])
-def test_list_query_rejects_unknown_run_state(bad: str) -> None:
-    with pytest.raises(ValueError, match="Invalid run_state"):
-        query.list_query(run_state=bad)
+@pytest.mark.parametrize("state", ["QUEUED", "Queued", "bogus", "processing", 5])
+def test_run_states_match_exactly_and_never_raise(state: object) -> None:
+    """FiftyOne: `{"run_state": state}` matches nothing for a name no operation has ([] / 0, no error)."""
+    for q in (query.list_query(run_state=state), query.count_query({"run_state": state})):
+        assert not q.matches(op(state="queued")) and not q.matches(op(state="running"))
+    assert query.list_query(run_state="queued").matches(op(state="queued"))
 
 
 @pytest.mark.parametrize(
@@ -80,6 +89,9 @@ def test_list_query_rejects_unknown_run_state(bad: str) -> None:
     [
         ({"run_state": "queued"}, ["status.runState=queued"], op(), op(state="failed")),
         ({"delegation_target": None}, ["spec.delegationTarget="], op(), op(delegationTarget="t")),
+        ({"delegation_target": None}, ["spec.delegationTarget="], op(), op(delegationTarget="")),
+        ({"delegation_target": ""}, ["spec.delegationTarget="], op(delegationTarget=""), op()),
+        ({"run_state": {"$in": ["QUEUED", "running"]}}, [], op(state="running"), op()),
         ({"status.runState": "failed"}, ["status.runState=failed"], op(state="failed"), op()),
         ({"dataset_name": "ds"}, [], op(context={"dataset_name": "ds"}), op()),
         ({"context.request_params.dataset_name": "ds"}, [], op(context={"dataset_name": "ds"}), op()),
@@ -104,7 +116,6 @@ def test_count_query(
     ("filters", "message"),
     [
         ({"bogus": 1}, "Unsupported filter field"),
-        ({"run_state": "nope"}, "Invalid run_state"),
         ({"run_state": {"$regex": "q"}}, "Unsupported filter operator"),
         ({"run_state": {"$in": "queued"}}, "needs a list"),
         ({"pinned": "yes"}, "must be a bool"),
@@ -114,6 +125,14 @@ def test_count_query(
 def test_count_query_rejects(filters: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         query.count_query(filters)
+
+
+def test_empty_and_missing_values_are_decided_on_the_client() -> None:
+    """`spec.delegationTarget=` selects both a missing and an empty target: count must not trust it alone."""
+    assert not query.count_query({"delegation_target": ""}).exact_on_server
+    assert not query.count_query({"delegation_target": None}).exact_on_server
+    assert query.count_query({"delegation_target": "gpu"}).exact_on_server
+    assert query.count_query({"archived": False}).exact_on_server
 
 
 def test_count_query_counts_archived() -> None:
@@ -171,6 +190,14 @@ def test_search_errors(search: Any, message: str) -> None:
         ({"sort_by": SortByField.UPDATED_AT, "sort_direction": 1, "limit": 3}, query.Paging("updated_at", False, 0, 3)),
         ({"sort_by": None}, query.Paging(None, True, 0, 10)),
         ({"sort_by": "label"}, query.Paging("label", True, 0, 10)),
+        # MongoDB: a negative limit is its absolute value (one batch); FiftyOne passes it straight on.
+        (DelegatedOperationPagingParams(limit=-1), query.Paging("queued_at", True, 0, 1)),
+        ({"limit": -25, "skip": 2}, query.Paging("queued_at", True, 2, 25)),
+        # falsy skip/limit are never handed to the cursor, whatever their type
+        ({"limit": "", "skip": 0.0}, query.Paging("queued_at", True, 0, None)),
+        ({"limit": True}, query.Paging("queued_at", True, 0, 1)),  # pymongo: a bool is an int
+        # the direction only matters (and is only checked) when there is a sort field
+        ({"sort_by": None, "sort_direction": 0}, query.Paging(None, False, 0, 10)),
     ],
 )
 def test_normalize_paging(paging: Any, expected: query.Paging) -> None:
@@ -178,18 +205,25 @@ def test_normalize_paging(paging: Any, expected: query.Paging) -> None:
 
 
 @pytest.mark.parametrize(
-    ("paging", "message"),
+    ("paging", "error", "message"),
     [
-        ({"limit": -1}, "limit"),
-        ({"skip": -3}, "skip"),
-        ({"sort_direction": 0}, "sort_direction"),
-        ({"sort_by": "nonsense"}, "invalid sort field"),
-        ({"bogus": 1}, "invalid paging"),
-        ("limit=5", "paging must be"),
+        ({"skip": -3}, ValueError, "skip must be >= 0"),
+        ({"sort_direction": 0}, ValueError, "sort_direction"),
+        ({"sort_direction": 2}, ValueError, "sort_direction"),
+        ({"sort_direction": "asc"}, ValueError, "sort_direction"),
+        ({"sort_direction": 1.0}, ValueError, "sort_direction"),
+        ({"sort_direction": True}, ValueError, "sort_direction"),
+        ({"sort_by": "nonsense"}, ValueError, "invalid sort field"),
+        ("limit=5", ValueError, "paging must be"),
+        # FiftyOne's types: pymongo's cursor and the paging dataclass raise TypeError
+        ({"limit": "5"}, TypeError, "limit must be an integer"),
+        ({"limit": 2.5}, TypeError, "limit must be an integer"),
+        ({"skip": "1"}, TypeError, "skip must be an integer"),
+        ({"bogus": 1}, TypeError, "unexpected keyword argument 'bogus'"),
     ],
 )
-def test_normalize_paging_rejects(paging: Any, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_normalize_paging_rejects(paging: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
         query.normalize_paging(paging)
 
 

@@ -7,7 +7,9 @@ Aspects covered:
 - the CAS JSON Patch: first op tests /status/runState; adds only; None stripped. The merge form keeps nulls.
 - progress validation (FiftyOne's rules + the CRD's bounds), text caps, log fields.
 - result caps: > 65536 bytes of JSON → ValueError naming the limit; non-JSON results; tracebacks keep their tail.
-- new operation resources and rerun specs (what is copied, what FiftyOne refuses).
+- new operation resources and rerun specs (what is copied, what FiftyOne refuses); an empty delegation
+  target is stored as "".
+- required_state is tested exactly (no case folding, no validation); query-shaped values are refused.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 
 from dops.api import constants as c
-from dops.api.types import ExecutionProgress, ExecutionResult, Pipeline
+from dops.api.types import ExecutionProgress, ExecutionResult, ExecutionRunState, Pipeline
 from dops.domain import resources, results, transitions
 
 UTC = dt.UTC
@@ -77,8 +79,31 @@ def test_cas_patch_tests_the_state_first_and_only_adds() -> None:
     assert by_path["/status/runState"] == "completed"
     assert by_path["/status/result"] == {"result": [1, 2]}  # None members stripped
     assert transitions.merge_patch(change) == {"status": change.fields}
-    with pytest.raises(ValueError, match="Invalid run_state"):
-        transitions.cas_patch(change, "bogus")
+
+
+@pytest.mark.parametrize(
+    ("required", "tested"),
+    [
+        (ExecutionRunState.RUNNING, "running"),
+        ("running", "running"),
+        ("RUNNING", "RUNNING"),  # exact, like FiftyOne's filter: this CAS can never win
+        ("bogus", "bogus"),  # not an error: FiftyOne's CAS returns None for it
+        ("processing", "processing"),
+        ("", ""),
+        (5, 5),
+    ],
+)
+def test_cas_patch_tests_the_required_state_exactly(required: object, tested: object) -> None:
+    """Issue 12 items 1-2: no case folding, no validation; only the server's test decides."""
+    patch = transitions.cas_patch(transitions.state_change("completed", NOW), required)
+    assert patch[0] == {"op": "test", "path": "/status/runState", "value": tested}
+
+
+@pytest.mark.parametrize("bad", [{"$in": ["queued", "running"]}, ["queued"], object()])
+def test_cas_patch_rejects_query_shaped_required_states(bad: object) -> None:
+    """FiftyOne would hand these to MongoDB as a query; a JSON Patch test cannot express one."""
+    with pytest.raises(ValueError, match="required_state must be a run state name"):
+        transitions.cas_patch(transitions.state_change("completed", NOW), bad)
 
 
 def test_cas_patch_for_a_null_result_stores_an_empty_result() -> None:
@@ -227,6 +252,16 @@ def test_new_operation_resource() -> None:
         "timeoutSeconds": 60,
     }
     json.dumps(body)
+
+
+@pytest.mark.parametrize(("target", "stored"), [(None, None), ("", ""), ("gpu", "gpu")])
+def test_empty_delegation_target_is_kept(target: str | None, stored: str | None) -> None:
+    """Issue 12 item 4: "" is stored (and read back) as "", like FiftyOne; it means the default target, and
+    gets no target label (`kubectl get -l dops.io/target=...` selects named targets only)."""
+    spec = resources.build_spec(operator="@a/b/c", delegation_target=target)
+    assert spec.get("delegationTarget") == stored and ("delegationTarget" in spec) is (stored is not None)
+    labels = resources.operation_resource("dop-1", "ns", spec)["metadata"]["labels"]
+    assert (c.TARGET_LABEL in labels) is bool(target)
 
 
 @pytest.mark.parametrize(

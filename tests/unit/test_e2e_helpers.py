@@ -1,4 +1,5 @@
-"""The kind e2e suite's helpers (tests/e2e/kind.py) and its opt-in/skip logic, without Docker or kind.
+"""The e2e suite's shared helpers (tests/e2e/common.py), its kind cluster (tests/e2e/kind.py) and its opt-in/skip
+logic, without Docker or kind. The real-plane cluster's helpers: tests/unit/test_e2e_realplane_helpers.py.
 
 Issue 6: "kind e2e … Skips with a clear reason where Docker/kind are absent (as on our machines); its helpers are
 unit-tested where possible."
@@ -10,17 +11,20 @@ Covered:
   `docker info` becomes a problem, never a hang; DOPS_E2E_REQUIRED parsing;
 - cluster names: format (DNS label, short enough for kind's node host names), uniqueness, rejected prefixes;
 - the exact argv of docker build, kind create/delete/load/export, helm install/upgrade/uninstall, kubectl wait;
-- `KindCluster` orchestration with recording fake `docker`/`kind`/`kubectl` binaries: the commands run, in order,
-  with the session kubeconfig; a failed `kubectl wait` reports the command, its output and diagnostics;
+- `KindCluster` orchestration (through the `E2ECluster` interface) with recording fake `docker`/`kind`/`kubectl`
+  binaries: the commands run, in order, with the session kubeconfig; a failed `kubectl wait` reports the command,
+  its output and diagnostics; waiting for a finished operation waits for its run state, then its Succeeded condition;
+- the namespaces the scenario creates enforce PodSecurity `restricted`;
 - `run`: non-zero exits and timeouts raise E2ECommandError naming argv and the output tail;
 - chart values: the image, pull policy and default-target image point at `dops:e2e`, overrides deep-merge, and
   `helm template` of the real chart with them (validated by values.schema.json) renders exactly that;
 - the CRD-upgrade chart copy: the original chart is untouched, the copy's rendered CRD has the new printer column
   and annotation next to `helm.sh/resource-policy: keep`;
 - every example in examples/ has an expectation in the suite, and vice versa;
-- pytest wiring (subprocess runs of pytest on tests/e2e): without --run-e2e every e2e test is skipped with the
-  opt-in reason; with --run-e2e on a PATH without Docker/kind with the tool reason; with DOPS_E2E_REQUIRED=1 the
-  run fails instead of skipping.
+- pytest wiring (subprocess runs of pytest on tests/e2e, the real plane switched off with DOPS_TEST_PLANES=embedded):
+  without --run-e2e every e2e test is skipped with the opt-in reason; with --run-e2e on a PATH without Docker/kind
+  with the tool reason; with DOPS_E2E_REQUIRED=1 the run fails instead of skipping; the real-plane scenario is not
+  an e2e test (`-m e2e` deselects it) and skips with the plane's reason.
 """
 
 from __future__ import annotations
@@ -38,32 +42,35 @@ import pytest
 import yaml
 
 from tests.chart import CHART, Rendered, helm_cli, parse
-from tests.e2e import kind
-from tests.e2e.kind import (
+from tests.e2e import common, kind
+from tests.e2e.common import (
     EXAMPLES_EXPECTED,
     IMAGE,
     OPS_NAMESPACE,
     E2ECommandError,
-    KindCluster,
-    Tools,
     chart_values,
-    cluster_name,
     copy_chart_with_crd_change,
-    detect,
-    docker_build_cmd,
     helm_install_cmd,
     helm_uninstall_cmd,
     helm_upgrade_cmd,
     jsonpath_condition,
+    kubectl_wait_cmd,
+    operation_names,
+    restricted_namespace,
+    run,
+    write_values,
+)
+from tests.e2e.kind import (
+    KindCluster,
+    Tools,
+    cluster_name,
+    detect,
+    docker_build_cmd,
     kind_create_cmd,
     kind_delete_cmd,
     kind_export_logs_cmd,
     kind_load_cmd,
-    kubectl_wait_cmd,
-    operation_names,
     required,
-    run,
-    write_values,
 )
 from tests.helpers import find_binary
 
@@ -162,7 +169,7 @@ def test_client_overrides_and_the_fetch_clients_cache(tmp_path: Path) -> None:
     for name in ("docker", "kind"):
         fake_binary(bin_dir, name, '[ "$1" = info ] && echo 28; exit 0')
     cache = tmp_path / "xdg"
-    cached_kubectl = fake_binary(cache / kind.CLIENTS_CACHE, "kubectl", "exit 0")
+    cached_kubectl = fake_binary(cache / common.CLIENTS_CACHE, "kubectl", "exit 0")
     override_helm = fake_binary(tmp_path / "elsewhere", "helm", "exit 0")
     env = env_with(bin_dir, tmp_path / "home", XDG_CACHE_HOME=str(cache), HELM=str(override_helm))
     availability = detect(env)
@@ -292,7 +299,7 @@ def test_kind_cluster_runs_the_commands_in_order(fake_cluster: tuple[KindCluster
     cluster, log = fake_cluster
     kubeconfig = cluster.workdir / "kubeconfig"
     cluster.create()
-    cluster.build_and_load_image()
+    cluster.load_image()
     cluster.export_logs(cluster.workdir / "logs")
     cluster.delete()
     assert log.read_text().splitlines() == [
@@ -319,7 +326,39 @@ def test_failed_wait_reports_the_command_and_diagnostics(fake_cluster: tuple[Kin
         "kubectl wait delegatedoperation/example-echo --for=jsonpath={.status.runState}=completed --timeout=5s "
         f"--namespace {OPS_NAMESPACE}"
     )
-    assert f"kubectl logs --namespace dops-system --selector {kind.OPERATOR_SELECTOR} --tail 60" in calls
+    assert f"kubectl logs --namespace dops-system --selector {common.OPERATOR_SELECTOR} --tail 60" in calls
+
+
+def test_waiting_for_a_finished_operation_waits_for_its_state_then_its_condition(tmp_path: Path) -> None:
+    """A worker writes the terminal state, the operator then sets Succeeded: both are waited for, in that order."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    fake = str(recording(bin_dir, "fake", log))
+    cluster = KindCluster(name="x", tools=Tools(docker=fake, kind=fake, kubectl=fake, helm=fake), workdir=tmp_path)
+    cluster.wait_for_finished("example-fail", "failed", timeout=7)
+    cluster.wait_for_finished("example-echo", "completed", timeout=7)
+    waits = [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
+    scope = f"--timeout=7s --namespace {OPS_NAMESPACE}"
+    assert waits == [
+        f"wait delegatedoperation/example-fail --for=jsonpath={{.status.runState}}=failed {scope}",
+        f"wait delegatedoperation/example-fail --for=condition=Succeeded=False {scope}",
+        f"wait delegatedoperation/example-echo --for=jsonpath={{.status.runState}}=completed {scope}",
+        f"wait delegatedoperation/example-echo --for=condition=Succeeded=True {scope}",
+    ]
+
+
+def test_the_scenarios_namespaces_enforce_pod_security_restricted() -> None:
+    namespace = restricted_namespace("team")
+    assert namespace == {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": "team",
+            "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            },
+        },
+    }
 
 
 # ---------------------------------------------------------------------------------------------- values and charts
@@ -363,7 +402,7 @@ def test_chart_renders_the_e2e_values(helm_binary: str, tmp_path: Path) -> None:
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["DOPS_WORKER_IMAGE"] == IMAGE
     labels = deployment["spec"]["template"]["metadata"]["labels"]
-    selector = dict(part.split("=") for part in kind.OPERATOR_SELECTOR.split(","))
+    selector = dict(part.split("=") for part in common.OPERATOR_SELECTOR.split(","))
     assert selector.items() <= labels.items(), labels
     assert rendered.one("ServiceAccount", env["DOPS_WORKER_SERVICE_ACCOUNT"], OPS_NAMESPACE)
     assert rendered.one("RoleBinding", namespace=OPS_NAMESPACE)["subjects"][0]["namespace"] == OPS_NAMESPACE
@@ -376,14 +415,14 @@ def test_crd_change_copy_leaves_the_chart_alone_and_renders_the_new_column(helm_
     assert chart == tmp_path / "copy" / "dops"
 
     rendered = render(helm_binary, chart, chart_values(), tmp_path)
-    crd = rendered.one("CustomResourceDefinition", kind.OPERATIONS_CRD)
-    assert crd["metadata"]["annotations"] == {change.annotation: "t0k3n", kind.KEEP_ANNOTATION: "keep"}
+    crd = rendered.one("CustomResourceDefinition", common.OPERATIONS_CRD)
+    assert crd["metadata"]["annotations"] == {change.annotation: "t0k3n", common.KEEP_ANNOTATION: "keep"}
     for version in crd["spec"]["versions"]:
         columns = version["additionalPrinterColumns"]
         assert columns[-1]["name"] == change.column == "Upgraded"
         assert columns[-1]["jsonPath"] == change.json_path == ".metadata.name"
         assert "priority" not in columns[-1]  # shown by plain `kubectl get`
-    unchanged = rendered.one("CustomResourceDefinition", kind.TARGETS_CRD)
+    unchanged = rendered.one("CustomResourceDefinition", common.TARGETS_CRD)
     assert change.annotation not in unchanged["metadata"]["annotations"]
 
     with pytest.raises(ValueError, match="already has a printer column"):
@@ -399,7 +438,7 @@ def test_every_example_has_an_expectation() -> None:
 
 
 def test_operation_manifest_and_condition() -> None:
-    manifest = kind.operation_manifest("x", "@dops/examples/sleep", {"seconds": 5}, timeout_seconds=60)
+    manifest = common.operation_manifest("x", "@dops/examples/sleep", {"seconds": 5}, timeout_seconds=60)
     assert manifest == {
         "apiVersion": "dops.io/v1alpha1",
         "kind": "DelegatedOperation",
@@ -407,8 +446,8 @@ def test_operation_manifest_and_condition() -> None:
         "spec": {"operator": "@dops/examples/sleep", "context": {"params": {"seconds": 5}}, "timeoutSeconds": 60},
     }
     obj = {"status": {"conditions": [{"type": "Running", "status": "False"}, {"type": "Succeeded", "status": "True"}]}}
-    assert kind.condition(obj, "Succeeded") == {"type": "Succeeded", "status": "True"}
-    assert kind.condition({}, "Succeeded") is None
+    assert common.condition(obj, "Succeeded") == {"type": "Succeeded", "status": "True"}
+    assert common.condition({}, "Succeeded") is None
 
 
 # ---------------------------------------------------------------------------------------------- pytest wiring
@@ -422,8 +461,11 @@ def pytest_e2e(tmp_path: Path, *args: str, env: dict[str, str]) -> subprocess.Co
 
 
 def base_env(path: Path) -> dict[str, str]:
+    """The caller's environment with PATH = `path`, without the e2e knobs; the real plane is switched off
+    (DOPS_TEST_PLANES=embedded), else the real-plane scenario in tests/e2e would start a cluster here."""
     env = {k: v for k, v in os.environ.items() if k not in {kind.REQUIRED_ENV, "PYTEST_ADDOPTS"}}
     env["PATH"] = str(path)
+    env["DOPS_TEST_PLANES"] = "embedded"
     return env
 
 
@@ -433,6 +475,8 @@ def test_without_run_e2e_every_e2e_test_is_skipped_with_the_opt_in_reason(tmp_pa
     assert result.returncode == 0, out + result.stderr
     assert re.search(r"SKIPPED \[\d+\] .*" + re.escape(kind.OPT_IN_REASON), out), out
     assert re.search(r"\b\d+ skipped\b", out) and " passed" not in out and " failed" not in out, out
+    # The real-plane scenario is not opt-in: it skips only because this run switched the real plane off.
+    assert re.search(r"SKIPPED \[\d+\] .*real-plane e2e skipped: DOPS_TEST_PLANES=embedded", out), out
 
 
 def test_with_run_e2e_and_no_docker_or_kind_the_tools_are_the_reason(tmp_path: Path) -> None:
@@ -443,6 +487,7 @@ def test_with_run_e2e_and_no_docker_or_kind_the_tools_are_the_reason(tmp_path: P
     assert result.returncode == 0, out + result.stderr
     assert f"Docker engine not reachable (`docker info` exited 1: {DAEMON_DOWN})" in out, out
     assert "kind not found on PATH" in out and " passed" not in out, out
+    assert "real-plane" not in out and re.search(r"\b\d+ deselected\b", out), out  # -m e2e: not an e2e test
 
     required_run = pytest_e2e(tmp_path, "-m", "e2e", "--run-e2e", env={**base_env(bin_dir), kind.REQUIRED_ENV: "1"})
     assert required_run.returncode == pytest.ExitCode.USAGE_ERROR, required_run.stdout + required_run.stderr

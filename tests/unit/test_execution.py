@@ -8,7 +8,8 @@ Aspects covered (fiftyone-semantics.md sections in brackets):
   errors for a missing module/attribute or a malformed path; code registration; FiftyOne-shaped classes. [§4.4]
 - parameter validation: FiftyOne's "Validation error. Path: p. Reason: r" form, every problem listed,
   defaults filled in, unknown parameters refused for declared operators. [§4.4 step 3]
-- context: params/request_params, `set_progress` validation never raises, `ctx.log`. [§4.5]
+- context: params/request_params, `ctx.delegated` from the request (False without the flag), `set_progress`
+  validation never raises, `ctx.log`. [§4.5]
 - progress throttling: ≤ 1 write per interval (2/s by default), newest value wins, the last value is
   never lost (flushed or handed back). [§4.5; dops difference]
 - operator kinds: sync (in a thread), async, generator, async generator (exhausted, result None, yielded
@@ -117,9 +118,10 @@ def run(engine: Engine, uri: str, params: dict[str, Any] | None = None, **kwargs
 
 
 def test_builtins_come_from_entry_points() -> None:
-    """§4.4: the dops.operators entry-point group provides the four built-in examples."""
+    """§4.4: the dops.operators entry-point group provides the four built-in examples (among whatever else is
+    installed: issue 14 #9, tests must not depend on what else is installed)."""
     reg = OperatorRegistry()
-    assert reg.known()[:4] == BUILTINS or set(BUILTINS) <= set(reg.known())
+    assert set(BUILTINS) <= set(reg.known())
     for uri in BUILTINS:
         op = reg.resolve(uri)
         assert op.uri == uri and callable(op.execute)
@@ -214,7 +216,7 @@ def test_context_progress_validation_never_raises(caplog: pytest.LogCaptureFixtu
     """§4.5: bad progress reports are logged, never raised; good ones reach the writer."""
     written: list[ExecutionProgress] = []
     ctx = ExecutionContext({"params": {"a": 1}, "dataset_name": "d"}, operator_uri="@t/x", progress=written.append)
-    assert ctx.params == {"a": 1} and ctx.request_params["dataset_name"] == "d" and ctx.delegated
+    assert ctx.params == {"a": 1} and ctx.request_params["dataset_name"] == "d"
     with caplog.at_level(logging.WARNING):
         ctx.set_progress(1.5)
         ctx.set_progress()  # neither value nor label
@@ -224,6 +226,29 @@ def test_context_progress_validation_never_raises(caplog: pytest.LogCaptureFixtu
     ctx.set_progress(0.25, "quarter")
     ctx.set_progress(label="only a label")
     assert [(p.progress, p.label) for p in written] == [(0.25, "quarter"), (None, "only a label")]
+
+
+@pytest.mark.parametrize(
+    ("request_params", "delegated"),
+    [({}, False), ({"delegated": True}, True), ({"delegated": False}, False), ({"params": {"delegated": True}}, False)],
+)
+def test_ctx_delegated_comes_from_the_request(request_params: dict[str, Any], delegated: bool) -> None:
+    """Issue 12 item 8: FiftyOne's `ctx.delegated` is the request's `delegated` flag (its App and SDK set it
+    when they delegate), False without one; it is not forced True for every run."""
+    assert ExecutionContext(request_params, operator_uri="@t/x").delegated is delegated
+
+
+def test_ctx_delegated_reaches_the_operator() -> None:
+    """The engine builds the operator's context from the stored request params, flag included."""
+    seen: list[Any] = []
+
+    def record(ctx: ExecutionContext) -> None:
+        seen.append(ctx.delegated)
+
+    engine = Engine(registry(delegated=record))
+    assert run(engine, "@t/delegated").succeeded
+    assert engine.run_sync(ExecutionRequest("@t/delegated", {"delegated": True, "params": {}})).succeeded
+    assert seen == [False, True]
 
 
 def test_context_progress_writer_errors_are_warnings(caplog: pytest.LogCaptureFixture) -> None:

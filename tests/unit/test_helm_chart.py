@@ -74,8 +74,9 @@ Perms = dict[tuple[str, str], set[str]]
 OPERATOR: Perms = {
     ("dops.io", "delegatedoperations"): {"get", "list", "watch", "patch", "delete"},
     ("dops.io", "delegatedoperations/status"): {"get", "patch"},
+    # blockOwnerDeletion on the Jobs' ownerReferences (OwnerReferencesPermissionEnforcement)
+    ("dops.io", "delegatedoperations/finalizers"): {"update"},
     ("dops.io", "delegationtargets"): {"get", "list", "watch"},
-    ("dops.io", "delegationtargets/status"): {"get", "patch"},
     ("batch", "jobs"): {"create", "get", "list", "watch", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch"},
     ("", "pods/log"): {"get"},
@@ -230,8 +231,11 @@ def test_default_render_objects(rendered: dict[str, Rendered]) -> None:
     """Default values: cluster-wide RBAC, operator + worker ServiceAccounts, log PVC, metrics Service, both CRDs."""
     assert rendered["default"].summary() == sorted(
         [
+            "ClusterRole//dops-admin",
+            "ClusterRole//dops-edit",
             "ClusterRole//dops-kopf",
             "ClusterRole//dops-operator",
+            "ClusterRole//dops-view",
             "ClusterRole//dops-worker",
             "ClusterRoleBinding//dops-kopf",
             "ClusterRoleBinding//dops-operator",
@@ -252,7 +256,10 @@ def test_namespaced_render_objects(rendered: dict[str, Rendered]) -> None:
     r = rendered["namespaced"]
     assert r.summary() == sorted(
         [
+            "ClusterRole//dops-admin",
+            "ClusterRole//dops-edit",
             "ClusterRole//dops-kopf",
+            "ClusterRole//dops-view",
             "ClusterRoleBinding//dops-kopf",
             f"Deployment/{NAMESPACE}/dops",
             f"Service/{NAMESPACE}/dops-metrics",
@@ -297,7 +304,7 @@ def test_common_labels(rendered: dict[str, Rendered]) -> None:
             assert labels["app.kubernetes.io/managed-by"] == "Helm"
             assert labels["app.kubernetes.io/version"] == "0.1.0"
             assert labels["app.kubernetes.io/part-of"] == "dops"
-            assert labels["app.kubernetes.io/component"] in {"operator", "worker"}
+            assert labels["app.kubernetes.io/component"] in {"operator", "worker", "user-roles"}
 
 
 # --- the operator Deployment --------------------------------------------------------------------------------
@@ -579,7 +586,8 @@ def test_namespaced_rbac_grants(rendered: dict[str, Rendered]) -> None:
     """watchNamespaces: operator Roles only in watched namespaces (+ read-only Kopf ClusterRole); no operator
     ClusterRole; worker ServiceAccounts and Roles in each watched namespace, each limited to its namespace."""
     r = rendered["namespaced"]
-    assert [d["metadata"]["name"] for d in r.of_kind("ClusterRole")] == ["dops-kopf"]
+    names = sorted(d["metadata"]["name"] for d in r.of_kind("ClusterRole"))
+    assert names == ["dops-admin", "dops-edit", "dops-kopf", "dops-view"]  # kopf's + the roles for people
     assert effective_grants(r) == {
         (NAMESPACE, "dops"): expand("team-a", OPERATOR)
         | expand("team-b", OPERATOR)
@@ -772,3 +780,31 @@ def test_notes(helm: CLI) -> None:
     assert f"kubectl -n {NAMESPACE} rollout status deployment/dops" in notes
     assert "kubectl apply -f examples/" in notes
     assert "--clusterrole=dops-worker" in notes
+
+
+def test_roles_for_people_aggregate_into_view_edit_admin(rendered: dict[str, Rendered]) -> None:
+    """view reads operations and targets; edit also writes operations (and their status: cancel, re-queue);
+    only admin writes DelegationTargets (they choose images and ServiceAccounts). Nothing is bound."""
+    r = rendered["default"]
+    people = {d["metadata"]["name"]: d for d in r.of_kind("ClusterRole") if d["metadata"]["name"] in
+              ("dops-view", "dops-edit", "dops-admin")}  # fmt: skip
+    aggregates = {
+        name: sorted(
+            k.rsplit("-", 1)[-1]
+            for k in doc["metadata"]["labels"]
+            if k.startswith("rbac.authorization.k8s.io/aggregate-to-")
+        )
+        for name, doc in people.items()
+    }
+    assert aggregates == {
+        "dops-view": ["admin", "edit", "view"],
+        "dops-edit": ["admin", "edit"],
+        "dops-admin": ["admin"],
+    }
+    writes = {name: {(res, verb) for rule in doc["rules"] for res in rule["resources"] for verb in rule["verbs"]
+                     if verb not in ("get", "list", "watch")} for name, doc in people.items()}  # fmt: skip
+    assert writes["dops-view"] == set()
+    assert {res for res, _ in writes["dops-edit"]} == {"delegatedoperations", "delegatedoperations/status"}
+    assert {res for res, _ in writes["dops-admin"]} == {"delegationtargets"}
+    assert not [b for b in r.of_kind("ClusterRoleBinding") + r.of_kind("RoleBinding")
+                if b["roleRef"]["name"] in people]  # fmt: skip

@@ -96,12 +96,14 @@ Every verb is listed explicitly; see values.yaml rbac for why each is needed.
 - apiGroups: ["dops.io"]
   resources: ["delegatedoperations/status"]
   verbs: ["get", "patch"]
+# A Job's ownerReference to its operation sets blockOwnerDeletion; with the OwnerReferencesPermissionEnforcement
+# admission plugin the API server only lets a client set it on an owner whose finalizers it may update.
+- apiGroups: ["dops.io"]
+  resources: ["delegatedoperations/finalizers"]
+  verbs: ["update"]
 - apiGroups: ["dops.io"]
   resources: ["delegationtargets"]
   verbs: ["get", "list", "watch"]
-- apiGroups: ["dops.io"]
-  resources: ["delegationtargets/status"]
-  verbs: ["get", "patch"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["create", "get", "list", "watch", "patch", "delete"]

@@ -87,6 +87,8 @@ MAX_NAME_CHARS: Final = 253
 CONDITION_RUNNING: Final = "Running"
 CONDITION_SUCCEEDED: Final = "Succeeded"
 CONDITION_READY: Final = "Ready"  # DelegationTarget
+# True while creating the operation's Job keeps being refused (403, 422, ...); False once the Job exists.
+CONDITION_JOB_CREATE_FAILED: Final = "JobCreateFailed"
 
 
 class Reasons:
@@ -116,6 +118,8 @@ class Reasons:
     UNKNOWN_TARGET: Final = "UnknownTarget"
     LOGS_ARCHIVED: Final = "LogsArchived"
     LOG_UPLOAD_FAILED: Final = "LogUploadFailed"
+    JOB_CREATE_FAILED: Final = "JobCreateFailed"  # the API server refused the Job (no better reason given)
+    JOB_CREATED: Final = "JobCreated"  # the Job exists again after refused creates
 
 
 class EventReasons:
@@ -124,6 +128,7 @@ class EventReasons:
     QUEUED: Final = "Queued"
     SCHEDULED: Final = "Scheduled"
     JOB_CREATED: Final = "JobCreated"
+    JOB_CREATE_FAILED: Final = "JobCreateFailed"
     STARTED: Final = "Started"
     COMPLETED: Final = "Completed"
     FAILED: Final = "Failed"

@@ -455,6 +455,11 @@ def _opt_str(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
+def _str_or_none(value: Any) -> str | None:
+    """A stored string as FiftyOne returns it: "" stays "" (only a missing value is None)."""
+    return str(value) if value is not None else None
+
+
 @dataclass
 class DelegatedOperationDocument:
     """One delegated operation, with FiftyOne's attribute names, read from a DelegatedOperation resource.
@@ -531,7 +536,7 @@ class DelegatedOperationDocument:
             id=meta.get("name"),
             operator=operator,
             label=_opt_str(spec.get("label")) or operator,
-            delegation_target=_opt_str(spec.get("delegationTarget")),
+            delegation_target=_str_or_none(spec.get("delegationTarget")),
             context=ExecutionContext(copy.deepcopy(spec.get("context") or {})),
             run_state=ExecutionRunState.parse(state) if state else None,
             queued_at=parse_time(status.get("queuedAt")),
@@ -542,10 +547,10 @@ class DelegatedOperationDocument:
             updated_at=parse_time(status.get("updatedAt")),
             status=ExecutionProgress.from_resource(status.get("progress")),
             result=ExecutionResult.from_resource(status.get("result")),
-            run_link=_opt_str(status.get("runLink")),
-            log_path=_opt_str(status.get("logPath")),
+            run_link=_str_or_none(status.get("runLink")),
+            log_path=_str_or_none(status.get("logPath")),
             log_size=int(log_size) if log_size is not None else None,
-            log_upload_error=_opt_str(status.get("logUploadError")),
+            log_upload_error=_str_or_none(status.get("logUploadError")),
             pinned=bool(spec.get("pinned", False)),
             archived=bool(spec.get("archived", False)),
             rerunnable=bool(spec.get("rerunnable", True)),

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from .. import __version__
 from .command import print_error
@@ -43,6 +43,8 @@ COMMAND_MODULES: list[str] = [
     "dops.cli.commands.dev",
 ]
 
+
+HELP_OPTION_NAMES = ["-h", "--help"]
 
 # Root options that may also be written after the subcommand, as kubectl allows (`dops list --context x`).
 _GLOBAL_FLAGS = {"--debug"}
@@ -83,6 +85,21 @@ def hoist_global_options(args: Sequence[str]) -> list[str]:
     return front + rest
 
 
+def hide_flag_types(command: Any) -> None:
+    """Show flags as the bare switches they are (`--debug`), not `--debug <bool>`.
+
+    typer's rich help prints every option's type, flags included, which reads as if `--debug true`
+    were the syntax; an empty metavar leaves the type column blank. Walks subcommands too, and the
+    help option, which each command creates on first use (with these names) and then keeps.
+    """
+    help_option = command.get_help_option(typer.Context(command, help_option_names=HELP_OPTION_NAMES))
+    for param in [*getattr(command, "params", ()), help_option]:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    for sub in (getattr(command, "commands", None) or {}).values():
+        hide_flag_types(sub)
+
+
 class DopsGroup(TyperGroup):
     """The root group: one-line usage errors (exit 2) instead of typer's boxed usage panels."""
 
@@ -95,6 +112,7 @@ class DopsGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         argv = hoist_global_options(sys.argv[1:] if args is None else args)
+        hide_flag_types(self)
         if prog_name is None:
             prog_name = program_name()
         try:
@@ -177,7 +195,7 @@ def build_app(modules: Sequence[str] = tuple(COMMAND_MODULES)) -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
-        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
+        context_settings={"help_option_names": HELP_OPTION_NAMES, "max_content_width": 120},
         epilog=EPILOG,
         rich_markup_mode="markdown",
     )

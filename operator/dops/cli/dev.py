@@ -9,17 +9,28 @@ kills every pod process and leaves nothing behind.
 chart installs the CRDs and its Deployment runs `dops operator` as a process, from the chart's own
 command, args and env.
 
+Every path is made absolute before anything starts: pods run as processes in working directories of
+their own, so a relative state dir would hand them a KUBECONFIG that does not exist where they run.
+The CRDs and examples come from the checkout when dops runs from one (edits show at once), else from
+the copies packaged in `dops/data` (a `pip install`ed dops has no checkout). One `dops dev` owns a
+state dir: an exclusive lock on `STATE_DIR/dev.lock` keeps a second one from overwriting its
+kubeconfig and scratch space.
+
 This is the only product module that imports `dops.emulator` (import-linter allows `dops.cli`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import fcntl
+import importlib.resources
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,10 +43,20 @@ from dops.emulator.controllers import ALL as ALL_CONTROLLERS
 
 DEV_IMAGE_REPOSITORY = "ghcr.io/dops-dev/dops"
 DEV_TARGET = "default"
+LOCK_FILE = "dev.lock"
+# The dops checkout this module would belong to (repo/operator/dops/cli/dev.py); only used when it is one.
+CHECKOUT = Path(__file__).resolve().parents[3]
+# Exit codes of DevError (dops.cli.errors' table: 1 could not act, 2 usage).
+EXIT_FAILED = 1
+EXIT_USAGE = 2
 
 
 class DevError(Exception):
-    """`dops dev` cannot start; the message is one line naming the problem."""
+    """`dops dev` cannot start; the message is one line naming the problem, `code` the CLI exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
@@ -49,15 +70,90 @@ class DevOptions:
     job_backoff_base: float = 1.0
     extra_env: dict[str, str] = field(default_factory=dict)
 
+    def resolved(self) -> DevOptions:
+        """The same options with every path absolute (against the current directory, `~` expanded)."""
+        return replace(
+            self,
+            kubeconfig=absolute(self.kubeconfig),
+            state_dir=absolute(self.state_dir),
+            crds=absolute(self.crds) if self.crds is not None else None,
+        )
 
-def find_crds(explicit: Path | None) -> Path:
-    """crds/ of this checkout (dev runs from a clone), or an explicit directory."""
-    candidates = [explicit] if explicit else [Path.cwd() / "crds", Path(__file__).resolve().parents[3] / "crds"]
-    for candidate in candidates:
-        if candidate is not None and candidate.is_dir() and any(candidate.glob("*.yaml")):
-            return candidate
-    where = explicit or candidates[-1]
-    raise DevError(f"no CRD manifests found in {where}: run `dops dev` from a dops checkout or pass --crds DIR")
+
+def absolute(path: Path) -> Path:
+    """`path` made absolute without following symlinks, so printed paths read as the user wrote them."""
+    return Path(os.path.abspath(path.expanduser()))
+
+
+def _has_manifests(path: Path) -> bool:
+    return path.is_dir() and any(path.glob("*.yaml"))
+
+
+def shipped(name: str, stack: contextlib.ExitStack) -> Path | None:
+    """`crds` or `examples` as this installation ships them, or None.
+
+    The checkout's own directory when dops runs from a checkout (an editable install), else the copy
+    packaged in `dops/data/NAME` (byte-identical, a drift test guards it), through importlib.resources
+    so that it works however dops was installed; `stack` keeps a temporary extraction alive.
+    """
+    checkout = CHECKOUT / name
+    if (
+        (CHECKOUT / "pyproject.toml").is_file()
+        and (CHECKOUT / "operator" / "dops").is_dir()
+        and _has_manifests(checkout)
+    ):
+        return checkout
+    try:
+        packaged = importlib.resources.files("dops") / "data" / name
+        path = stack.enter_context(importlib.resources.as_file(packaged))
+    except (OSError, ValueError, TypeError):  # not extractable (a zipped install on Python < 3.12)
+        return None
+    return path if _has_manifests(path) else None
+
+
+def find_crds(explicit: Path | None, stack: contextlib.ExitStack) -> Path:
+    """An explicit --crds directory, else the CRDs this installation ships (see `shipped`)."""
+    if explicit is not None:
+        if _has_manifests(explicit):
+            return explicit
+        raise DevError(f"no CRD manifests (*.yaml) found in {explicit}", EXIT_USAGE)
+    found = shipped("crds", stack)
+    if found is None:
+        raise DevError("this dops installation ships no CRD manifests: reinstall dops or pass --crds DIR")
+    return found
+
+
+@contextlib.contextmanager
+def hold_state_dir(state_dir: Path) -> Iterator[None]:
+    """Own `state_dir` exclusively while the block runs; DevError (exit 2) when another `dops dev` owns it.
+
+    The lock is flock(2) on STATE_DIR/dev.lock: the kernel drops it when the owner exits, however it
+    exits, so a crashed `dops dev` never leaves a stale lock. The file holds the owner's pid, for the
+    message; it is never deleted (deleting it would let two processes lock two different files).
+    """
+    lock_path = state_dir / LOCK_FILE
+    handle = lock_path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            handle.seek(0)
+            holder = handle.read().strip()
+            who = f"pid {holder}" if holder.isdigit() else "another process"
+            raise DevError(
+                f"the state dir {state_dir} is in use by another dops dev ({who}): "
+                "stop that one, or pass --state-dir DIR (and --kubeconfig PATH) to run a second",
+                EXIT_USAGE,
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # releases the lock
 
 
 def image_map() -> dict[str, Any]:
@@ -99,11 +195,12 @@ def operator_settings(server_url: str, options: DevOptions) -> OperatorSettings:
     )
 
 
-def usage(kubeconfig: Path, with_operator: bool) -> str:
+def usage(kubeconfig: Path, with_operator: bool, examples: Path | None = None) -> str:
+    """What to do next, with absolute paths so that every line works from any directory."""
     steps = [f"export KUBECONFIG={kubeconfig}"]
     if not with_operator:
         steps.append("helm install dops helm/dops --set logArchive.type=emptyDir   # the chart runs the operator")
-    steps += ["kubectl apply -f examples/", "kubectl get dops -w"]
+    steps += [f"kubectl apply -f {examples if examples is not None else 'examples'}/", "kubectl get dops -w"]
     head = f"dops dev: embedded control plane ready; kubeconfig written to {kubeconfig}"
     return "\n".join([head, "", *(f"  {step}" for step in steps), "", "Press Ctrl-C to stop."])
 
@@ -112,8 +209,22 @@ async def serve(
     options: DevOptions, ready: Callable[[EmbeddedServer], None] | None = None, stop: asyncio.Event | None = None
 ) -> None:
     """Run the dev environment until `stop` is set (or SIGINT/SIGTERM when `stop` is None)."""
-    crds = find_crds(options.crds) if options.with_operator else None
-    options.state_dir.mkdir(parents=True, exist_ok=True)
+    options = options.resolved()
+    with contextlib.ExitStack() as stack:
+        crds = find_crds(options.crds, stack) if options.with_operator else None
+        examples = shipped("examples", stack)
+        options.state_dir.mkdir(parents=True, exist_ok=True)
+        stack.enter_context(hold_state_dir(options.state_dir))
+        await _serve(options, crds, examples, ready, stop)
+
+
+async def _serve(
+    options: DevOptions,
+    crds: Path | None,
+    examples: Path | None,
+    ready: Callable[[EmbeddedServer], None] | None,
+    stop: asyncio.Event | None,
+) -> None:
     server = EmbeddedServer(control_plane_settings(options))
     try:
         await server.start()
@@ -136,7 +247,7 @@ async def serve(
             operator_thread = await asyncio.get_running_loop().run_in_executor(
                 None, start_operator, kubeconfig, settings, operator_stop
             )
-        print(usage(kubeconfig, options.with_operator), flush=True)
+        print(usage(kubeconfig, options.with_operator, examples), flush=True)
         if ready is not None:
             ready(server)
         if stop is None:

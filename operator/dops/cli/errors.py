@@ -96,7 +96,8 @@ def describe(exc: BaseException, server: str | None = None) -> tuple[str, int]:
     if isinstance(exc, OperationNotFound):
         return _one_line(str(exc)), EXIT_UNAVAILABLE
     if isinstance(exc, ConfigurationError):
-        return _one_line(str(exc)).replace("pass kubeconfig=...", "pass --kubeconfig"), EXIT_UNAVAILABLE
+        message = _one_line(str(exc)).replace("pass kubeconfig=...", "pass --kubeconfig")
+        return message.replace("pass context=...", "pass --context NAME"), EXIT_UNAVAILABLE
     if isinstance(exc, ApiUnavailable):
         where = server or "the configured server"
         if not exc.code:

@@ -12,10 +12,13 @@ listing cheaper, never different.
 
 FiftyOne's rules kept here: the named filters of `list_operations` apply only when truthy; extra
 keyword filters and `count(filters=...)` are equality filters applied verbatim (None matches a
-missing value); search terms are raw, unanchored, case-sensitive regular expressions ORed over
-every (term, field) pair; allowed search fields are `operator`, `label` and `delegated_operation`
-(accepted, matches nothing). Paging: no paging means limit 1000; `DelegatedOperationPagingParams()`
-means limit 10; a falsy limit means unlimited; default sort `queued_at` descending.
+missing value, "" only an empty one); run states too are compared exactly, so "QUEUED" or an
+unknown state matches nothing instead of raising; search terms are raw, unanchored, case-sensitive
+regular expressions ORed over every (term, field) pair; allowed search fields are `operator`,
+`label` and `delegated_operation` (accepted, matches nothing). Paging is MongoDB's as FiftyOne
+drives it: no paging means limit 1000; `DelegatedOperationPagingParams()` means limit 10; a falsy
+limit means unlimited and a negative one its absolute value; non-integer skip/limit raise TypeError
+(pymongo's), as do unknown paging keys (the dataclass's); default sort `queued_at` descending.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any, TypeVar
 
 from ..api import constants as c
 from ..api.types import DelegatedOperationDocument, DelegatedOperationPagingParams, SortByField, SortDirection
-from .transitions import storable_state
+from .transitions import state_value
 
 JSON = dict[str, Any]
 Resource = Mapping[str, Any]
@@ -62,7 +65,7 @@ ACCESSORS: Mapping[str, Callable[[Resource], Any]] = {
     "id": lambda o: (o.get("metadata") or {}).get("name"),
     "operator": lambda o: _spec(o).get("operator"),
     "label": lambda o: _spec(o).get("label") or _spec(o).get("operator"),
-    "delegation_target": lambda o: _spec(o).get("delegationTarget") or None,
+    "delegation_target": lambda o: _spec(o).get("delegationTarget"),  # "" (the default target) stays ""
     "dataset_id": lambda o: _spec(o).get("datasetId") or None,
     "dataset_name": _dataset_name,
     "parent_id": lambda o: _spec(o).get("parentId") or None,
@@ -189,8 +192,8 @@ class Query:
 
 
 def _normalize_value(attr: str, value: Any) -> Any:
-    if attr == "run_state" and value is not None:
-        return storable_state(value).value
+    if attr == "run_state":
+        return state_value(value)  # exact, never validated: FiftyOne's query just matches nothing
     if isinstance(value, enum.Enum):
         return value.value
     if attr in ("pinned", "archived", "rerunnable", "monitored") and value is not None and not isinstance(value, bool):
@@ -229,9 +232,12 @@ def _add_equality(query: Query, key: str, value: Any) -> None:
     wanted = _normalize_value(attr, value)
     query.checks.append(_membership(accessor, [wanted], True))
     path = SELECTABLE.get(attr)
-    if path is None:
-        query.client_only.append(attr)
+    if path is None or not isinstance(wanted, str | int | float | bool | None):
+        query.client_only.append(attr)  # no selector can express it: the client decides alone
         return
+    if wanted is None or wanted == "":
+        # A field selector sees a missing field as "": `path=` is a superset of both, the client decides.
+        query.client_only.append(attr)
     if attr == "archived" and wanted is False:
         query.field_terms.append(f"{path}!=true")  # also matches resources that predate the default
     else:
@@ -294,16 +300,18 @@ class Paging:
 
 
 def normalize_paging(paging: Any) -> Paging:
-    """FiftyOne's paging rules; ValueError for negative skip/limit, bad directions and unknown sort fields."""
+    """FiftyOne's paging as MongoDB applies it (see the module docstring for the rules).
+
+    Errors: unknown paging keys and non-integer skip/limit raise TypeError (FiftyOne's dataclass, pymongo's
+    cursor); a negative skip, a sort direction other than ±1 (MongoDB fails such a query with pymongo's
+    OperationFailure, which dops does not have) and an unknown sort field raise ValueError.
+    """
     if paging is None:
         params = DelegatedOperationPagingParams(limit=DEFAULT_LIMIT)
     elif isinstance(paging, DelegatedOperationPagingParams):
         params = paging
     elif isinstance(paging, Mapping):
-        try:
-            params = DelegatedOperationPagingParams(**dict(paging))
-        except TypeError as exc:
-            raise ValueError(f"invalid paging: {exc}") from exc
+        params = DelegatedOperationPagingParams(**dict(paging))  # unknown keys: TypeError, as in FiftyOne
     elif all(hasattr(paging, a) for a in ("sort_by", "sort_direction", "skip", "limit")):
         params = DelegatedOperationPagingParams(paging.sort_by, paging.sort_direction, paging.skip, paging.limit)
     else:
@@ -312,18 +320,29 @@ def normalize_paging(paging: Any) -> Paging:
     if sort_by and (not isinstance(sort_by, str) or sort_by not in SORTABLE):
         raise ValueError(f"invalid sort field {sort_by!r}: expected a document attribute such as {list(SortByField)}")
     direction = params.sort_direction
-    if direction not in (SortDirection.ASCENDING, SortDirection.DESCENDING):
+    # FiftyOne sorts (and MongoDB checks the direction) only when there is a sort field.
+    valid_direction = isinstance(direction, int) and not isinstance(direction, bool) and direction in (1, -1)
+    if sort_by and not valid_direction:
         raise ValueError(f"sort_direction must be 1 (ascending) or -1 (descending), not {direction!r}")
-    for name in ("skip", "limit"):
-        value = getattr(params, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise ValueError(f"paging {name} must be a non-negative integer, not {value!r}")
+    skip = _paging_count("skip", params.skip)
+    if skip < 0:
+        raise ValueError(f"paging skip must be >= 0, not {skip!r}")
+    limit = abs(_paging_count("limit", params.limit))  # MongoDB reads a negative limit as its absolute value
     return Paging(
         sort_by=sort_by or None,
         descending=direction == SortDirection.DESCENDING,
-        skip=params.skip or 0,
-        limit=params.limit or None,
+        skip=skip,
+        limit=limit or None,
     )
+
+
+def _paging_count(name: str, value: Any) -> int:
+    """A skip or limit as pymongo takes it: falsy means 0 (FiftyOne never passes it on), else an int or TypeError."""
+    if not value:
+        return 0
+    if not isinstance(value, int):  # bool is an int to pymongo as well
+        raise TypeError(f"paging {name} must be an integer, not {type(value).__name__}")
+    return int(value)
 
 
 def uses_name_order(paging: Paging) -> bool:

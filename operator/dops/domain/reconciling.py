@@ -20,10 +20,18 @@ Steps, by run state (numbered as `plan` takes them):
    `Running` condition (and `podName`/`runLink` when the worker did not set them); a pod that runs for
    `CLAIM_FALLBACK_SECONDS` without its worker claiming the operation gets the claim made for it; a
    failed pod that the Job replaces needs nothing: the replacement's worker takes the operation over;
+   a Job that exists clears a `JobCreateFailed` condition left by refused creates (see below);
 5. `completed`/`failed` → `Finish` once: archive the pod log, write conditions (and log fields) with a
    CAS on the terminal state; an active Job is stopped (after `EXIT_GRACE_SECONDS` if its worker still
    runs: a failure written from outside while running is a cancel); then the Job gets its TTL and, past
    `ttlSecondsAfterFinished`, an unpinned operation is deleted.
+
+A Job create the API server refuses is decided by `job_create_failed` (the reconcile calls it with the
+error): transient errors (5xx, 429, no answer) are retried quietly by the work queue; a validation error
+naming fields of the Job as built fails the operation `InvalidSpec` (the same spec builds the same Job);
+any other refusal (403 from RBAC, admission or a ResourceQuota, 422 from admission, 400, 409, 404) is
+recorded as the `JobCreateFailed` condition plus a Warning Event — written only when its reason or
+message changes — and retried with a capped backoff for as long as it lasts.
 
 "Finished processing" is recorded by the `Succeeded` condition: its status matches the terminal state
 and its `lastTransitionTime` is not older than the terminal timestamp (`completedAt`/`failedAt`), so a
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -565,6 +574,11 @@ def _plan_active(view: View, state: str) -> Plan:
         return _fail(
             view, state, outcome, c.Reasons.JOB_MISSING, f"Job {jname} no longer exists (the operation was running)"
         )
+    cleared = job_create_recovered(view.op, str(jname), view.now)
+    if cleared is not None:
+        # Alone in its plan: the steps below rewrite the conditions from the same (older) status.
+        # The write's own watch event reconciles the operation again.
+        return Plan((cleared,), note="Job created after refused creates", outcome=outcome)
     if outcome.failed:
         return _fail(view, state, outcome, outcome.reason, outcome.message)
     # A failed pod the Job replaces (retries) needs nothing here: the replacement's worker takes the
@@ -834,11 +848,149 @@ def queue_entry(op: Mapping[str, Any]) -> QueueEntry:
     )
 
 
+# ------------------------------------------------------------------------------------------ refused Job creates
+
+CREATE_RETRY_BASE_SECONDS = 1.0  # first retry after a refused create; doubles per failure
+CREATE_RETRY_MAX_SECONDS = 30.0  # ... up to this: a freed quota or an RBAC fix is picked up this soon
+
+
+class CreateErrorKind(enum.Enum):
+    TRANSIENT = "transient"  # the API server did not decide (5xx, 429, 408, no answer): retry quietly
+    INVALID = "invalid"  # the Job as built fails validation: no retry can help, fail InvalidSpec
+    PERSISTENT = "persistent"  # refused (403, 422 from admission, 400, 409, 404): record it, keep retrying
+
+
+def classify_create_error(code: int, *, field_causes: bool = False) -> CreateErrorKind:
+    """What a failed Job create means. `field_causes`: the Status names invalid fields of the Job."""
+    if code == 0 or code in (408, 429) or code >= 500:
+        return CreateErrorKind.TRANSIENT
+    if code in (400, 422) and field_causes:
+        return CreateErrorKind.INVALID
+    return CreateErrorKind.PERSISTENT
+
+
+def create_retry_delay(failures: int) -> float:
+    """Seconds before the next create after `failures` refused ones in a row (capped exponential)."""
+    exponent = min(max(failures, 1) - 1, 16)
+    return float(min(CREATE_RETRY_BASE_SECONDS * 2.0**exponent, CREATE_RETRY_MAX_SECONDS))
+
+
+@dataclass(frozen=True)
+class CreateFailure:
+    """The decision after a failed Job create: steps to run now (a condition write, or the InvalidSpec
+    failure), when to try again (None: leave it to the work queue's own retries), and what to log."""
+
+    kind: CreateErrorKind
+    steps: tuple[Step, ...]
+    retry_after: float | None
+    log: str
+
+
+def _condition_reason(api_reason: str) -> str:
+    reason = api_reason.strip()
+    ok = reason.isascii() and reason[:1].isalpha() and reason.isalnum()
+    return reason if ok else c.Reasons.JOB_CREATE_FAILED
+
+
+def job_create_failed(
+    op: Mapping[str, Any],
+    job: str,
+    *,
+    code: int,
+    api_reason: str,
+    message: str,
+    field_causes: bool,
+    failures: int,
+    now: dt.datetime,
+) -> CreateFailure:
+    """Decide what a failed create of Job `job` for (compact) operation `op` leads to; `failures` counts
+    the refused creates in a row, this one included."""
+    meta = op.get("metadata") or {}
+    status = op.get("status") or {}
+    state = str(status.get("runState") or "")
+    ref = f"{meta.get('namespace')}/{meta.get('name')}"
+    kind = classify_create_error(code, field_causes=field_causes)
+    what = f"{code} {api_reason}".strip() if code else "no answer"
+    if kind is CreateErrorKind.TRANSIENT:
+        return CreateFailure(kind, (), None, f"creating Job {job} of {ref} failed ({what}): {message}; retrying")
+    if kind is CreateErrorKind.INVALID:
+        text = _clip(f"the Job for this operation was rejected by the API server: {message}")
+        failing = Terminate(
+            required_state=state,
+            state="failed",
+            reason=c.Reasons.INVALID_SPEC,
+            message=text,
+            archive_pod=None,
+            stop_job=None,
+            event=Event("Warning", c.EventReasons.INVALID_SPEC, text),
+            sync_labels=True,
+            result_error=f"{c.Reasons.INVALID_SPEC}: {text}",
+        )
+        return CreateFailure(kind, (failing,), None, f"Job {job} of {ref} is invalid ({what}): {message}")
+    delay = create_retry_delay(failures)
+    # The message must not change from one retry to the next (no counters, no delays): the condition is
+    # written, and the Event posted, only when what the API server says changes.
+    text = _clip(
+        f"creating Job {job} was refused by the API server ({what}): {message}; "
+        f"the operator keeps retrying (at least every {CREATE_RETRY_MAX_SECONDS:.0f} s)"
+    )
+    reason = _condition_reason(api_reason)
+    log = f"creating Job {job} of {ref} was refused ({what}, {failures} in a row): {message}; retrying in {delay:.0f} s"
+    current = get_condition(status, c.CONDITION_JOB_CREATE_FAILED)
+    recorded = current is not None and (current.get("status"), current.get("reason"), current.get("message")) == (
+        "True",
+        reason,
+        text,
+    )
+    if recorded or state not in ("queued", "scheduled"):
+        return CreateFailure(kind, (), delay, log)
+    work: JSON = {"conditions": copy.deepcopy(list(status.get("conditions") or []))}
+    set_condition(work, c.CONDITION_JOB_CREATE_FAILED, True, reason, text, now=now, generation=_gen(meta))
+    write = WriteStatus(
+        [_test(state), _add("conditions", work["conditions"])],
+        Event("Warning", c.EventReasons.JOB_CREATE_FAILED, text),
+    )
+    return CreateFailure(kind, (write,), delay, log)
+
+
+def job_create_recovered(op: Mapping[str, Any], job: str, now: dt.datetime) -> WriteStatus | None:
+    """The Job exists: clear a `JobCreateFailed` condition that is still True (else nothing to write)."""
+    status = op.get("status") or {}
+    state = status.get("runState")
+    cond = get_condition(status, c.CONDITION_JOB_CREATE_FAILED)
+    if not state or cond is None or cond.get("status") != "True":
+        return None
+    work: JSON = {"conditions": copy.deepcopy(list(status.get("conditions") or []))}
+    message = f"Job {job} was created after the API server had refused it"
+    set_condition(
+        work,
+        c.CONDITION_JOB_CREATE_FAILED,
+        False,
+        c.Reasons.JOB_CREATED,
+        message,
+        now=now,
+        generation=_gen(op.get("metadata") or {}),
+    )
+    return WriteStatus(
+        [_test(str(state)), _add("conditions", work["conditions"])],
+        Event("Normal", c.EventReasons.JOB_CREATED, message),
+    )
+
+
+def _gen(meta: Mapping[str, Any]) -> int | None:
+    value = meta.get("generation")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 __all__ = [
+    "CREATE_RETRY_BASE_SECONDS",
+    "CREATE_RETRY_MAX_SECONDS",
     "EXIT_GRACE_SECONDS",
     "FIRST_SIGHT_GRACE_SECONDS",
     "Admit",
     "ArchiveResult",
+    "CreateErrorKind",
+    "CreateFailure",
     "CreateJob",
     "DeleteOperation",
     "Event",
@@ -851,9 +1003,13 @@ __all__ = [
     "Terminate",
     "View",
     "WriteStatus",
+    "classify_create_error",
     "compact_operation",
     "conditions",
+    "create_retry_delay",
     "finished_processed",
+    "job_create_failed",
+    "job_create_recovered",
     "job_name",
     "plan",
     "queue_entry",

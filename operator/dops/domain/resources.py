@@ -60,9 +60,10 @@ def validate_label(label: object) -> str:
 
 
 def validate_target(target: object) -> str | None:
-    """None/"" = the default target; otherwise the name of a DelegationTarget (DNS-1123 subdomain)."""
+    """None or "" = the default target (kept apart: FiftyOne stores and returns "" as given); otherwise the
+    name of a DelegationTarget (DNS-1123 subdomain)."""
     if target is None or target == "":
-        return None
+        return None if target is None else ""
     return validate_name(target, "delegation_target")
 
 
@@ -131,8 +132,8 @@ def build_spec(
     operator = validate_operator(operator)
     spec: JSON = {"operator": operator, "label": validate_label(label) if label else operator}
     target = validate_target(delegation_target)
-    if target:
-        spec["delegationTarget"] = target
+    if target is not None:
+        spec["delegationTarget"] = target  # "" reads back as "" (FiftyOne) and runs on the default target
     spec["context"] = persisted_request_params(request_params or {})
     if dataset_id is not None and dataset_id != "":
         dataset = str(dataset_id)

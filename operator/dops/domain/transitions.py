@@ -12,7 +12,8 @@ A `StatusChange` is rendered as:
 - `cas_patch(change, required_state)`: a JSON Patch for `/status` whose first operation is
   `{"op": "test", "path": "/status/runState", "value": required_state}`; the API server applies it
   atomically or answers 422 (lost the race). Each field is an `add` (which replaces an existing
-  member), so the patch never fails for a reason other than the test;
+  member), so the patch never fails for a reason other than the test. The test is exact, like
+  FiftyOne's MongoDB filter: "QUEUED" or an unknown name is not an error, it just never matches;
 - `merge_patch(change)`: a JSON merge patch `{"status": {...}}` for unconditional writes (it also
   works on an operation that has no status yet, e.g. one created with kubectl).
 
@@ -23,6 +24,7 @@ None for "absent" (a null in a merge patch deletes; the JSON Patch form drops th
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,6 +68,29 @@ def storable_state(run_state: object) -> ExecutionRunState:
     if state not in _TIMESTAMP_FIELD:
         raise ValueError(f"Invalid run_state: {str(state)!r} cannot be stored (FiftyOne's store rejects it too)")
     return state
+
+
+def state_value(value: object) -> object:
+    """What a run-state argument is compared with: an enum member's value, anything else as given.
+
+    FiftyOne compares `required_state` and run-state filters with the stored string by plain equality
+    (a MongoDB query on `run_state`): no case folding and no validation, so "QUEUED" or "bogus" simply
+    match nothing. The same rule here keeps a compare-and-set from succeeding where FiftyOne's would not.
+    """
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def required_state_value(required_state: object) -> str | int | float | bool:
+    """The value a compare-and-set tests `status.runState` against (exact, see `state_value`).
+
+    Scalars pass through (a value no operation can be in makes the CAS lose, as in FiftyOne); containers
+    and other objects raise ValueError, because FiftyOne would hand them to MongoDB as a query
+    (`{"$in": [...]}`) and a JSON Patch `test` cannot express one.
+    """
+    value = state_value(required_state)
+    if isinstance(value, str | int | float | bool):
+        return value
+    raise ValueError(f"required_state must be a run state name, not {type(required_state).__name__}")
 
 
 def coerce_progress(progress: Any) -> ExecutionProgress:
@@ -211,9 +236,8 @@ def merge_patch(change: StatusChange) -> JSON:
 
 
 def cas_patch(change: StatusChange, required_state: object) -> list[JSON]:
-    """A JSON Patch for `/status` that applies only while `status.runState == required_state`."""
-    required = ExecutionRunState.parse(required_state)
-    ops: list[JSON] = [{"op": "test", "path": "/status/runState", "value": required.value}]
+    """A JSON Patch for `/status` that applies only while `status.runState == required_state` (exactly)."""
+    ops: list[JSON] = [{"op": "test", "path": "/status/runState", "value": required_state_value(required_state)}]
     for key, value in change.fields.items():
         if value is None:
             continue

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
+import functools
 import json
 import random
 import uuid
@@ -20,15 +22,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from . import errors, kinds
-from .builtin_schemas import BuiltinValidator, model_for
+from . import errors, event_versions, gojson, kinds
+from .builtin_schemas import BuiltinValidator, decode_error_message, model_for
 from .clock import Clock, rfc3339
 from .patching import (
     PatchError,
     apply_patch,
     changed_fields,
+    go_print,
     json_patch,
     merge_patch,
+    patched_document_text,
+    removed_fields,
     strategic_merge_patch,
     update_managed_fields,
 )
@@ -51,8 +56,20 @@ PATCH_STRATEGIC = "application/strategic-merge-patch+json"
 PATCH_APPLY = "application/apply-patch+yaml"
 PATCH_APPLY_CBOR = "application/apply-patch+cbor"
 
-# Kinds that answer an immediate DELETE with the deleted object rather than a Status.
-_RETURN_DELETED_OBJECT = frozenset({("", "pods"), ("", "services"), ("", "namespaces")})
+# Kinds that answer an immediate DELETE with the deleted object rather than a Status: the storages built with
+# `ReturnDeletedObject: true` upstream. Every other kind, custom resources included, answers a Success Status.
+_RETURN_DELETED_OBJECT = frozenset(
+    {
+        ("", "pods"),
+        ("", "services"),
+        ("", "namespaces"),
+        ("", "serviceaccounts"),
+        ("", "persistentvolumeclaims"),
+        ("", "persistentvolumes"),
+        ("", "resourcequotas"),
+        ("", "podtemplates"),
+    }
+)
 # batch/v1 Jobs keep the historical default: orphan their pods unless told otherwise.
 _ORPHAN_BY_DEFAULT = frozenset({("batch", "jobs"), ("batch", "cronjobs")})
 
@@ -76,7 +93,10 @@ class DeleteOptions:
 
     @classmethod
     def from_body(cls, body: Any, query: dict[str, str]) -> DeleteOptions:
+        """DeleteOptions from a request: the body when there is one, else the query (the query is then not read)."""
         opts = cls()
+        if body is not None:
+            query = {}
         if isinstance(body, dict):
             opts.propagation_policy = body.get("propagationPolicy") or None
             grace = body.get("gracePeriodSeconds")
@@ -155,7 +175,7 @@ class ApiServer:
     def type_for(self, group: str, version: str, plural: str) -> ResourceType:
         rtype = self.registry.get(group, version, plural)
         if rtype is None:
-            raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.APIError(404, "NotFound", "the server could not find the requested resource", {})
         return rtype
 
     def count_request(self, verb: str, resource: str) -> None:
@@ -209,9 +229,14 @@ class ApiServer:
         except SelectorError as exc:
             raise errors.bad_request(str(exc)) from exc
         if fields is not None:
-            for path in fields.fields:
-                if not rtype.field_selectable(path):
-                    raise errors.bad_request(f"field label not supported: {path}")
+            for requirement in fields.requirements:  # in the parsed (sorted) order, as fieldSelector.Transform
+                if not rtype.field_selectable(requirement.field):
+                    raise errors.bad_request(rtype.unsupported_field_message(requirement.field))
+            if event_versions.is_events_v1(rtype.group, rtype.plural):  # select on the stored core fields
+                labels_map = event_versions.FIELD_LABELS
+                fields = FieldSelector(
+                    tuple(dataclasses.replace(r, field=labels_map.get(r.field, r.field)) for r in fields.requirements)
+                )
         if labels is not None and labels.empty:
             labels = None
         if labels is None and fields is None:
@@ -257,7 +282,9 @@ class ApiServer:
         if not name:
             prefix = meta.get("generateName") or ""
             if not prefix:
-                raise errors.invalid(rtype, "", [errors.required("metadata.name")]) from None
+                detail = "metadata.name: Required value: name or generateName is required"
+                cause = errors.cause("metadata.name", detail, "FieldValueRequired")
+                raise errors.invalid(rtype, "", [cause]) from None
             name = prefix[: 63 - 5] + "".join(random.choices(GENERATE_NAME_ALPHABET, k=5))
             while self.store.get(self._key(rtype), namespace, name) is not None:
                 name = prefix[: 63 - 5] + "".join(random.choices(GENERATE_NAME_ALPHABET, k=5))
@@ -320,10 +347,12 @@ class ApiServer:
                 f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
             )
         self._check_namespace(rtype, namespace, meta, creating=False)
-        old = self.store.get(self._key(rtype), namespace or "", name)
+        old = self._events_view(rtype, self.store.get(self._key(rtype), namespace or "", name))
         if old is None:
             raise errors.not_found(rtype, name)
         requested_rv = meta.get("resourceVersion")
+        if not requested_rv and not _allows_unconditional_update(rtype):
+            raise errors.resource_version_required(rtype, name)
         if requested_rv and requested_rv != old["metadata"]["resourceVersion"]:
             raise errors.conflict(rtype, name)
         return self._update(
@@ -341,7 +370,7 @@ class ApiServer:
         subresource: str | None = None,
     ) -> WriteResult:
         key = self._key(rtype)
-        old = self.store.get(key, namespace or "", name)
+        old = self._events_view(rtype, self.store.get(key, namespace or "", name))
         if patch_type in (PATCH_APPLY, PATCH_APPLY_CBOR):
             if not opts.field_manager:  # ValidatePatchOptions: 422 Invalid on kind PatchOptions
                 raise errors.APIError(
@@ -393,7 +422,14 @@ class ApiServer:
         current = self._present(rtype, old)
         try:
             if patch_type == PATCH_JSON:
-                new = json_patch(current, patch)
+                try:
+                    new = json_patch(current, patch)
+                except PatchError as exc:
+                    if exc.code != 422:
+                        raise
+                    # NewGenericServerResponse(422, …, isUnexpectedResponse=false): the generic message, empty
+                    # details; the json-patch error itself is not sent (kubectl prints only the generic text).
+                    raise errors.APIError(422, "Invalid", exc.message, {}) from exc
             elif patch_type == PATCH_MERGE:
                 new = merge_patch(current, patch)
             elif patch_type == PATCH_STRATEGIC:
@@ -408,10 +444,18 @@ class ApiServer:
             raise errors.APIError(exc.code, _patch_reason(exc.code), str(exc)) from exc
         if not isinstance(new, dict):
             raise errors.bad_request("the patch produced an object that is not a JSON object")
+        patched_text: Callable[[], str] | None = None
+        if opts.field_validation == "Strict" or not rtype.is_custom:  # for decoding errors; _update changes `new`
+            if patch_type == PATCH_STRATEGIC:
+                patched_text = functools.partial(go_print, patch)
+            else:
+                patched_text = functools.partial(patched_document_text, current, copy.deepcopy(new))
         new_meta = new.get("metadata")
         if not isinstance(new_meta, dict):
             raise errors.bad_request("the patch removed metadata")
         requested_rv = new_meta.get("resourceVersion")
+        if not requested_rv and not _allows_unconditional_update(rtype):  # the patch removed it
+            raise errors.resource_version_required(rtype, name)
         if requested_rv and requested_rv != old["metadata"]["resourceVersion"]:
             raise errors.conflict(rtype, name)
         return self._update(
@@ -422,6 +466,7 @@ class ApiServer:
             subresource,
             manager=opts.field_manager or "unknown",
             request_fields=patch if isinstance(patch, dict) else None,
+            patched_text=patched_text,
         )
 
     def delete(self, rtype: ResourceType, namespace: str | None, name: str, opts: DeleteOptions) -> tuple[JSON, bool]:
@@ -431,19 +476,22 @@ class ApiServer:
         if old is None:
             raise errors.not_found(rtype, name)
         meta = old["metadata"]
+        # rest.BeforeDelete checks the preconditions first, naming the Kind (not the resource) in the Conflict.
+        kind = f"{rtype.kind}.{rtype.group}" if rtype.group else rtype.kind
+        details = {"name": name, **({"group": rtype.group} if rtype.group else {}), "kind": rtype.kind}
+        why = ""
         if opts.precondition_uid and opts.precondition_uid != meta["uid"]:
-            raise errors.conflict(
-                rtype,
-                name,
-                f"Precondition failed: UID in precondition: {opts.precondition_uid}, UID in object meta: {meta['uid']}",
+            why = (
+                f"the UID in the precondition ({opts.precondition_uid}) does not match the UID in record "
+                f"({meta['uid']}). The object might have been deleted and then recreated"
             )
-        if opts.precondition_rv and opts.precondition_rv != meta["resourceVersion"]:
-            raise errors.conflict(
-                rtype,
-                name,
-                f"Precondition failed: ResourceVersion in precondition: {opts.precondition_rv}, "
-                f"ResourceVersion in object meta: {meta['resourceVersion']}",
+        elif opts.precondition_rv and opts.precondition_rv != meta["resourceVersion"]:
+            why = (
+                f"the ResourceVersion in the precondition ({opts.precondition_rv}) does not match the "
+                f"ResourceVersion in record ({meta['resourceVersion']}). The object might have been modified"
             )
+        if why:
+            raise errors.APIError(409, "Conflict", f'Operation cannot be fulfilled on {kind} "{name}": {why}', details)
         policy = opts.propagation_policy
         if policy is None and opts.orphan_dependents is not None:
             policy = "Orphan" if opts.orphan_dependents else "Background"
@@ -495,7 +543,7 @@ class ApiServer:
         if opts.dry_run:
             return self._present(rtype, old), False
         final = self._remove(rtype, old)
-        if (rtype.group, rtype.plural) in _RETURN_DELETED_OBJECT or rtype.is_custom:
+        if (rtype.group, rtype.plural) in _RETURN_DELETED_OBJECT:
             return self._present(rtype, final), True
         return _success_status(rtype, final), True
 
@@ -573,50 +621,102 @@ class ApiServer:
 
     # ------------------------------------------------------------------------------- internals
     def _key(self, rtype: ResourceType) -> tuple[str, str]:
+        if event_versions.is_events_v1(rtype.group, rtype.plural):
+            return event_versions.CORE_EVENTS  # one Event resource, served by two APIs
         return (rtype.group, rtype.plural)
+
+    def _events_view(self, rtype: ResourceType, obj: JSON | None) -> JSON | None:
+        """A stored Event as events.k8s.io/v1 has it, for writes through that API (other objects as they are)."""
+        if obj is not None and event_versions.is_events_v1(rtype.group, rtype.plural):
+            return self._present(rtype, obj)
+        return obj
+
+    def present(self, rtype: ResourceType, obj: JSON) -> JSON:
+        """A stored object as `rtype`'s API serves it."""
+        return self._present(rtype, obj)
 
     def _tracks_generation(self, rtype: ResourceType) -> bool:
         return rtype.is_custom or (rtype.group, rtype.plural) in kinds.GENERATION_KINDS
 
     def _present(self, rtype: ResourceType, obj: JSON) -> JSON:
-        """Objects are stored at one version; serve them under the requested one (conversion: None)."""
+        """Objects are stored at one version; serve them under the requested one (conversion: None, except for
+        Events, stored in the core shape and converted for events.k8s.io)."""
         if obj.get("apiVersion") == rtype.api_version:
             return obj
+        if event_versions.is_events_v1(rtype.group, rtype.plural):
+            return event_versions.core_to_v1(obj)
         out = dict(obj)
         out["apiVersion"] = rtype.api_version
         return out
 
     def _check_body(self, rtype: ResourceType, body: Any) -> JSON:
+        if body is None:
+            body = {}  # JSON `null` decodes into an empty object; its missing name is then the error
         if not isinstance(body, dict):
             raise errors.bad_request(f"the body of the request must be a {rtype.kind} object")
-        api_version = body.get("apiVersion")
-        kind = body.get("kind")
-        if kind and kind != rtype.kind:
-            raise errors.bad_request(
-                f"the API version in the data ({api_version}) does not match the expected API version "
-                f"({rtype.api_version})"
-                if api_version and api_version != rtype.api_version
-                else f'{kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: '
-                f"kind must be {rtype.kind}"
-            )
-        if api_version and api_version != rtype.api_version:
-            group = api_version.rpartition("/")[0]
-            if group != rtype.group:
-                raise errors.bad_request(
-                    f"the API version in the data ({api_version}) does not match the expected API version "
-                    f"({rtype.api_version})"
-                )
+        api_version = str(body.get("apiVersion") or "")
+        kind = str(body.get("kind") or "")
+        if rtype.is_custom:
+            self._check_custom_type_meta(rtype, body, api_version, kind)
+        else:
+            self._check_builtin_type_meta(rtype, api_version, kind)
         body["apiVersion"] = rtype.api_version
         body["kind"] = rtype.kind
         meta = body.get("metadata")
         if meta is None:
             meta = body["metadata"] = {}
         if not isinstance(meta, dict):
+            into = "Go value" if rtype.is_custom else f"Go struct field {rtype.kind}.metadata"
             raise errors.bad_request(
-                f'{rtype.kind} in version "{rtype.version}" cannot be handled as a '
-                f"{rtype.kind}: metadata must be an object"
+                decode_error_message(
+                    rtype.kind,
+                    rtype.version,
+                    f"json: cannot unmarshal {gojson.json_kind(meta)} into {into} of type v1.ObjectMeta",
+                )
             )
         return body
+
+    def _check_builtin_type_meta(self, rtype: ResourceType, api_version: str, kind: str) -> None:
+        """The typed decoder: a body of another kind decodes as that kind and then cannot be converted."""
+        body_gv = api_version or rtype.api_version
+        body_kind = kind or rtype.kind
+        if (body_gv, body_kind) == (rtype.api_version, rtype.kind):
+            return
+        version = body_gv.rpartition("/")[2]
+        known = self.registry.by_kind(body_gv, body_kind)
+        if known is None:
+            scheme = "pkg/runtime/scheme.go:111"
+            detail = f'no kind "{body_kind}" is registered for version "{body_gv}" in scheme "{scheme}"'
+        elif known.kind == rtype.kind:  # the same kind in another group or version converts; then the GV differs
+            raise errors.bad_request(
+                f"the API version in the data ({body_gv}) does not match the expected API version ({rtype.api_version})"
+            )
+        else:
+            internal = "core" if rtype.group in ("", "events.k8s.io") else rtype.group.split(".")[0]
+            detail = f"converting ({version}.{body_kind}) to ({internal}.{rtype.kind}): unknown conversion"
+        raise errors.bad_request(f'{body_kind} in version "{version}" cannot be handled as a {rtype.kind}: {detail}')
+
+    def _check_custom_type_meta(self, rtype: ResourceType, body: JSON, api_version: str, kind: str) -> None:
+        """The unstructured decoder: kind is required, the group/version must be served, the kind must match."""
+        if not kind:
+            text = json.dumps(body)  # the request's own text, as most clients write it
+            summary = text if len(text) <= 30 else text[:30] + " ..."
+            raise errors.bad_request(
+                f"the object provided is unrecognized (must be of type {rtype.kind}): "
+                f"Object 'Kind' is missing in '{text}' ({summary})"
+            )
+        if api_version != rtype.api_version:
+            other = self.registry.by_kind(api_version, rtype.kind) if api_version else None
+            if other is None or other.group != rtype.group:  # another served version of the CRD converts
+                raise errors.bad_request(
+                    f"the API version in the data ({api_version}) does not match the expected API version "
+                    f"({rtype.api_version})"
+                )
+        if kind != rtype.kind:
+            meta = body.get("metadata")
+            name = str(meta.get("name") or "") if isinstance(meta, dict) else ""
+            cause = errors.invalid_value("kind", kind, f"must be {rtype.kind}")
+            raise errors.invalid(dataclasses.replace(rtype, kind=kind), name, [cause])
 
     def _check_namespace(self, rtype: ResourceType, namespace: str | None, meta: JSON, creating: bool) -> str:
         if not rtype.namespaced:
@@ -647,9 +747,19 @@ class ApiServer:
         return namespace
 
     def _admit(
-        self, rtype: ResourceType, obj: JSON, old: JSON | None, opts: WriteOptions, subresource: str | None
+        self,
+        rtype: ResourceType,
+        obj: JSON,
+        old: JSON | None,
+        opts: WriteOptions,
+        subresource: str | None,
+        patched_text: Callable[[], str] | None = None,
     ) -> list[str]:
-        """Default, prune and validate `obj` in place; returns warnings; raises APIError."""
+        """Default, prune and validate `obj` in place; returns warnings; raises APIError.
+
+        `patched_text` (JSON, merge and strategic patches) renders the patched document or patch map the way
+        kube-apiserver prints it when the result fails strict decoding: such a patch is a 422, not a 400.
+        """
         name = obj["metadata"].get("name", "")
         causes: list[Mapping[str, object]] = []
         warnings: list[str] = []
@@ -666,11 +776,17 @@ class ApiServer:
         else:
             model = model_for(rtype.group, rtype.version, rtype.kind)
             if model is not None:
-                unknown = self._builtin_validator.prune(obj, model)
+                unknown, type_errors = self._builtin_validator.prune_checking_types(obj, model)
+                if type_errors:  # the typed decoder fails before anything else looks at the object
+                    if patched_text is not None:
+                        raise errors.patch_invalid(patched_text(), type_errors[0])
+                    raise errors.bad_request(decode_error_message(rtype.kind, rtype.version, type_errors[0]))
             causes.extend(kinds.admit(rtype, obj, old))
         if unknown:
             if opts.field_validation == "Strict":
                 detail = ", ".join(f'unknown field "{u}"' for u in unknown)
+                if patched_text is not None:
+                    raise errors.patch_invalid(patched_text(), f"strict decoding error: {detail}")
                 raise errors.bad_request(
                     f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: '
                     f"strict decoding error: {detail}"
@@ -703,6 +819,7 @@ class ApiServer:
         manager: str,
         operation: str = "Update",
         request_fields: Any = None,
+        patched_text: Callable[[], str] | None = None,
     ) -> WriteResult:
         old_meta = old["metadata"]
         if subresource == "status":
@@ -760,7 +877,7 @@ class ApiServer:
                         )
                     ],
                 )
-        warnings = self._admit(rtype, new, old, opts, subresource)
+        warnings = self._admit(rtype, new, old, opts, subresource, patched_text)
         if self._tracks_generation(rtype) and _spec_changed(rtype, old, new):
             meta["generation"] = int(old_meta.get("generation") or 0) + 1
         if new == old:
@@ -778,6 +895,7 @@ class ApiServer:
                 fields=fields,
                 time=rfc3339(self.clock.now()),
                 subresource=subresource or "",
+                removed=removed_fields(old, new, builtin=not rtype.is_custom),
             )
         if rtype.group == CRD_KEY[0] and rtype.plural == CRD_KEY[1]:
             self._crd_accept(new)
@@ -797,6 +915,11 @@ class ApiServer:
         return WriteResult(self._present(rtype, stored), False, warnings)
 
     def _commit(self, rtype: ResourceType, obj: JSON, old: JSON | None) -> JSON:
+        if event_versions.is_events_v1(rtype.group, rtype.plural):  # stored in the core shape
+            obj = event_versions.v1_to_core(obj)
+            if old is not None:  # the stored object, not the events.k8s.io view the write compared against
+                meta = old["metadata"]
+                old = self.store.get(event_versions.CORE_EVENTS, meta.get("namespace", ""), meta["name"])
         rv = self.store.rv + 1
         obj["metadata"]["resourceVersion"] = str(rv)
         encoded = dumps(obj)
@@ -810,12 +933,16 @@ class ApiServer:
         return obj
 
     def _remove(self, rtype: ResourceType, obj: JSON) -> JSON:
+        if event_versions.is_events_v1(rtype.group, rtype.plural) and obj.get("apiVersion") != "v1":
+            obj = event_versions.v1_to_core(obj)
         final = _shallow_copy_meta(obj)
         final["metadata"]["resourceVersion"] = str(self.store.next_rv())
         if rtype.group == CRD_KEY[0] and rtype.plural == CRD_KEY[1]:
             self._crd_cleanup(obj)
             self.registry.remove_crd(obj["metadata"]["name"])
         self.store.remove(self._key(rtype), final)
+        if rtype.group == CRD_KEY[0] and rtype.plural == CRD_KEY[1]:
+            self._crd_reconsider_group(str((obj.get("spec") or {}).get("group", "")))
         return final
 
     # ------------------------------------------------------------------------------- namespaces
@@ -862,23 +989,65 @@ class ApiServer:
         old_status = crd.get("status") or {}
         old_conditions = {c.get("type"): c for c in old_status.get("conditions") or []}
 
-        def condition(ctype: str, reason: str, message: str) -> JSON:
+        def condition(ctype: str, status: str, reason: str, message: str) -> JSON:
             previous = old_conditions.get(ctype)
-            when = previous.get("lastTransitionTime", now) if previous and previous.get("status") == "True" else now
-            return {"type": ctype, "status": "True", "lastTransitionTime": when, "reason": reason, "message": message}
+            when = previous.get("lastTransitionTime", now) if previous and previous.get("status") == status else now
+            return {"type": ctype, "status": status, "lastTransitionTime": when, "reason": reason, "message": message}
 
+        # The naming controller: names another CRD of the group has accepted are refused (the Established
+        # condition then stays False and nothing is served); an established CRD keeps its condition.
+        resources, kinds_in_use = self._crd_names_in_use(str(spec.get("group", "")))
+        accepted, conflict = _accept_crd_names(
+            names, dict(old_status.get("acceptedNames") or {}), resources, kinds_in_use
+        )
+        if conflict is None:
+            names_accepted = condition("NamesAccepted", "True", "NoConflicts", "no conflicts found")
+        else:
+            names_accepted = condition("NamesAccepted", "False", *conflict)
+        established = old_conditions.get("Established")
+        if established is None or established.get("status") != "True":
+            if conflict is None:
+                established = condition(
+                    "Established", "True", "InitialNamesAccepted", "the initial names have been accepted"
+                )
+            else:
+                established = condition("Established", "False", "NotAccepted", "not all names are accepted")
         stored = [v["name"] for v in spec.get("versions") or [] if v.get("storage")]
         previous_stored = list(old_status.get("storedVersions") or [])
         crd["status"] = {
-            "conditions": [
-                condition("NamesAccepted", "NoConflicts", "no conflicts found"),
-                condition("Established", "InitialNamesAccepted", "the initial names have been accepted"),
-            ],
-            "acceptedNames": names,
+            "conditions": [names_accepted, established],
+            "acceptedNames": accepted,
             "storedVersions": previous_stored + [v for v in stored if v not in previous_stored],
         }
 
+    def _crd_names_in_use(self, group: str) -> tuple[set[str], set[str]]:
+        """The resource names (plural, singular, short) and kinds (kind, listKind) accepted in `group`."""
+        resources: set[str] = set()
+        kinds_in_use: set[str] = set()
+        for crd in self.store.iter(CRD_KEY):
+            if (crd.get("spec") or {}).get("group") != group:
+                continue
+            accepted = (crd.get("status") or {}).get("acceptedNames") or {}
+            resources.update(str(accepted.get(k) or "") for k in ("plural", "singular"))
+            resources.update(accepted.get("shortNames") or ())
+            kinds_in_use.update(str(accepted.get(k) or "") for k in ("kind", "listKind"))
+        return resources, kinds_in_use
+
+    def _crd_reconsider_group(self, group: str) -> None:
+        """A deleted CRD frees its names: the group's CRDs whose names were refused are checked again."""
+        rtype = self.type_for(CRD_KEY[0], "v1", CRD_KEY[1])
+        for crd in list(self.store.iter(CRD_KEY)):
+            if (crd.get("spec") or {}).get("group") != group or _crd_condition(crd, "NamesAccepted") == "True":
+                continue
+            new = copy.deepcopy(crd)
+            self._crd_accept(new)
+            if new != crd:
+                self._commit(rtype, new, crd)
+
     def _crd_register(self, crd: JSON) -> None:
+        if _crd_condition(crd, "Established") != "True":  # its names were refused: nothing is served
+            self.registry.remove_crd(crd["metadata"]["name"])
+            return
         types = ResourceType.from_crd(crd)
         self.registry.set_crd(crd["metadata"]["name"], types)
 
@@ -896,6 +1065,58 @@ class ApiServer:
         self.registry.remove_crd(crd["metadata"]["name"])
         for cache_key in [k for k in self._schemas if (k[0], k[1]) == key]:
             del self._schemas[cache_key]
+
+
+def _crd_condition(crd: JSON, ctype: str) -> str | None:
+    for cond in (crd.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == ctype:
+            return str(cond.get("status"))
+    return None
+
+
+def _accept_crd_names(
+    requested: JSON, accepted: JSON, resources: set[str], kinds_in_use: set[str]
+) -> tuple[JSON, tuple[str, str] | None]:
+    """Upstream's NamingConditionController: the names a CRD may have, and (reason, message) of the last conflict.
+
+    A requested name is fine when it is the one already accepted or no CRD of the group has accepted it; names
+    that conflict keep their previously accepted value (none for a new CRD).
+    """
+    names = dict(accepted)
+    conflict: tuple[str, str] | None = None
+
+    def fresh(name: str, already: str, used: set[str]) -> bool:
+        return name == already or name not in used
+
+    for key, reason, used in (("plural", "PluralConflict", resources), ("singular", "SingularConflict", resources)):
+        if fresh(str(requested.get(key) or ""), str(accepted.get(key) or ""), used):
+            names[key] = requested.get(key)
+        else:
+            conflict = (reason, f'"{requested.get(key)}" is already in use')
+    wanted_short = list(requested.get("shortNames") or [])
+    if wanted_short != list(accepted.get("shortNames") or []):
+        own = set(accepted.get("shortNames") or ())
+        taken = [f'"{short}" is already in use' for short in wanted_short if short not in own and short in resources]
+        if taken:
+            conflict = ("ShortNamesConflict", taken[0] if len(taken) == 1 else f"[{', '.join(taken)}]")
+        elif "shortNames" in requested:
+            names["shortNames"] = requested["shortNames"]
+        else:
+            names.pop("shortNames", None)
+    for key, reason in (("kind", "KindConflict"), ("listKind", "ListKindConflict")):
+        if fresh(str(requested.get(key) or ""), str(accepted.get(key) or ""), kinds_in_use):
+            names[key] = requested.get(key)
+        else:
+            conflict = (reason, f'"{requested.get(key)}" is already in use')
+    if "categories" in requested:
+        names["categories"] = requested["categories"]
+    else:
+        names.pop("categories", None)
+    # Go's field order; `plural` and `kind` have no omitempty.
+    names.setdefault("plural", "")
+    names.setdefault("kind", "")
+    order = ("plural", "singular", "shortNames", "kind", "listKind", "categories")
+    return {key: names[key] for key in order if key in names}, conflict
 
 
 def _spec_changed(rtype: ResourceType, old: JSON, new: JSON) -> bool:
@@ -918,6 +1139,21 @@ def _success_status(rtype: ResourceType, obj: JSON) -> JSON:
     if rtype.group:
         details["group"] = rtype.group
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+
+
+# Kinds whose update strategy has AllowUnconditionalUpdate() == false (besides custom resources): a PUT
+# without metadata.resourceVersion is 422 Invalid instead of an unconditional update.
+_CONDITIONAL_UPDATE_ONLY = frozenset(
+    {
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ("coordination.k8s.io", "leases"),
+        ("policy", "poddisruptionbudgets"),
+    }
+)
+
+
+def _allows_unconditional_update(rtype: ResourceType) -> bool:
+    return not rtype.is_custom and (rtype.group, rtype.plural) not in _CONDITIONAL_UPDATE_ONLY
 
 
 def _patch_reason(code: int) -> str:

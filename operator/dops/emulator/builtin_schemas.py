@@ -791,6 +791,12 @@ class BuiltinValidator:
         walk.model(obj, _compiled(model_name), "", "")
         return walk.unknown
 
+    def prune_checking_types(self, obj: JSON, model_name: str) -> tuple[list[str], list[str]]:
+        """`prune` and `type_errors` in one pass: (removed unknown paths, Go JSON decoding errors)."""
+        walk = _Walk(prune=True, want_types=True, want_missing=False)
+        walk.model(obj, _compiled(model_name), "", "")
+        return walk.unknown, walk.types
+
     def type_errors(self, obj: JSON, model_name: str) -> list[str]:
         """Go JSON decoding errors, e.g. `json: cannot unmarshal string into Go struct field
         ObjectMeta.metadata.generation of type int64`. The real server answers 400 BadRequest with

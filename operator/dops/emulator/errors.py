@@ -8,6 +8,7 @@ Messages follow upstream wording (`apimachinery/pkg/api/errors`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,8 +41,13 @@ class APIError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
+        if not self.reason:  # an error that is no APIStatus upstream: StatusReasonUnknown ("", omitted)
+            del body["reason"]
         if self.details is not None:
-            body["details"] = self.details
+            # StatusDetails' name/group/kind/uid are `omitempty`: an empty one is left out, the object stays.
+            body["details"] = {
+                k: v for k, v in self.details.items() if not (k in ("name", "group", "kind", "uid") and v == "")
+            }
         return body
 
 
@@ -74,6 +80,24 @@ def conflict(rtype: ResourceType, name: str, why: str | None = None) -> APIError
         "Conflict",
         f'Operation cannot be fulfilled on {rtype.qualified_name} "{name}": {why}',
         _details(rtype, name),
+    )
+
+
+def resource_version_required(rtype: ResourceType, name: str) -> APIError:
+    """422 for an update without resourceVersion of a kind that forbids unconditional updates (CRs, Leases, …).
+
+    The generic registry builds this Invalid from the *resource* (`widgets.example.com`, details.kind
+    `widgets`), not the Kind as validation errors do."""
+    detail = "Invalid value: 0: must be specified for an update"
+    return APIError(
+        422,
+        "Invalid",
+        f'{rtype.qualified_name} "{name}" is invalid: metadata.resourceVersion: {detail}',
+        _details(
+            rtype,
+            name,
+            causes=[{"reason": "FieldValueInvalid", "message": detail, "field": "metadata.resourceVersion"}],
+        ),
     )
 
 
@@ -166,6 +190,18 @@ def unsupported_value(field: str, value: Any, supported: Sequence[str]) -> dict[
     options = ", ".join(f'"{s}"' for s in supported)
     return cause(
         field, f"{field}: Unsupported value: {_quote(value)}: supported values: {options}", "FieldValueNotSupported"
+    )
+
+
+def patch_invalid(patched: str, detail: str) -> APIError:
+    """422 for a patch whose result fails to decode (strictly): `errors.NewInvalid(schema.GroupKind{}, "", …)` with
+    `field.Invalid(field.NewPath("patch"), <patched document>, <decode error>)`, so kind and name are empty."""
+    body = f"Invalid value: {json.dumps(patched, ensure_ascii=False)}: {detail}"
+    return APIError(
+        422,
+        "Invalid",
+        f' "" is invalid: patch: {body}',
+        {"causes": [{"reason": "FieldValueInvalid", "message": body, "field": "patch"}]},
     )
 
 

@@ -128,6 +128,9 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
             "regarding.namespace",
             "regarding.name",
             "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
             "reason",
             "reportingController",
             "type",
@@ -235,24 +238,26 @@ def validate_name(rtype: ResourceType, name: str) -> list[dict[str, str]]:
         if name in (".", "..") or "/" in name or "%" in name:
             return [errors.invalid_value("metadata.name", name, 'may not contain "/" or "%"')]
         return []
+    # IsDNS1123Label / IsDNS1123Subdomain: the length error and the format error are reported independently.
+    out: list[dict[str, str]] = []
     if key in _LABEL_NAME_KINDS:
         if len(name) > 63:
-            return [errors.invalid_value("metadata.name", name, "must be no more than 63 characters")]
+            out.append(errors.invalid_value("metadata.name", name, "must be no more than 63 characters"))
         if not DNS1123_LABEL.match(name):
-            return [
-                errors.invalid_value(
-                    "metadata.name",
-                    name,
-                    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
-                    "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
-                    "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
-                )
-            ]
-        return []
+            # A valid subdomain that is no valid label (length already checked) can only be one with dots.
+            detail = (
+                "must not contain dots"
+                if DNS1123_SUBDOMAIN.match(name)
+                else "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
+                "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
+                "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+            )
+            out.append(errors.invalid_value("metadata.name", name, detail))
+        return out
     if len(name) > 253:
-        return [errors.invalid_value("metadata.name", name, "must be no more than 253 characters")]
+        out.append(errors.invalid_value("metadata.name", name, "must be no more than 253 characters"))
     if not DNS1123_SUBDOMAIN.match(name):
-        return [
+        out.append(
             errors.invalid_value(
                 "metadata.name",
                 name,
@@ -260,8 +265,8 @@ def validate_name(rtype: ResourceType, name: str) -> list[dict[str, str]]:
                 "must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
                 "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
             )
-        ]
-    return []
+        )
+    return out
 
 
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")

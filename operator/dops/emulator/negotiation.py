@@ -147,7 +147,11 @@ def not_an_object(rtype: ResourceType) -> errors.APIError:
 
 
 def not_a_list(rtype: ResourceType) -> errors.APIError:
-    """406 for a single object asked for as `PartialObjectMetadataList`."""
+    """406 for a single built-in object asked for as `PartialObjectMetadataList`. A custom resource is an
+    `*unstructured.Unstructured`, which has the list accessors, so upstream gets past that check and fails in
+    `EachListItem` instead: a plain error, answered 500 with no reason."""
+    if rtype.is_custom:
+        return errors.APIError(500, "", "content is not a list")
     return errors.not_acceptable(
         f"you requested PartialObjectMetadataList, but the requested object is not a list ({_go_type(rtype, '')})"
     )

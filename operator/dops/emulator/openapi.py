@@ -27,6 +27,7 @@ Key design decisions:
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -43,6 +44,7 @@ __all__ = [
     "build_document",
     "build_index",
     "cr_definition_name",
+    "discovery_document",
     "document_hash",
     "document_key",
 ]
@@ -551,6 +553,50 @@ def document_hash(doc: Mapping[str, Any]) -> str:
             _HASHES.pop(next(iter(_HASHES)))
         _HASHES[id(doc)] = (doc, digest)
     return digest
+
+
+_DISCOVERY_CONTENT = ("application/json", "application/vnd.kubernetes.protobuf", "application/yaml")
+
+
+def _discovery_document(path: str, tag: str, description: str, operation_id: str, model: str, json_only: bool) -> JSON:
+    name = builtin_schemas.definition_name(model)
+    content = _content(_ref(name), ("application/json",) if json_only else _DISCOVERY_CONTENT)
+    operation = {
+        "tags": [tag],
+        "description": description,
+        "operationId": operation_id,
+        "responses": {"200": {"description": "OK", "content": content}, "401": {"description": "Unauthorized"}},
+    }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION},
+        "paths": {path: {"get": operation}},
+        "components": {"schemas": dict(sorted(builtin_schemas.component_schemas([model]).items()))},
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def discovery_document(key: str) -> JSON:
+    """The document the real server indexes for a discovery endpoint: `api`, `apis`, `version` or `apis/<group>`
+    (built-in groups only; CRD groups get none). Cached: documents must not be mutated."""
+    if key == "api":
+        return _discovery_document(
+            "/api/", "core", "get available API versions", "getCoreAPIVersions", "V1APIVersions", False
+        )
+    if key == "apis":
+        return _discovery_document(
+            "/apis/", "apis", "get available API versions", "getAPIVersions", "V1APIGroupList", False
+        )
+    if key == "version":
+        return _discovery_document(
+            "/version/", "version", "get the version information for this server", "getCodeVersion", "VersionInfo", True
+        )
+    group = key.removeprefix("apis/")
+    name = _operation_group(group, "")
+    return _discovery_document(
+        f"/apis/{group}/", name[:1].lower() + name[1:], "get information of a group", f"get{name}APIGroup",
+        "V1APIGroup", False,
+    )
 
 
 def build_index(docs: Mapping[str, Mapping[str, Any]]) -> JSON:

@@ -34,6 +34,8 @@ from typing import Any, Final
 import jsonpatch
 import jsonpointer
 
+from .schema import GO_JSON_ESCAPES, go_float
+
 JSON = dict[str, Any]
 FieldPath = tuple[str, ...]
 
@@ -43,15 +45,18 @@ __all__ = [
     "changed_fields",
     "fields_from_paths",
     "fields_v1",
+    "go_print",
     "json_patch",
     "merge_patch",
     "owned_paths",
+    "patched_document_text",
+    "removed_fields",
     "strategic_merge_patch",
     "update_managed_fields",
 ]
 
 # kube-apiserver's generic message for a 422 built with NewGenericServerResponse (json-patch failures and some
-# strategic-merge failures); the underlying error travels in `details.causes[0].message`.
+# strategic-merge failures); for json-patch failures the underlying error is not sent at all (`details: {}`).
 INVALID_REQUEST_MESSAGE: Final = "the server rejected our request due to an error in our request"
 
 _REASONS: Final = {400: "BadRequest", 415: "UnsupportedMediaType", 422: "Invalid"}
@@ -60,8 +65,8 @@ _REASONS: Final = {400: "BadRequest", 415: "UnsupportedMediaType", 422: "Invalid
 class PatchError(Exception):
     """A patch that cannot be applied. `code` is the HTTP status the API server answers with.
 
-    `message` is what goes into the Status object's `message`; `detail`, when set, is the underlying error that real
-    servers report in `details.causes[0].message` (for 422s the message itself is generic, as in kube-apiserver).
+    `message` is what goes into the Status object's `message`; `detail`, when set, is the underlying error (for
+    422s the message itself is generic, as in kube-apiserver, which does not send the json-patch error).
     """
 
     def __init__(self, code: int, message: str, *, detail: str = "") -> None:
@@ -158,7 +163,7 @@ def json_patch(target: dict[str, Any], ops: Any) -> Any:
     doc: Any = _copy(target)
     for op in ops:
         try:
-            doc = jsonpatch.JsonPatch([_copy(op)]).apply(doc, in_place=True)
+            doc = jsonpatch.JsonPatch([_replace_member_as_add(doc, _copy(op))]).apply(doc, in_place=True)
         except (
             jsonpatch.JsonPatchException,
             jsonpointer.JsonPointerException,
@@ -169,6 +174,21 @@ def json_patch(target: dict[str, Any], ops: Any) -> Any:
         ) as exc:
             raise PatchError.invalid(_json_patch_failure(op, exc)) from None
     return doc
+
+
+def _replace_member_as_add(doc: Any, op: dict[str, Any]) -> dict[str, Any]:
+    """`replace` of a missing member of an object sets it, like `add`: evanphx/json-patch v4 (kube-apiserver's)
+    only checks that the parent exists (a missing array index still fails)."""
+    path = op.get("path")
+    if op.get("op") != "replace" or not isinstance(path, str) or not path:
+        return op
+    try:
+        parent, key = jsonpointer.JsonPointer(path).to_last(doc)
+    except jsonpointer.JsonPointerException:
+        return op
+    if isinstance(parent, dict) and key not in parent:
+        return {**op, "op": "add"}
+    return op
 
 
 def _json_patch_failure(op: Mapping[str, Any], exc: Exception) -> str:
@@ -575,6 +595,19 @@ def _fields_of_value(value: Any, field: str, parent: str, builtin: bool) -> JSON
     return {}
 
 
+def removed_fields(old: Mapping[str, Any], new: Mapping[str, Any], *, builtin: bool = True) -> JSON:
+    """The FieldsV1 set of the fields `old` has and `new` no longer has (structured-merge-diff's `Removed`):
+    a write that removes a field takes it out of every manager's set."""
+    gone: set[FieldPath] = set()
+    for key in old:
+        if key in new and old[key] == new[key]:
+            continue
+        before = owned_paths(fields_v1({key: old[key]}, builtin=builtin))
+        after = owned_paths(fields_v1({key: new[key]}, builtin=builtin)) if key in new else frozenset()
+        gone |= before - after
+    return fields_from_paths(gone)
+
+
 def owned_paths(fields: Mapping[str, Any]) -> frozenset[FieldPath]:
     """Flatten a FieldsV1 set into leaf paths; a list item's own `.` marker becomes a path ending in ".".
 
@@ -657,6 +690,9 @@ def _changed_value(old: Any, new: Any, field: str, parent: str, builtin: bool) -
     return _fields_of_value(new, field, parent, builtin)
 
 
+_MANAGED_FIELDS_ORDER: Final = ("operation", "time", "manager", "apiVersion", "subresource")
+
+
 def update_managed_fields(
     obj: dict[str, Any],
     *,
@@ -666,6 +702,7 @@ def update_managed_fields(
     fields: Mapping[str, Any] | None,
     time: str,
     subresource: str = "",
+    removed: Mapping[str, Any] | None = None,
 ) -> None:
     """Record a write in `obj.metadata.managedFields` (in place).
 
@@ -673,10 +710,12 @@ def update_managed_fields(
     means "every field of obj" (right for creates). For "Apply" the entry's set becomes exactly `fields` (pass
     `fields_v1(applied)`); for "Update" it is the union of the manager's old set and `fields` (pass
     `changed_fields(old, new)`), and those fields leave other managers' sets, as ownership moves to the updater.
-    Entries whose set becomes empty are dropped.
+    The fields the write `removed` (see `removed_fields`) leave every set. Entries whose set becomes empty are
+    dropped.
     """
     metadata = obj.setdefault("metadata", {})
     new_paths = owned_paths(fields if fields is not None else fields_v1(obj))
+    gone = owned_paths(removed) if removed else frozenset()
     entries: list[JSON] = []
     mine_at = -1
     mine_paths: frozenset[FieldPath] = frozenset()
@@ -693,15 +732,16 @@ def update_managed_fields(
             mine_paths = owned_paths(entry.get("fieldsV1") or {})
             entries.append(entry)
             continue
-        if operation == "Update" and new_paths:
+        taken = new_paths if operation == "Update" else frozenset()
+        if taken or gone:
             theirs = owned_paths(entry.get("fieldsV1") or {})
-            kept = theirs - new_paths
+            kept = theirs - taken - gone
             if not kept:
                 continue
             if kept != theirs:
                 entry = {**entry, "fieldsV1": fields_from_paths(kept)}
         entries.append(entry)
-    paths = new_paths | mine_paths if operation == "Update" else new_paths
+    paths = new_paths | (mine_paths - gone) if operation == "Update" else new_paths
     if paths:
         mine: JSON = {
             "manager": manager,
@@ -719,6 +759,8 @@ def update_managed_fields(
             entries.append(mine)
     elif mine_at >= 0:
         del entries[mine_at]
+    # As apimachinery's sortEncodedManagedFields: by operation (Apply before Update), time, manager, version.
+    entries.sort(key=lambda e: tuple(str(e.get(k) or "") for k in _MANAGED_FIELDS_ORDER))
     if entries:
         metadata["managedFields"] = entries
     else:
@@ -867,3 +909,55 @@ def _find_item(items: list[Any], kind: str, spec: str) -> int:
         elif isinstance(item, dict) and isinstance(wanted, dict) and all(item.get(k) == v for k, v in wanted.items()):
             return index
     return -1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# How kube-apiserver prints a patched document in a strict-decoding error (`patch: Invalid value: …`)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _go_json(value: Any) -> str:
+    """encoding/json's compact form of a value whose key order is already the wanted one (HTML characters escaped)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if any(c in text for c in GO_JSON_ESCAPES):
+        text = "".join(GO_JSON_ESCAPES.get(c, c) for c in text)
+    return text
+
+
+def _ordered_after_patch(original: Any, patched: Any, top: bool) -> Any:
+    """`patched` with the key order evanphx/json-patch (v4) gives it when it re-encodes a document: the top level and
+    every container the patch went through are re-marshalled from Go maps (keys sorted); values the patch left alone
+    keep their original encoding's order, values the patch brought keep the patch's. "Went through" is approximated
+    by "differs from the original"."""
+    if isinstance(patched, dict):
+        if not isinstance(original, dict):
+            return patched
+        if not top and patched == original:
+            return original
+        return {k: _ordered_after_patch(original.get(k), patched[k], False) for k in sorted(patched)}
+    if isinstance(patched, list) and isinstance(original, list) and patched != original:
+        return [
+            _ordered_after_patch(original[i] if i < len(original) else None, item, False)
+            for i, item in enumerate(patched)
+        ]
+    return patched
+
+
+def patched_document_text(original: Mapping[str, Any], patched: Mapping[str, Any]) -> str:
+    """The JSON text of a JSON-patched or merge-patched object, as kube-apiserver's jsonPatcher has it."""
+    return _go_json(_ordered_after_patch(original, patched, True))
+
+
+def go_print(value: Any) -> str:
+    """fmt's `%+v` of a decoded JSON value (`map[a:1 b:[x <nil>]]`): how a strategic merge patch map is printed."""
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_print(value[k])}" for k in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(go_print(item) for item in value) + "]"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return go_float(value)
+    return str(value)

@@ -27,6 +27,22 @@ DEFAULT_VERBS: tuple[str, ...] = (
 
 # Field selectors every kind supports (S9).
 COMMON_SELECTABLE_FIELDS: tuple[str, ...] = ("metadata.name", "metadata.namespace")
+# (group, kind) pairs with their own field-label conversion upstream (AddFieldLabelConversionFunc); the others fall
+# back to runtime.DefaultMetaV1FieldSelectorConversion, whose error message differs.
+_OWN_FIELD_LABEL_KINDS = frozenset(
+    {
+        ("", "Pod"),
+        ("", "Node"),
+        ("", "ReplicationController"),
+        ("", "Event"),
+        ("", "Namespace"),
+        ("", "Secret"),
+        ("", "Service"),
+        ("batch", "Job"),
+        ("events.k8s.io", "Event"),
+        ("certificates.k8s.io", "CertificateSigningRequest"),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -91,7 +107,22 @@ class ResourceType:
         return "status" in self.subresources
 
     def field_selectable(self, path: str) -> bool:
+        if path == "metadata.namespace" and not self.namespaced and (self.is_custom or self._own_field_labels):
+            return False  # the CR converter and the Namespace/Node conversions accept metadata.name only
         return path in COMMON_SELECTABLE_FIELDS or path in self.selectable_fields
+
+    @property
+    def _own_field_labels(self) -> bool:
+        return (self.group, self.kind) in _OWN_FIELD_LABEL_KINDS
+
+    def unsupported_field_message(self, path: str) -> str:
+        """The 400 message for a field selector on `path` (scheme.ConvertFieldLabel's error for this kind)."""
+        if (self.group, self.kind) == ("batch", "Job"):
+            return f'field label "{path}" not supported for Job'
+        if self.is_custom or self._own_field_labels:
+            return f"field label not supported: {path}"
+        # Kinds without a registered conversion: runtime.DefaultMetaV1FieldSelectorConversion.
+        return f'"{path}" is not a known field selector: only "metadata.name", "metadata.namespace"'
 
     @staticmethod
     def from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:

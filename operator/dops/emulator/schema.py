@@ -119,28 +119,19 @@ def _go_quote(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
 
-def _go_syntax(v: Any) -> str:
-    """Go's `%#v` for an unstructured JSON value (what field errors print for maps and slices)."""
-    if v is None:
-        return "interface {}(nil)"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return go_float(v)
-    if isinstance(v, str):
-        return _go_quote(v)
-    if isinstance(v, dict):
-        inner = ", ".join(f"{_go_quote(str(k))}:{_go_syntax(v[k])}" for k in sorted(v))
-        return "map[string]interface {}{" + inner + "}"
-    if isinstance(v, list):
-        return "[]interface {}{" + ", ".join(_go_syntax(x) for x in v) + "}"
-    return repr(v)
+# encoding/json escapes these even in compact output.
+GO_JSON_ESCAPES: Final = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _go_json(v: Any) -> str:
+    """encoding/json's compact form (map keys sorted, HTML characters escaped)."""
+    text = json.dumps(v, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return "".join(GO_JSON_ESCAPES.get(c, c) for c in text) if any(c in text for c in GO_JSON_ESCAPES) else text
 
 
 def go_value(v: Any) -> str:
-    """How field.Error prints a bad value: `%v` for numbers/bools, `%q` for strings, `%#v` otherwise."""
+    """How field.Error prints a bad value: `%v` for numbers/bools, `%q` for strings, json.Marshal otherwise
+    (maps and slices; a value that cannot be marshalled would fall back to `%#v`)."""
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -153,7 +144,7 @@ def go_value(v: Any) -> str:
         return str(v)
     if isinstance(v, str):
         return _go_quote(v)
-    return _go_syntax(v)
+    return _go_json(v)
 
 
 def _cause(reason: str, field: str, value: Any = _OMIT, detail: str = "") -> Cause:
@@ -924,12 +915,14 @@ def _run_rules(node: _Node, v: Any, old: Any, has_old: bool, path: str, errs: li
         if result is not False:
             detail = f"rule did not evaluate to a bool: {rule.error_string}"
         reason = rule.reason
+        # The bad value is the validated value itself; objects and arrays omit it (field.OmitValueType).
+        value = _OMIT if sts in ("object", "array") else v
         if reason == "FieldValueDuplicate":
-            errs.append(_cause(reason, field, sts))
+            errs.append(_cause(reason, field, value))
         elif reason in ("FieldValueForbidden", "FieldValueRequired"):
             errs.append(_cause(reason, field, detail=detail))
         else:
-            errs.append(_cause("FieldValueInvalid", field, sts, detail))
+            errs.append(_cause("FieldValueInvalid", field, value, detail))
 
 
 def _cel_walk(node: _Node, v: Any, old: Any, has_old: bool, path: str, errs: list[Cause]) -> None:
@@ -1054,6 +1047,10 @@ def validate_crd(crd: Mapping[str, Any]) -> list[Cause]:
             )
         )
     seen: set[str] = set()
+    # kube-apiserver converts a v1 CRD whose versions all carry the same schema to the internal form with
+    # one top-level `spec.validation`, validates that once, and names it so in its errors.
+    schemas = [(v.get("schema") or {}).get("openAPIV3Schema") if isinstance(v, Mapping) else None for v in versions]
+    hoisted = bool(schemas) and isinstance(schemas[0], Mapping) and all(x == schemas[0] for x in schemas)
     for i, version in enumerate(versions):
         vpath = f"spec.versions[{i}]"
         if not isinstance(version, Mapping):
@@ -1066,7 +1063,9 @@ def validate_crd(crd: Mapping[str, Any]) -> list[Cause]:
             errs.append(_cause("FieldValueDuplicate", f"{vpath}.name", vname))
         seen.add(vname)
         schema = (version.get("schema") or {}).get("openAPIV3Schema")
-        spath = f"{vpath}.schema.openAPIV3Schema"
+        spath = "spec.validation.openAPIV3Schema" if hoisted else f"{vpath}.schema.openAPIV3Schema"
+        if hoisted and i > 0:
+            continue  # validated once, as the shared top-level schema
         if schema is None:
             errs.append(_cause("FieldValueRequired", spath, detail="schemas are required"))
             continue
@@ -1085,6 +1084,26 @@ def validate_crd(crd: Mapping[str, Any]) -> list[Cause]:
 
 
 _TYPES: Final = frozenset({"object", "array", "string", "integer", "number", "boolean"})
+# What the root `metadata` property of a CRD schema may say: the server supplies ObjectMeta's schema, so
+# only `type: object` and constraints on name/generateName are allowed (no description, no other field).
+_ROOT_METADATA_KEYS: Final = frozenset({"type", "properties"})
+
+
+def _check_root_metadata(meta: Mapping[str, Any], path: str, errs: list[Cause]) -> None:
+    """kube-apiserver's structural invariant for the root `metadata` schema (k8s.io/apiextensions-apiserver)."""
+    if meta.get("type") not in (None, "object"):
+        errs.append(_cause("FieldValueInvalid", f"{path}.type", meta.get("type"), "must be object"))
+    props = meta.get("properties") or {}
+    extra_props = not isinstance(props, Mapping) or bool(set(props) - {"name", "generateName"})
+    if set(meta) - _ROOT_METADATA_KEYS or extra_props:
+        errs.append(
+            _cause(
+                "FieldValueForbidden",
+                path,
+                detail="must not specify anything other than name and generateName, "
+                "but metadata is implicitly specified",
+            )
+        )
 
 
 def _check_structural(s: Mapping[str, Any], path: str, errs: list[Cause], where: str) -> None:
@@ -1195,6 +1214,8 @@ def _check_structural(s: Mapping[str, Any], path: str, errs: list[Cause], where:
                     ["FieldValueDuplicate", "FieldValueForbidden", "FieldValueInvalid", "FieldValueRequired"],
                 )
             )
+    if where == "root" and isinstance(props, Mapping) and isinstance(props.get("metadata"), Mapping):
+        _check_root_metadata(props["metadata"], f"{path}.properties[metadata]", errs)
     if isinstance(props, Mapping):
         for k, sub in props.items():
             if isinstance(sub, Mapping):

@@ -328,8 +328,8 @@ def _parse_value_list(tokens: _Tokens) -> list[str]:
     while True:
         kind, literal = tokens.take()
         if kind == ")":
-            if values and expect_value:
-                values.append("")  # "(a,)"
+            if expect_value:
+                values.append("")  # "(a,)", and "()" is the set {""} (Parser.parseValues)
             return values
         if kind == ",":
             if expect_value:

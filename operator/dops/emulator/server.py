@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import errors, negotiation, openapi, tables
+from . import errors, gojson, negotiation, openapi, tables
 from .apiserver import (
     PATCH_APPLY,
     PATCH_APPLY_CBOR,
@@ -96,6 +96,17 @@ def error_response(error: errors.APIError) -> web.Response:
     if retry_after:  # as the apiserver does; client-go retries 429/5xx only when it sees this header
         response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+# Non-resource paths the server has handlers for (any other path is the mux's plain 404).
+_META_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz", "/api", "/apis", "/openapi/v2", "/openapi/v3"})
+
+
+def page_not_found() -> web.Response:
+    """What the apiserver's mux answers for a path no handler serves (an unknown API group, `/foo`): Go's
+    `http.NotFound`, plain text, not a Status."""
+    headers = {"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"}
+    return web.Response(status=404, body=b"404 page not found\n", headers=headers)
 
 
 @dataclass
@@ -173,6 +184,8 @@ class HTTPServer:
     def _meta(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
         if request.method != "GET":
+            if path not in _META_PATHS and not path.startswith("/openapi/v3/"):
+                return page_not_found()  # no handler for the path at all, whatever the method
             raise errors.method_not_allowed()
         if path == "/version":
             return json_response(KUBE_VERSION)
@@ -189,12 +202,14 @@ class HTTPServer:
         if path == "/apis":
             return json_response(self._group_list())
         if path == "/openapi/v3":
-            return json_response(openapi.build_index(self._openapi_documents()))
+            # The aggregator serves the index through http.ServeContent without a Content-Type, so Go sniffs one.
+            index = dumps(openapi.build_index(self._openapi_documents()))
+            return web.Response(body=index, headers={"Content-Type": "text/plain; charset=utf-8"})
         if path.startswith("/openapi/v3/"):
             key = path[len("/openapi/v3/") :]
             docs = self._openapi_documents()
             if key not in docs:
-                raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+                return web.Response(status=404)  # the OpenAPI handler's bare 404: no body, no Content-Type
             return json_response(docs[key])
         if path == "/openapi/v2":
             # An OpenAPI v2 document without definitions. kubectl falls back to v2 for kinds missing from v3; with an
@@ -204,7 +219,7 @@ class HTTPServer:
                 v2_proto = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
                 return web.Response(body=b"", headers={"Content-Type": v2_proto})
             return json_response({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.35.0"}, "paths": {}})
-        raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+        return page_not_found()
 
     def _group_list(self) -> JSON:
         groups = []
@@ -265,6 +280,10 @@ class HTTPServer:
                 self._openapi_cache[key] = (fingerprint, doc, "")
                 cached = self._openapi_cache[key]
             docs[key] = cached[1]
+        # The discovery endpoints' own documents, as the real index lists them (built-in groups only).
+        builtin_groups = {t.group for t in self.api.registry if t.group and not t.is_custom}
+        for key in ("api", "apis", "version", *(f"apis/{group}" for group in builtin_groups)):
+            docs[key] = openapi.discovery_document(key)
         return docs
 
     # ------------------------------------------------------------------------------- resources
@@ -277,10 +296,10 @@ class HTTPServer:
         else:
             if len(parts) == 1:
                 return json_response(self._group_list())
+            versions = self.api.registry.groups().get(parts[1])
+            if not versions:
+                return page_not_found()  # no group handler is registered for an unknown group
             if len(parts) == 2:
-                versions = self.api.registry.groups().get(parts[1])
-                if not versions:
-                    raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
                 entries = [{"groupVersion": f"{parts[1]}/{v}", "version": v} for v in versions]
                 return json_response(
                     {
@@ -297,7 +316,7 @@ class HTTPServer:
                 raise errors.method_not_allowed()
             listing = self._resource_list(group, version)
             if listing is None:
-                raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+                return self._unresolved(group)
             return json_response(listing)
         if rest[0] == "watch":  # deprecated /watch/ prefix; _resource() forces watch=true for it
             rest = rest[1:]
@@ -307,21 +326,33 @@ class HTTPServer:
             rest = rest[2:]
         plural = rest[0]
         rtype = self.api.registry.get(group, version, plural)
-        if rtype is None or len(rest) > 3:
-            raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+        if rtype is None:
+            return self._unresolved(group)
+        if len(rest) > 3:
+            raise errors.APIError(404, "NotFound", "the server could not find the requested resource", {})
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         if rtype.namespaced and namespace is None and name is not None:
-            raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+            return self._unresolved(group)
         if not rtype.namespaced and namespace is not None:
-            raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+            return self._unresolved(group)
         if (
             sub is not None
             and sub not in rtype.subresources
             and not (rtype.plural == "namespaces" and sub == "finalize")
         ):
-            raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+            if rtype.is_custom:  # the CRD handler's own answer for a subresource it does not serve
+                raise errors.not_found(rtype, name or "")
+            raise errors.APIError(404, "NotFound", "the server could not find the requested resource", {})
         return Route(rtype, namespace, name, sub)
+
+    def _unresolved(self, group: str) -> web.Response:
+        """A path under a served group that names no version, resource or scope it serves. Built-in groups answer
+        a NotFound Status; a group served only by CRDs hands the request on (the CRD handler's delegate), which ends
+        in Go's plain-text `404 page not found`."""
+        if group and all(t.is_custom for t in self.api.registry if t.group == group):
+            return page_not_found()
+        raise errors.APIError(404, "NotFound", "the server could not find the requested resource", {})
 
     async def _resource(self, request: web.Request) -> web.StreamResponse:
         route = self._route(request)
@@ -359,15 +390,16 @@ class HTTPServer:
             if name is not None:
                 raise errors.method_not_allowed()
             api.count_request("create", rtype.plural)
-            body = await self._body(request)
+            body = await self._body(request, rtype.kind)
             opts = self._write_options(query, request)
             result = api.create(rtype, namespace, body, opts)
             return json_response(result.obj, 201, result.warnings)
         if method == "PUT":
             if name is None:
-                raise errors.method_not_allowed()
+                # Built-ins register no collection PUT route (405); the CRD handler serves it and its namer refuses.
+                raise errors.bad_request("name must be provided") if rtype.is_custom else errors.method_not_allowed()
             api.count_request("update", rtype.plural + (f"/{sub}" if sub else ""))
-            body = await self._body(request)
+            body = await self._body(request, rtype.kind)
             opts = self._write_options(query, request)
             if sub == "finalize":
                 result = api.update(rtype, namespace, name, body, opts)
@@ -375,12 +407,14 @@ class HTTPServer:
                 result = api.update(rtype, namespace, name, body, opts, sub)
             return json_response(result.obj, 200, result.warnings)
         if method == "PATCH":
-            if name is None:
+            if name is None and not rtype.is_custom:
                 raise errors.method_not_allowed()
             api.count_request("patch", rtype.plural + (f"/{sub}" if sub else ""))
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
             if content_type not in _PATCH_TYPES:
                 raise errors.unsupported_media_type(content_type, custom=rtype.is_custom)
+            if name is None:  # the CRD handler's PatchResource checks the patch type, then its namer refuses
+                raise errors.bad_request("name must be provided")
             raw = await self._read(request)
             patch = _decode_patch(raw, content_type)
             opts = self._write_options(query, request)
@@ -413,13 +447,13 @@ class HTTPServer:
         options_kind = {"POST": "CreateOptions", "PUT": "UpdateOptions"}.get(request.method, "PatchOptions")
         validation = query.get("fieldValidation", "Warn") or "Warn"
         if validation not in ("Strict", "Warn", "Ignore"):
-            supported = ("Ignore", "Strict", "Warn")
+            supported = ("", "Ignore", "Strict", "Warn")  # ValidateFieldValidation lists the empty default too
             raise _options_invalid(options_kind, errors.unsupported_value("fieldValidation", validation, supported))
         dry_run = query.get("dryRun", "")
         if dry_run and dry_run != "All":
-            cause = errors.cause(
-                "dryRun", f'dryRun: Unsupported value: []string{{"{dry_run}"}}: supported values: "All"'
-            )
+            # field.Error renders the []string bad value with json.Marshal.
+            bad_value = json.dumps([dry_run], separators=(",", ":"))
+            cause = errors.cause("dryRun", f'dryRun: Unsupported value: {bad_value}: supported values: "All"')
             raise _options_invalid(options_kind, {**cause, "reason": "FieldValueNotSupported"})
         manager = query.get("fieldManager") or _manager_from_user_agent(request.headers.get("User-Agent", ""))
         return WriteOptions(dry_run=dry_run == "All", field_manager=manager, field_validation=validation)
@@ -454,7 +488,9 @@ class HTTPServer:
             head = dumps({"kind": negotiation.METADATA_LIST, "apiVersion": target.api_version, "metadata": meta})
             prefix = b'{"kind":"PartialObjectMetadata","apiVersion":"' + target.api_version.encode() + b'","metadata":'
             items = b",".join(prefix + dumps(item.get("metadata") or {}) + b"}" for item in result.items)
-            return web.Response(body=head[:-1] + b',"items":[' + items + b"]}", headers={"Content-Type": JSON_TYPE})
+            # Upstream appends each item to a nil slice: an empty list's items encode as null.
+            tail = b',"items":[' + items + b"]}" if result.items else b',"items":null}'
+            return web.Response(body=head[:-1] + tail, headers={"Content-Type": JSON_TYPE})
         head = dumps({"kind": rtype.list_kind, "apiVersion": rtype.api_version, "metadata": meta})
         # Splice pre-encoded items into the envelope: lists of thousands of objects are the hot path.
         body = head[:-1] + b',"items":[' + b",".join(dumps(item) for item in result.items) + b"]}"
@@ -508,11 +544,13 @@ class HTTPServer:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _body(self, request: web.Request) -> Any:
+    async def _body(self, request: web.Request, kind: str | None = None) -> Any:
         raw = await self._read(request)
-        return self._decode_body(raw, request.headers.get("Content-Type", ""))
+        return self._decode_body(raw, request.headers.get("Content-Type", ""), kind)
 
-    def _decode_body(self, raw: bytes, content_type: str) -> Any:
+    def _decode_body(self, raw: bytes, content_type: str, kind: str | None = None) -> Any:
+        """The request body as JSON. `kind` (creates and updates) words decoding errors as kube-apiserver's
+        transformDecodeError does: `the object provided is unrecognized (must be of type <kind>): … (<summary>)`."""
         ctype = content_type.split(";")[0].strip().lower()
         if ctype == "application/vnd.kubernetes.protobuf":
             try:
@@ -522,15 +560,29 @@ class HTTPServer:
                     raise errors.APIError(415, "UnsupportedMediaType", str(exc)) from exc
                 raise errors.bad_request(str(exc)) from exc
         if ctype in ("", JSON_TYPE, "*/*", "text/plain"):
-            try:
-                return json.loads(raw) if raw.strip() else None
-            except ValueError as exc:
-                raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from exc
+            if kind is None and not raw.strip():
+                return None
+            value, problem = _decode_json(raw)
+            if problem is None and kind is not None:
+                problem = gojson.type_meta_error(value)
+            if problem is not None:
+                detail = f"couldn't get version/kind; json parse error: {problem}"
+                if kind is None:
+                    raise errors.bad_request(detail)
+                raise errors.bad_request(_unrecognized(kind, detail, raw))
+            return value
         if ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
             try:
-                return yaml.safe_load(raw)
+                value = yaml.safe_load(raw)
             except yaml.YAMLError as exc:
-                raise errors.bad_request(f"error converting YAML to JSON: {_one_line(str(exc))}") from exc
+                if kind is None:
+                    raise errors.bad_request(f"error converting YAML to JSON: {_one_line(str(exc))}") from exc
+                raise errors.bad_request(_unrecognized(kind, _go_yaml_error(exc), raw)) from exc
+            problem = gojson.type_meta_error(value) if kind is not None else None
+            if problem is not None and kind is not None:
+                detail = f"couldn't get version/kind; json parse error: {problem}"
+                raise errors.bad_request(_unrecognized(kind, detail, raw))
+            return value
         raise errors.APIError(
             415,
             "UnsupportedMediaType",
@@ -550,6 +602,17 @@ class HTTPServer:
             container = containers[0]
         if container not in containers:
             raise errors.bad_request(f"container {container} is not valid for pod {name}")
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node:
+            return web.Response(status=204)  # no node to ask: the apiserver streams nothing (204 No Content)
+        nodes = self.api.registry.get("", "v1", "nodes")
+        if nodes is not None:
+            try:
+                self.api.get(nodes, None, node)
+            except errors.APIError as exc:
+                # The node lookup's NotFound, named after the pods resource the request was for (as upstream answers).
+                details = {"name": node, "kind": "pods"}
+                raise errors.APIError(404, "NotFound", f'pods "{node}" not found', details) from exc
         raise errors.bad_request(f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
 
     # ------------------------------------------------------------------------------- watch
@@ -558,29 +621,28 @@ class HTTPServer:
     ) -> web.StreamResponse:
         api = self.api
         api.count_request("watch", rtype.plural)
-        send_initial = query.get("sendInitialEvents") == "true"
-        if send_initial and query.get("resourceVersionMatch") != "NotOlderThan":
-            raise errors.invalid(
-                rtype,
-                "",
-                [
-                    errors.forbidden_field(
-                        "resourceVersionMatch",
-                        "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-                    )
-                ],
-            )
         rv_text = query.get("resourceVersion", "")
+        send_param = query.get("sendInitialEvents")
+        match = query.get("resourceVersionMatch", "")
+        # SetListOptionsDefaults (WatchList on): a legacy watch (no RV or RV 0, neither option) becomes a watch-list.
+        if send_param is None and not match and rv_text in ("", "0"):
+            send_param, match = "true", "NotOlderThan"
+        _validate_watch_options(send_param, match, query.get("continue", ""))
+        send_initial = send_param == "true"
         since: int | None = None
         if rv_text and rv_text != "0" and not send_initial:
             try:
                 since = int(rv_text)
             except ValueError as exc:
                 raise errors.bad_request(f"invalid resource version: {rv_text}") from exc
+        elif send_param == "false":
+            since = api.store.rv  # sendInitialEvents=false from no particular RV: only changes from now on
         target = negotiation.negotiate(request.headers.get("Accept", ""))
         as_table = target is not None and target.kind == negotiation.TABLE
-        # as=PartialObjectMetadataList cannot transform single objects: upstream then sends them as they are.
         metadata_version = target.api_version if target is not None and target.kind == negotiation.METADATA else None
+        # as=PartialObjectMetadataList cannot transform single objects; upstream then tries to encode the object as it
+        # is for meta.k8s.io, fails, and ends the stream at the first event without writing it.
+        unencodable = target is not None and target.kind == negotiation.METADATA_LIST
         if as_table:
             self._table(rtype, [], query, "")  # validates includeObject before the stream starts
         bookmarks = query.get("allowWatchBookmarks") == "true"
@@ -603,14 +665,14 @@ class HTTPServer:
         response.enable_chunked_encoding()
         await response.prepare(request)
         self._active_streams.add(response)
-        stream = _WatchStream(response, rtype, as_table, self, query, metadata_version)
+        stream = _WatchStream(response, rtype, as_table, self, query, metadata_version, unencodable)
         try:
             if expired is not None or watcher is None:
                 await stream.error(errors.expired(str(expired)).status())
                 return response
             for kind, event in backlog:
                 await stream.event(kind, event)
-            if send_initial:
+            if send_initial and bookmarks:  # the initial-events-end bookmark is sent only to watchers that allow them
                 await stream.bookmark(str(api.store.rv), initial_end=True)
             deadline = time.monotonic() + timeout
             next_bookmark = time.monotonic() + self.settings.bookmark_interval
@@ -638,6 +700,9 @@ class HTTPServer:
                 if bookmarks and time.monotonic() >= next_bookmark:
                     await stream.bookmark(str(api.store.rv))
                     next_bookmark = time.monotonic() + self.settings.bookmark_interval
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await response.write_eof()
+        except _UnencodableEvent:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await response.write_eof()
         except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
@@ -707,6 +772,10 @@ class HTTPServer:
         }
 
 
+class _UnencodableEvent(Exception):
+    """A watch event the negotiated form cannot carry (as=PartialObjectMetadataList): the stream ends there."""
+
+
 class _WatchStream:
     """Writes watch events as newline-delimited JSON, one flush per event."""
 
@@ -718,8 +787,10 @@ class _WatchStream:
         server: HTTPServer,
         query: dict[str, str],
         metadata_version: str | None = None,
+        unencodable: bool = False,
     ) -> None:
         self.response = response
+        self.unencodable = unencodable  # as=PartialObjectMetadataList: no event can be written
         self.rtype = rtype
         self.as_table = as_table
         self.server = server
@@ -728,17 +799,15 @@ class _WatchStream:
         self.first = True
 
     async def event(self, kind: str, event: Event) -> None:
+        if self.unencodable:
+            raise _UnencodableEvent
         if kind == "DELETED" and event.type != "DELETED" and event.old is not None:
             # Left the selector: the watch cache sends the previous content stamped with this write's RV.
             old = event.old
             left = {**old, "metadata": {**old["metadata"], "resourceVersion": str(event.rv)}}
             event = Event(event.rv, kind, event.resource, left, None)
         if self.as_table:
-            obj = (
-                event.obj
-                if event.obj.get("apiVersion") == self.rtype.api_version
-                else {**event.obj, "apiVersion": self.rtype.api_version}
-            )
+            obj = self.server.api.present(self.rtype, event.obj)
             table = self.server._table(self.rtype, [obj], self.query, str(event.rv))
             if not self.first:
                 table["columnDefinitions"] = []
@@ -747,12 +816,14 @@ class _WatchStream:
         elif self.metadata_version is not None:
             encoded = dumps(_partial_metadata(event.obj, self.metadata_version))
         elif event.obj.get("apiVersion") != self.rtype.api_version:
-            encoded = dumps({**event.obj, "apiVersion": self.rtype.api_version})
+            encoded = dumps(self.server.api.present(self.rtype, event.obj))
         else:
             encoded = event.encoded_object()
         await self.response.write(b'{"type":"' + kind.encode() + b'","object":' + encoded + b"}\n")
 
     async def bookmark(self, rv: str, initial_end: bool = False) -> None:
+        if self.unencodable:
+            raise _UnencodableEvent
         meta: JSON = {"resourceVersion": rv}
         if initial_end:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
@@ -765,16 +836,98 @@ class _WatchStream:
         await self.response.write(dumps({"type": "ERROR", "object": status}) + b"\n")
 
 
+def _decode_json(raw: bytes) -> tuple[Any, str | None]:
+    """(value, None) for valid JSON, else (None, Go's encoding/json error message)."""
+    try:
+        return json.loads(raw), None
+    except ValueError:
+        problem = gojson.syntax_error(raw)
+        if problem is not None:
+            return None, problem
+        return json.loads(raw.decode("utf-8", "replace")), None  # Go accepts invalid UTF-8 (as U+FFFD)
+
+
+def _unrecognized(kind: str, detail: str, raw: bytes) -> str:
+    """transformDecodeError's message for a body without a usable apiVersion/kind, with summarizeData(body, 30)."""
+    if not raw:
+        summary = "<empty>"
+    elif raw[:1] == b"{":
+        summary = raw[:30].decode("utf-8", "replace") + (" ..." if len(raw) > 30 else "")
+    else:
+        summary = raw[:30].hex() + (" ..." if len(raw) > 30 else "")
+    return f"the object provided is unrecognized (must be of type {kind}): {detail} ({summary})"
+
+
+# PyYAML's wording → libyaml's (what sigs.k8s.io/yaml reports through go-yaml).
+_YAML_PROBLEMS = (
+    (re.compile(r"^expected (.+), but (?:found|got) .*$"), r"did not find expected \1"),
+    (re.compile(r"^mapping values are not allowed here$"), "mapping values are not allowed in this context"),
+    (re.compile(r"^found character .* that cannot start any token$"), "found character that cannot start any token"),
+)
+
+
+def _go_yaml_error(exc: yaml.YAMLError) -> str:
+    """go-yaml's `yaml: line N: <problem>` for a YAML error (parser.fail): the problem line (scanner errors count
+    from 1, parser errors from 0), else the context line; no line when it is 0."""
+    problem = str(getattr(exc, "problem", "") or "") or "unknown problem parsing YAML content"
+    at_stream_end = "<stream end>" in problem
+    for pattern, replacement in _YAML_PROBLEMS:
+        if pattern.match(problem):
+            problem = pattern.sub(replacement, problem)
+            break
+    line = 0
+    problem_mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    problem_line = problem_mark.line if problem_mark is not None else 0
+    if at_stream_end and problem_mark is not None and problem_mark.column:
+        problem_line += 1  # libyaml puts STREAM-END at the start of a new line; PyYAML does not
+    if problem_line:
+        line = problem_line + (1 if isinstance(exc, yaml.scanner.ScannerError) else 0)
+    elif context_mark is not None and context_mark.line:
+        line = context_mark.line
+    return f"yaml: line {line}: {problem}" if line else f"yaml: {problem}"
+
+
 def _decode_patch(raw: bytes, content_type: str) -> Any:
     if content_type in (PATCH_APPLY, PATCH_APPLY_CBOR):
         try:
             return yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as exc:
             raise errors.bad_request(f"error decoding YAML: {_one_line(str(exc))}") from exc
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise errors.bad_request(f"error decoding patch: {exc}") from exc
+    value, problem = _decode_json(raw)
+    if problem is None and content_type in (PATCH_MERGE, PATCH_STRATEGIC) and not isinstance(value, dict | None):
+        problem = f"json: cannot unmarshal {gojson.json_kind(value)} into Go value of type map[string]interface {{}}"
+    if problem is not None:  # the strategic patcher does not prefix its decoding error
+        raise errors.bad_request(problem if content_type == PATCH_STRATEGIC else f"error decoding patch: {problem}")
+    return value
+
+
+def _validate_watch_options(send_initial_events: str | None, match: str, continue_token: str) -> None:
+    """validateWatchOptions: 422 `ListOptions.meta.k8s.io "" is invalid: …` for a bad sendInitialEvents and
+    resourceVersionMatch combination (after the defaulting of legacy watches)."""
+    causes: list[dict[str, str]] = []
+    if send_initial_events is not None and match != "NotOlderThan":
+        detail = "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+        causes.append(errors.forbidden_field("resourceVersionMatch", detail))
+    if match:
+        if send_initial_events is None:
+            detail = "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"
+            causes.append(errors.forbidden_field("resourceVersionMatch", detail))
+        if match != "NotOlderThan":
+            causes.append(errors.unsupported_value("resourceVersionMatch", match, ["NotOlderThan"]))
+        if continue_token:
+            detail = "resourceVersionMatch is forbidden when continue is provided"
+            causes.append(errors.forbidden_field("resourceVersionMatch", detail))
+    if not causes:
+        return
+    messages = [c["message"] for c in causes]
+    summary = messages[0] if len(messages) == 1 else "[" + ", ".join(messages) + "]"
+    wire = [
+        {"reason": c["reason"], "message": c["message"].removeprefix(f"{c['field']}: "), "field": c["field"]}
+        for c in causes
+    ]
+    details = {"name": "", "group": "meta.k8s.io", "kind": "ListOptions", "causes": wire}
+    raise errors.APIError(422, "Invalid", f'ListOptions.meta.k8s.io "" is invalid: {summary}', details)
 
 
 def _options_invalid(kind: str, cause: dict[str, str]) -> errors.APIError:

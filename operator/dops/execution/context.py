@@ -3,7 +3,10 @@
 `ExecutionContext` extends the persisted context (`dops.api.types.ExecutionContext`: `request_params`,
 `params`, `dataset_name`, `dataset_id`, `delegation_target`) with what only exists while running:
 `set_progress(progress=None, label=None)`, a logger (`ctx.logger`, and `ctx.log(message)`), the
-operator URI, the operation id, `delegated` (always True here) and, inside a pipeline, `ctx.pipeline`.
+operator URI, the operation id, `delegated` and, inside a pipeline, `ctx.pipeline`. `delegated` is read
+from the request, as in FiftyOne: its App and SDK put `"delegated": True` in the request params of the
+operations they delegate, while an operation queued straight through the service (or with kubectl)
+without that flag runs with `ctx.delegated` False, exactly as FiftyOne's executor would run it.
 
 Progress follows FiftyOne: a report needs a value in [0, 1] or a label, and a bad report or a failed
 write is logged as a warning and never fails the operation. Unlike FiftyOne, writes are throttled:
@@ -173,8 +176,9 @@ class ExecutionContext(StoredContext):
         self.secrets: dict[str, str] = {}
 
     @property
-    def delegated(self) -> bool:
-        return True
+    def delegated(self) -> Any:
+        """Whether the operation was delegated: the request's `delegated` flag as given (False when absent)."""
+        return self.request_params.get("delegated", False)
 
     def log(self, message: str) -> None:
         """Log a line to the operation's log (FiftyOne's `ctx.log`)."""

@@ -4,10 +4,18 @@ Resolution order of `load_config()` (what kubectl and the official client do):
 
 1. an explicit `kubeconfig` path (and optional `context`);
 2. `in_cluster=True`, or, when neither a path nor `in_cluster` is given and the process runs in a pod
-   (`KUBERNETES_SERVICE_HOST` set and a service-account token mounted), the service account;
+   (`KUBERNETES_SERVICE_HOST` set and a service-account token mounted), the service account. Its
+   directory is the well-known `/var/run/secrets/kubernetes.io/serviceaccount`, or
+   `$DOPS_SERVICE_ACCOUNT_DIR` where a node cannot mount at that path (the process node agent,
+   `python -m dops.emulator.node`, gives each pod its own directory and sets the variable);
 3. `$KUBECONFIG` (the first existing file of a `:`-separated list), else `~/.kube/config`.
 
 The namespace is the kubeconfig context's namespace (or the service account's), else `default`.
+
+A kubeconfig is checked before pykube reads it (`check_kubeconfig`), because pykube reports a broken
+file as the raw exception of whatever it tripped over (a YAML scanner error, `TypeError`,
+`KeyError('nope')` for an unknown context). Every problem becomes one ConfigurationError sentence
+that names the file and what is wrong with it.
 """
 
 from __future__ import annotations
@@ -18,10 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import pykube
+import yaml
 
 from .errors import ConfigurationError
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+SERVICE_ACCOUNT_DIR_ENV = "DOPS_SERVICE_ACCOUNT_DIR"
+
+
+def default_service_account_dir() -> Path:
+    """The projected service-account directory: `$DOPS_SERVICE_ACCOUNT_DIR`, else the well-known path."""
+    override = os.environ.get(SERVICE_ACCOUNT_DIR_ENV)
+    return Path(override) if override else SERVICE_ACCOUNT_DIR
 
 
 @dataclass
@@ -59,7 +75,7 @@ class ClusterConfig:
         if self.kubeconfig_path is None:
             from kubernetes.config.incluster_config import InClusterConfigLoader
 
-            account = self.service_account_dir or SERVICE_ACCOUNT_DIR
+            account = self.service_account_dir or default_service_account_dir()
             configuration = kubernetes.client.Configuration()
             loader = InClusterConfigLoader(  # type: ignore[no-untyped-call]
                 token_filename=str(account / "token"), cert_filename=str(account / "ca.crt")
@@ -76,8 +92,9 @@ class ClusterConfig:
             self._api_client = None
 
 
-def in_cluster_available(service_account_dir: Path = SERVICE_ACCOUNT_DIR) -> bool:
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and (service_account_dir / "token").is_file()
+def in_cluster_available(service_account_dir: Path | None = None) -> bool:
+    account = service_account_dir if service_account_dir is not None else default_service_account_dir()
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and (account / "token").is_file()
 
 
 def default_kubeconfig_path() -> Path:
@@ -95,10 +112,10 @@ def load_config(
     kubeconfig: str | os.PathLike[str] | None = None,
     context: str | None = None,
     in_cluster: bool | None = None,
-    service_account_dir: str | os.PathLike[str] = SERVICE_ACCOUNT_DIR,
+    service_account_dir: str | os.PathLike[str] | None = None,
 ) -> ClusterConfig:
     """Load the cluster configuration (see the module docstring); ConfigurationError when there is none."""
-    account = Path(service_account_dir)
+    account = Path(service_account_dir) if service_account_dir is not None else default_service_account_dir()
     if kubeconfig is None and (in_cluster or (in_cluster is None and in_cluster_available(account))):
         try:
             kube_config = pykube.KubeConfig.from_service_account(str(account))
@@ -109,10 +126,78 @@ def load_config(
     path = Path(kubeconfig).expanduser() if kubeconfig is not None else default_kubeconfig_path()
     if not path.is_file():
         raise ConfigurationError(f"kubeconfig {path} does not exist (set KUBECONFIG or pass kubeconfig=...)")
+    check_kubeconfig(path, context)
     try:
         kube_config = pykube.KubeConfig.from_file(str(path), current_context=context)
         namespace = str(kube_config.namespace or "default")
         _ = kube_config.cluster["server"]
-    except Exception as exc:  # pykube raises KeyError/TypeError/PyKubeError for broken files
-        raise ConfigurationError(f"cannot use kubeconfig {path}: {exc!r}") from exc
+    except Exception as exc:  # what check_kubeconfig does not foresee: still one readable line
+        raise ConfigurationError(f"cannot use kubeconfig {path}: {_reason(exc)}") from exc
     return ClusterConfig(kube_config, namespace, f"kubeconfig:{path}", kubeconfig_path=path, context=context)
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as words: its message, not its repr (no `<object at 0x…>`, no `KeyError('x')`)."""
+    if isinstance(exc, KeyError) and exc.args:
+        return f"no entry {exc.args[0]!s}"
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _named(doc: dict[Any, Any], section: str, path: Path) -> dict[str, dict[Any, Any]]:
+    """The `clusters`/`contexts`/`users` list of a kubeconfig as {name: body}; ConfigurationError when malformed."""
+    entries = doc.get(section) or []
+    body_key = section[:-1]  # clusters → cluster, contexts → context, users → user
+    if not isinstance(entries, list):
+        raise ConfigurationError(f"kubeconfig {path} is malformed: {section} is not a list")
+    found: dict[str, dict[Any, Any]] = {}
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ConfigurationError(f"kubeconfig {path} is malformed: {section}[{index}] has no name")
+        body = entry.get(body_key)
+        if not isinstance(body, dict):
+            raise ConfigurationError(f'kubeconfig {path} is malformed: {body_key} "{entry["name"]}" has no {body_key}')
+        found[entry["name"]] = body
+    return found
+
+
+def check_kubeconfig(path: Path, context: str | None = None) -> None:
+    """Raise ConfigurationError, one sentence naming `path`, unless the file is a kubeconfig usable with `context`.
+
+    Checks what every client needs: readable YAML, a mapping, the context (given, else the file's
+    current-context) among its contexts, and that context's cluster among its clusters.
+    """
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read kubeconfig {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or _reason(exc)
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ConfigurationError(f"kubeconfig {path} is not valid YAML: {problem}{where}") from None
+    if doc is None or doc == {}:
+        raise ConfigurationError(f"kubeconfig {path} is empty: it defines no cluster, context or user")
+    if not isinstance(doc, dict):
+        raise ConfigurationError(
+            f"kubeconfig {path} is not a kubeconfig: expected a mapping with clusters, contexts and users, "
+            f"found a YAML {type(doc).__name__}"
+        )
+    contexts = _named(doc, "contexts", path)
+    clusters = _named(doc, "clusters", path)
+    _named(doc, "users", path)
+    listed = ", ".join(sorted(contexts))
+    if not contexts:
+        raise ConfigurationError(f"kubeconfig {path} defines no context")
+    name = context or doc.get("current-context")
+    if not name:
+        raise ConfigurationError(f"kubeconfig {path} has no current-context: pass context=... (its contexts: {listed})")
+    if name not in contexts:
+        raise ConfigurationError(f'context "{name}" not found in kubeconfig {path} (its contexts: {listed})')
+    cluster = contexts[name].get("cluster")
+    if cluster not in clusters:
+        raise ConfigurationError(
+            f'context "{name}" of kubeconfig {path} uses cluster "{cluster}", which the file does not define'
+        )

@@ -218,7 +218,8 @@ class ResourceClient:
         uid: str | None = None,
         resource_version: str | None = None,
     ) -> JSON:
-        """Delete; returns what the server returns (for custom resources: the object, deleted or terminating)."""
+        """Delete; returns what the server returns: the terminating object while finalizers hold it, else (for
+        custom resources, as kube-apiserver answers) a `Status` whose `details` name what was deleted."""
         body: JSON = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if propagation_policy:
             body["propagationPolicy"] = propagation_policy

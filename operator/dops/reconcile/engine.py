@@ -10,6 +10,11 @@ does I/O, so the Kopf handlers that call it are instant. The work queue runs `re
 5. release an admission reservation that did not turn into an admission;
 6. requeue after the plan's delay (grace periods, retention) — one delay heap, no timer per operation.
 
+A Job create the API server refuses (403, 422 from admission, ...) is not an error of the reconcile: the
+domain decides (`job_create_failed`) and the reconcile records it on the operation (`JobCreateFailed`
+condition, Warning Event) and retries with a capped backoff of its own for as long as the refusal
+lasts, logging each retry; only transient errors go to the work queue's bounded retries.
+
 Admission itself (choosing which queued operations run) belongs to the scheduler, injected as
 `Admission` (the scheduler's queue) plus a `kick` callable, so this package does not import it.
 A safety-net pass re-queues every unfinished operation each `reconcile_interval_seconds`.
@@ -32,9 +37,9 @@ from ..domain.jobs import job_ttl_patch
 from ..domain.reconciling import (
     Admit,
     ArchiveResult,
+    CreateErrorKind,
     CreateJob,
     DeleteOperation,
-    Event,
     Plan,
     QueueEntry,
     QueueOperation,
@@ -45,13 +50,14 @@ from ..domain.reconciling import (
     View,
     WriteStatus,
     finished_processed,
+    job_create_failed,
     plan,
     queue_entry,
     terminal_patch,
 )
 from ..domain.settings import OperatorSettings
 from ..domain.targets import resolve_target, target_from_resource
-from ..k8s import BadRequest, Invalid
+from ..k8s import ApiError
 from .cache import Cache, Key
 from .gateway import Gateway
 from .metrics import Metrics
@@ -97,7 +103,15 @@ class Reconciler:
         self.server_url = server_url
         self.clock = clock
         self.cache = Cache()
-        self.queue: WorkQueue[Key] = WorkQueue(self.reconcile, workers=workers, on_error=self._on_error)
+        self.queue: WorkQueue[Key] = WorkQueue(
+            self.reconcile,
+            workers=workers,
+            on_error=self._on_error,
+            give_up_note=(
+                "it is retried on its next event or by the safety-net pass "
+                f"(every {settings.reconcile_interval_seconds} s)"
+            ),
+        )
         self.ready: asyncio.Event | None = None
         self._executor = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="dops-io")
         self._background: set[asyncio.Future[Any]] = set()
@@ -106,6 +120,8 @@ class Reconciler:
         self.confirmed: set[tuple[str, Key]] = set()  # objects Kopf's watch streams have shown since start
         self._primed: set[tuple[str, Key]] = set()  # objects the start-up listing found (until confirmed)
         self._tracking = True  # until the start-up listing has been checked against the watch streams
+        self._create_refusals: dict[Key, int] = {}  # refused Job creates in a row, per operation
+        self._retry_after: dict[Key, float] = {}  # a sooner requeue asked for by a step (refused create)
 
     # =============================================================================== intake (no I/O)
 
@@ -348,7 +364,7 @@ class Reconciler:
 
     def _on_error(self, key: Key, exc: BaseException) -> None:
         self.metrics.reconcile_errors.labels(type(exc).__name__).inc()
-        log.warning("reconcile of %s/%s failed: %s", key[0], key[1], exc)
+        log.warning("reconcile of %s/%s failed (retried with backoff): %s", key[0], key[1], exc)
 
     # =============================================================================== reconcile
 
@@ -370,10 +386,12 @@ class Reconciler:
         op = self.cache.ops.get(key)
         if op is None:
             self.admission.forget(key)
+            self._create_refusals.pop(key, None)
             return None
         self.metrics.reconciles.inc()
         view = self.view(key, op)
         decided = plan(view)
+        self._retry_after.pop(key, None)
         try:
             for step in decided.steps:
                 if not await self.execute(view, step):
@@ -382,7 +400,10 @@ class Reconciler:
             if view.reserved and self.admission.is_reserved(key):
                 self.admission.release(key)
                 self.kick()
-        return decided.requeue_after
+        retry = self._retry_after.pop(key, None)
+        if retry is None:
+            return decided.requeue_after
+        return retry if decided.requeue_after is None else min(retry, decided.requeue_after)
 
     # =============================================================================== steps
 
@@ -468,26 +489,42 @@ class Reconciler:
 
     async def _create_job(self, view: View, job: JSON) -> bool:
         ns = view.namespace
+        key = (ns, view.name)
         try:
             created = await self._io(self.gateway.create_job, ns, job)
-        except (Invalid, BadRequest) as exc:
-            # The Job is rejected as built (e.g. a target's pod template the API refuses): no retry helps.
+        except ApiError as exc:
             self.metrics.write("create", "jobs")
-            message = f"the Job for this operation was rejected by the API server: {exc.message}"
-            failing = Terminate(
-                required_state="scheduled",
-                state="failed",
-                reason=c.Reasons.INVALID_SPEC,
-                message=message,
-                archive_pod=None,
-                stop_job=None,
-                event=Event("Warning", c.EventReasons.INVALID_SPEC, message),
-                sync_labels=True,
-                result_error=f"{c.Reasons.INVALID_SPEC}: {message}",
+            refusals = self._create_refusals.get(key, 0) + 1
+            # Decide on the operation as it is now (an admission has just made it `scheduled`).
+            current = self.view(key, self.cache.ops.get(key) or view.op)
+            decided = job_create_failed(
+                current.op,
+                str(job["metadata"]["name"]),
+                code=exc.code,
+                api_reason=exc.reason,
+                message=exc.message,
+                field_causes=any(cause.get("field") for cause in exc.causes),
+                failures=refusals,
+                now=self.clock(),
             )
-            await self._terminate(view, failing)
+            if decided.kind is CreateErrorKind.TRANSIENT:
+                raise  # the work queue's bounded retries, then the next event or the safety net
+            log.warning("%s", decided.log)
+            if decided.kind is CreateErrorKind.PERSISTENT:
+                self._create_refusals[key] = refusals
+                self.metrics.reconcile_errors.labels("JobCreateRefused").inc()
+            else:
+                self._create_refusals.pop(key, None)
+            if decided.retry_after is not None:
+                self._retry_after[key] = decided.retry_after
+            for step in decided.steps:
+                if not await self.execute(current, step):
+                    break
             return False
         self.metrics.write("create", "jobs")
+        refused = self._create_refusals.pop(key, None)
+        if refused:
+            log.info("created Job %s/%s after %d refused attempts", ns, job["metadata"]["name"], refused)
         self.cache.put_job(created)
         return True
 

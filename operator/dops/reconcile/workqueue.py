@@ -4,7 +4,10 @@ more afterwards, and delayed adds wait in one heap served by one task (no timer 
 
 `process(key)` returns the seconds after which the key wants to run again (or None). An exception
 is retried with exponential backoff (`base_backoff`·2ⁿ, at most `max_retries` times); after that the key
-rests until its next event or the safety-net timer: nothing retries forever.
+rests until its next event or the safety-net timer: nothing retries forever here. Neither step is
+silent: each retry is logged (DEBUG: the caller's `on_error` reports the error itself) and giving up is
+a WARNING that says what retries the key next (`give_up_note`). Failures a caller can act on (e.g. a
+Job create the API server refuses) should be handled by `process` and returned as a delay instead.
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ class WorkQueue(Generic[K]):
         max_retries: int = 5,
         base_backoff: float = 0.5,
         on_error: Callable[[K, BaseException], None] | None = None,
+        give_up_note: str = "it is retried on its next event or by the safety-net timer",
     ) -> None:
         self.process = process
         self.workers = workers
         self.max_retries = max_retries
         self.base_backoff = base_backoff
         self.on_error = on_error
+        self.give_up_note = give_up_note
         self._queue: asyncio.Queue[K] | None = None
         self._pending: set[K] = set()
         self._processing: set[K] = set()
@@ -133,9 +138,16 @@ class WorkQueue(Generic[K]):
                 if failures <= self.max_retries:
                     self._failures[key] = failures
                     again = self.base_backoff * 2 ** (failures - 1)
+                    log.debug("%s failed (attempt %d), retrying in %.1f s: %s", key, failures, again, exc)
                 else:
                     self._failures.pop(key, None)
-                    log.warning("giving up on %s after %d failed attempts: %s", key, failures, exc)
+                    log.warning(
+                        "giving up on %s after %d failed attempts (last error: %s); %s",
+                        key,
+                        failures,
+                        exc,
+                        self.give_up_note,
+                    )
             finally:
                 self._processing.discard(key)
             if key in self._dirty:

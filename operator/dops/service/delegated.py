@@ -12,7 +12,8 @@ How the FiftyOne contract maps onto Kubernetes:
   retried create can never make a second operation.
 - `required_state` is a compare-and-set on the server: a JSON Patch to `/status` whose first
   operation tests `/status/runState`. A failed test (422) or a missing operation (404) returns None;
-  nothing is ever read-then-written.
+  nothing is ever read-then-written. Run-state names are compared exactly, as FiftyOne's MongoDB
+  filters compare them: "QUEUED" or "bogus" is not an error, it matches nothing.
 - Unconditional state changes are JSON merge patches to `/status`. Transitions keep earlier
   timestamps and results (FiftyOne never clears them) and need no transition table.
 - Filters run on the server where Kubernetes can (field selectors on the CRD's selectableFields),
@@ -42,8 +43,11 @@ from ..api.types import (
 )
 from ..domain import names, query, resources, results, transitions
 from ..domain.labels import labels_out_of_date
-from ..k8s import AlreadyExists, ApiUnavailable, DelegatedOperationRepository, Invalid, NotFound
+from ..k8s import AlreadyExists, ApiUnavailable, Conflict, DelegatedOperationRepository, Invalid, NotFound
 from . import executor
+
+# A delete re-reads and retries this often when the operation keeps changing under it (409 on its preconditions).
+_DELETE_ATTEMPTS = 5
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +248,8 @@ class DelegatedOperationService:
         **change: Any,
     ) -> DelegatedOperationDocument | None:
         namespace, name = self._split(doc_id)
-        required = ExecutionRunState.parse(required_state) if required_state is not None else None
+        # Exact, as FiftyOne's filter: a required state no operation can be in ("QUEUED", "bogus") loses.
+        required = transitions.required_state_value(required_state) if required_state is not None else None
         status = transitions.state_change(state, self._clock(), **change)  # validates before any request
         status.fields.update(extra_fields or {})
         if state is ExecutionRunState.QUEUED:
@@ -377,13 +382,25 @@ class DelegatedOperationService:
     def delete_operation(self, doc_id: str) -> DelegatedOperationDocument | None:
         """Delete; returns the operation as it was deleted (None if missing). No state guard, as in FiftyOne."""
         namespace, name = self._split(doc_id)
-        try:
-            obj = self._repo.delete(namespace, name)
-        except NotFound:
-            return None
-        if obj.get("kind") == "Status":  # servers that answer with a Status instead of the object
-            return DelegatedOperationDocument(id=name, namespace=namespace)
-        return DelegatedOperationDocument.from_resource(obj)
+        # kube-apiserver answers the DELETE of a custom resource that goes at once with a Status, not the
+        # object. So read it first and delete exactly that version (uid + resourceVersion preconditions):
+        # what is returned is then what was deleted; a write in between (409) means read and try again.
+        for attempt in range(1, _DELETE_ATTEMPTS + 1):
+            try:
+                live = self._repo.get(namespace, name)
+                meta = live.get("metadata", {})
+                answer = self._repo.delete(
+                    namespace, name, uid=meta.get("uid"), resource_version=meta.get("resourceVersion")
+                )
+            except NotFound:
+                return None
+            except Conflict:
+                if attempt == _DELETE_ATTEMPTS:
+                    raise
+                continue
+            deleted = live if answer.get("kind") == "Status" else answer
+            return DelegatedOperationDocument.from_resource(deleted)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def delete_for_dataset(self, dataset_id: Any) -> None:
         """Delete every operation of a dataset (archived and running ones included)."""

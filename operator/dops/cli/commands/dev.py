@@ -23,7 +23,8 @@ def dev(
         typer.Option("--no-operator", help="Do not run the operator (install the Helm chart to run it instead)."),
     ] = False,
     crds: Annotated[
-        Path | None, typer.Option("--crds", help="Directory of CRD manifests (default: crds/ of this checkout).")
+        Path | None,
+        typer.Option("--crds", help="Directory of CRD manifests (default: the CRDs this dops installation ships)."),
     ] = None,
 ) -> None:
     """Run dops on an embedded Kubernetes control plane — no cluster needed.
@@ -31,7 +32,8 @@ def dev(
     Starts the API server, the controllers and a kubelet that runs the dops image as this
     installation, installs the CRDs and a default DelegationTarget, runs the operator, writes a
     kubeconfig (--kubeconfig PATH, default STATE_DIR/kubeconfig) and serves until Ctrl-C or SIGTERM.
-    Stopping leaves no process behind.
+    Stopping leaves no process behind. Paths are printed absolute; one dops dev at a time may use a
+    state dir (a second one exits with code 2, naming the pid of the first).
     """
     from ..dev import DevError, DevOptions, run_dev
 
@@ -43,7 +45,7 @@ def dev(
     try:
         code = run_dev(options)
     except DevError as exc:
-        raise CliError(str(exc), 1) from exc
+        raise CliError(str(exc), exc.code) from exc
     if code:
         raise typer.Exit(code)
 

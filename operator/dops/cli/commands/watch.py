@@ -1,4 +1,9 @@
-"""`dops watch`: a live table of operations (list, then follow the watch stream)."""
+"""`dops watch`: a live table of operations (list, then follow the watch stream).
+
+Ctrl-C ends it with exit code 130, as every command (the docs' exit-code table): a script can tell
+"interrupted" from "every operation finished". With --until-done, "every shown operation is done" is
+also true when none is shown, so an empty namespace ends the watch at once instead of never.
+"""
 
 from __future__ import annotations
 
@@ -57,10 +62,15 @@ class Board:
         docs = query.sort_documents(docs, "queued_at", True, lambda d, f: getattr(d, f, None))
         return docs[: self.limit] if self.limit else docs
 
+    def empty(self) -> bool:
+        with self.lock:
+            return not self.docs
+
     def all_done(self) -> bool:
+        """Every operation shown is completed or failed (true when none is shown: nothing to wait for)."""
         with self.lock:
             docs = list(self.docs.values())
-        return bool(docs) and all(d.run_state is not None and d.run_state.is_terminal() for d in docs)
+        return all(d.run_state is not None and d.run_state.is_terminal() for d in docs)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         docs = self.sorted()
@@ -110,13 +120,15 @@ def watch(
     follower = Follower(sess.repo(), ns, label_selector=q.label_selector, field_selector=q.field_selector)
     board = Board(q, all_namespaces, limit)
     board.replace(follower.list())
-    try:
-        if sess.out.is_terminal:
-            _live(sess, follower, board, deadline, until_done)
-        else:
-            _lines(sess, follower, board, deadline, until_done)
-    except KeyboardInterrupt:
+    if until_done and board.empty():
+        where = "in any namespace" if ns is None else f'in namespace "{ns}"'
+        sess.err.print(f"No operations found {where}: nothing to wait for.", markup=False, soft_wrap=True)
         return
+    # Ctrl-C propagates: the command wrapper reports it with exit code 130.
+    if sess.out.is_terminal:
+        _live(sess, follower, board, deadline, until_done)
+    else:
+        _lines(sess, follower, board, deadline, until_done)
 
 
 def _live(sess: Session, follower: Follower, board: Board, deadline: float | None, until_done: bool) -> None:

@@ -32,7 +32,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ from .config import (
     MISSING,
     SIMULATED,
     TERMINATION_MESSAGE_ENV,
+    ImageMap,
     ImageRule,
     KubeletOptions,
     image_repository,
@@ -222,9 +223,9 @@ class ContainerRuntime:
 
 
 class PodRuntime:
-    """The kubelet's private state for one pod (keyed by uid)."""
+    """The kubelet's private state for one pod (keyed by uid); the node agent (dops.emulator.node) extends it."""
 
-    def __init__(self, pod: JSON, kubelet: Kubelet) -> None:
+    def __init__(self, pod: JSON, images: ImageMap, now: datetime) -> None:
         meta = pod["metadata"]
         spec = pod.get("spec") or {}
         self.uid = str(meta["uid"])
@@ -234,14 +235,14 @@ class PodRuntime:
         has_init = bool(spec.get("initContainers"))
 
         def build(container: JSON, init: bool) -> ContainerRuntime:
-            rule = kubelet.images.resolve(str(container.get("image", "")))
+            rule = images.resolve(str(container.get("image", "")))
             mode = SIMULATED if forced else rule.mode
             return ContainerRuntime(container, init, mode, rule, has_init)
 
         self.init_containers = [build(c, True) for c in spec.get("initContainers") or []]
         self.containers = [build(c, False) for c in spec.get("containers") or []]
         self.simulated = all(c.mode == SIMULATED for c in self.all)
-        self.start_time = rfc3339(kubelet.api.clock.now())
+        self.start_time = rfc3339(now)
         self.started_mono = time.monotonic()
         self.announced = False
         self.start_after = 0.0
@@ -277,6 +278,100 @@ class PodRuntime:
         return False, None
 
 
+def finish_attempt(attempt: Attempt, result: Exit, finished_at: str) -> None:
+    """Record how a run ended: its exit and termination message (the file, or the log tail if FallbackToLogsOnError)."""
+    message = result.message
+    extra = ""
+    if attempt.termination_file is not None:
+        with contextlib.suppress(OSError), open(attempt.termination_file, "rb") as handle:
+            extra = handle.read(MAX_TERMINATION_MESSAGE).decode(errors="replace")
+    if (
+        not extra
+        and result.exit_code != 0
+        and result.reason != "StartError"
+        and attempt.log is not None
+        and attempt.fallback_to_logs
+    ):
+        attempt.log.finish()
+        extra = attempt.log.tail_text(FALLBACK_LOG_LINES, FALLBACK_LOG_BYTES)
+    if extra:
+        message = f"{message}: {extra}" if message else extra
+    attempt.exit = Exit(result.exit_code, result.reason, message)
+    attempt.finished_at = finished_at
+    if attempt.log is not None:
+        attempt.log.finish()
+
+
+def compose_pod_status(pod: JSON, rt: PodRuntime, node_ip: str, now: str) -> JSON:
+    """The status the kubelet reports for `pod` from its runtime state (fields it does not own are kept)."""
+    old = pod.get("status") or {}
+    spec = pod.get("spec") or {}
+    generation = pod["metadata"].get("generation")
+    init_statuses = [c.status(rt.stopped) for c in rt.init_containers]
+    statuses = [c.status(rt.stopped) for c in rt.containers]
+    phase = get_phase(spec, init_statuses, statuses, rt.stopped)
+    if rt.reason == "DeadlineExceeded" and rt.stopped:
+        phase = "Failed"
+    status: JSON = {
+        "phase": phase,
+        "conditions": pod_conditions(
+            list(old.get("conditions") or []),
+            phase=phase,
+            sandbox_ready=rt.sandbox_ready and phase not in TERMINAL,
+            init_statuses=init_statuses,
+            statuses=statuses,
+            now=now,
+            generation=generation,
+        ),
+        "hostIP": node_ip,
+        "hostIPs": [{"ip": node_ip}],
+        "startTime": rt.start_time,
+        "containerStatuses": statuses,
+        "qosClass": old.get("qosClass") or "BestEffort",
+    }
+    if rt.pod_ip:
+        status["podIP"] = rt.pod_ip
+        status["podIPs"] = [{"ip": rt.pod_ip}]
+    if init_statuses:
+        status["initContainerStatuses"] = init_statuses
+    if rt.reason:
+        status["reason"] = rt.reason
+        status["message"] = rt.message
+    if generation:
+        status["observedGeneration"] = generation
+    for key, value in old.items():
+        if key not in _OWNED_STATUS:
+            status[key] = value
+    return status
+
+
+def container_command(
+    container: ContainerRuntime, env: dict[str, str], process_env: dict[str, str], scratch: Callable[[], Path]
+) -> tuple[list[str], str, str]:
+    """argv, executable and working directory of a process container, as runc resolves them (StartError if not).
+
+    `env` is the pod-defined environment (for `$(VAR)` expansion), `process_env` the whole one (its PATH finds
+    the program); `scratch()` is the default working directory, created on demand.
+    """
+    spec = container.spec
+    rule = container.rule
+    command = list(spec.get("command") or rule.command)
+    argv = [expand(part, env.get) for part in command + list(spec.get("args") or [])]
+    working_dir = str(spec.get("workingDir") or rule.working_dir or "")
+    if working_dir:
+        if not os.path.isdir(working_dir):
+            raise StartError(f'chdir to cwd ("{working_dir}") set in config.json failed: no such file or directory')
+        cwd = working_dir
+    else:
+        cwd_path = scratch()
+        cwd_path.mkdir(exist_ok=True)
+        cwd = str(cwd_path)
+    if not argv:
+        raise StartError("exec: no command specified (the image map gives no default command for this image)")
+    executable = resolve_executable(argv[0], process_env.get("PATH", os.defpath), cwd)
+    return argv, executable, cwd
+
+
 class Kubelet(Controller):
     """A single-node kubelet (and scheduler) running pods as local processes or simulations."""
 
@@ -305,7 +400,8 @@ class Kubelet(Controller):
     # ------------------------------------------------------------------------------- lifecycle
     def start(self) -> None:
         if self.options.work_dir:
-            self.work_dir = Path(self.options.work_dir)
+            # Absolute: pod processes run in directories of their own, and get paths below it (KUBECONFIG).
+            self.work_dir = Path(os.path.abspath(self.options.work_dir))
             self.work_dir.mkdir(parents=True, exist_ok=True)
         else:
             self.work_dir = Path(tempfile.mkdtemp(prefix="dops-kubelet-"))
@@ -476,7 +572,7 @@ class Kubelet(Controller):
             meta = pod["metadata"]
             if (pod.get("status") or {}).get("phase") in TERMINAL:
                 return min(waits, default=None)
-            runtime = PodRuntime(pod, self)
+            runtime = PodRuntime(pod, self.images, self.api.clock.now())
             if meta.get("deletionTimestamp"):
                 runtime.announced = True  # deleted before it ever started: nothing to run
             self._pods[runtime.uid] = runtime
@@ -715,10 +811,8 @@ class Kubelet(Controller):
     def _command(
         self, pod: JSON, rt: PodRuntime, container: ContainerRuntime, env: dict[str, str], termination_file: Path
     ) -> tuple[list[str], str, str, dict[str, str]]:
-        spec = container.spec
-        rule = container.rule
         process_env = dict(self._base_env)
-        process_env.update(rule.env)
+        process_env.update(container.rule.env)
         process_env["HOSTNAME"] = str((pod.get("spec") or {}).get("hostname") or rt.name)
         if self.options.server_url:
             process_env["KUBECONFIG"] = str(self._kubeconfig(rt.namespace))
@@ -726,20 +820,7 @@ class Kubelet(Controller):
         process_env.update(env)
         for name in IN_CLUSTER_ENV:
             process_env.pop(name, None)
-        command = list(spec.get("command") or rule.command)
-        argv = [expand(part, env.get) for part in command + list(spec.get("args") or [])]
-        working_dir = str(spec.get("workingDir") or rule.working_dir or "")
-        if working_dir:
-            if not os.path.isdir(working_dir):
-                raise StartError(f'chdir to cwd ("{working_dir}") set in config.json failed: no such file or directory')
-            cwd = working_dir
-        else:
-            cwd_path = self._pod_dir(rt) / "cwd"
-            cwd_path.mkdir(exist_ok=True)
-            cwd = str(cwd_path)
-        if not argv:
-            raise StartError("exec: no command specified (the image map gives no default command for this image)")
-        executable = resolve_executable(argv[0], process_env.get("PATH", os.defpath), cwd)
+        argv, executable, cwd = container_command(container, env, process_env, lambda: self._pod_dir(rt) / "cwd")
         return argv, executable, cwd, process_env
 
     def _on_exit(self, rt: PodRuntime, attempt: Attempt, done: asyncio.Future[Exit]) -> None:
@@ -753,26 +834,7 @@ class Kubelet(Controller):
         self.queue.add(rt.key)
 
     def _finish(self, attempt: Attempt, result: Exit) -> None:
-        message = result.message
-        extra = ""
-        if attempt.termination_file is not None:
-            with contextlib.suppress(OSError), open(attempt.termination_file, "rb") as handle:
-                extra = handle.read(MAX_TERMINATION_MESSAGE).decode(errors="replace")
-        if (
-            not extra
-            and result.exit_code != 0
-            and result.reason != "StartError"
-            and attempt.log is not None
-            and attempt.fallback_to_logs
-        ):
-            attempt.log.finish()
-            extra = attempt.log.tail_text(FALLBACK_LOG_LINES, FALLBACK_LOG_BYTES)
-        if extra:
-            message = f"{message}: {extra}" if message else extra
-        attempt.exit = Exit(result.exit_code, result.reason, message)
-        attempt.finished_at = rfc3339(self.api.clock.now())
-        if attempt.log is not None:
-            attempt.log.finish()
+        finish_attempt(attempt, result, rfc3339(self.api.clock.now()))
 
     # ------------------------------------------------------------------------------- termination
     def _begin_kill(self, pod: JSON, rt: PodRuntime, grace: float) -> None:
@@ -837,46 +899,7 @@ class Kubelet(Controller):
 
     # ------------------------------------------------------------------------------- status
     def _compose(self, pod: JSON, rt: PodRuntime) -> JSON:
-        old = pod.get("status") or {}
-        spec = pod.get("spec") or {}
-        generation = pod["metadata"].get("generation")
-        init_statuses = [c.status(rt.stopped) for c in rt.init_containers]
-        statuses = [c.status(rt.stopped) for c in rt.containers]
-        phase = get_phase(spec, init_statuses, statuses, rt.stopped)
-        if rt.reason == "DeadlineExceeded" and rt.stopped:
-            phase = "Failed"
-        now = rfc3339(self.api.clock.now())
-        status: JSON = {
-            "phase": phase,
-            "conditions": pod_conditions(
-                list(old.get("conditions") or []),
-                phase=phase,
-                sandbox_ready=rt.sandbox_ready and phase not in TERMINAL,
-                init_statuses=init_statuses,
-                statuses=statuses,
-                now=now,
-                generation=generation,
-            ),
-            "hostIP": self.options.node_ip,
-            "hostIPs": [{"ip": self.options.node_ip}],
-            "startTime": rt.start_time,
-            "containerStatuses": statuses,
-            "qosClass": old.get("qosClass") or "BestEffort",
-        }
-        if rt.pod_ip:
-            status["podIP"] = rt.pod_ip
-            status["podIPs"] = [{"ip": rt.pod_ip}]
-        if init_statuses:
-            status["initContainerStatuses"] = init_statuses
-        if rt.reason:
-            status["reason"] = rt.reason
-            status["message"] = rt.message
-        if generation:
-            status["observedGeneration"] = generation
-        for key, value in old.items():
-            if key not in _OWNED_STATUS:
-                status[key] = value
-        return status
+        return compose_pod_status(pod, rt, self.options.node_ip, rfc3339(self.api.clock.now()))
 
     def _write_status(self, rt: PodRuntime) -> None:
         current = self.api.store.get(PODS, rt.namespace, rt.name)
@@ -995,7 +1018,8 @@ class Kubelet(Controller):
         if not node:
             return empty_log()
         if node != self.node_name:
-            raise errors.APIError(404, "NotFound", f'nodes "{node}" not found', {"name": node, "kind": "nodes"})
+            # The node lookup's NotFound, named after the pods resource the request was for (as upstream answers).
+            raise errors.APIError(404, "NotFound", f'pods "{node}" not found', {"name": node, "kind": "pods"})
         container_id = container_log_id(pod, container, opts.previous)
         runtime = self._pods.get(str(pod["metadata"]["uid"]))
         writer = runtime.find_log(container_id)[1] if runtime is not None else None

@@ -2,6 +2,10 @@
 
 Failures carry the kubelet's messages (`configmap "x" not found`, `couldn't find key k in ConfigMap
 ns/x`); the container then waits with reason `CreateContainerConfigError`, as on a real node.
+
+ConfigMaps and Secrets are read through anything with the store's `get((group, plural), namespace,
+name)`: the embedded kubelet passes its store, the node agent a cache it filled over HTTP
+(`referenced_sources` tells it what to fetch).
 """
 
 from __future__ import annotations
@@ -11,11 +15,15 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from fractions import Fraction
-from typing import Any
-
-from ...store import Store
+from typing import Any, Protocol
 
 JSON = dict[str, Any]
+
+
+class Sources(Protocol):
+    """Where ConfigMaps and Secrets are looked up (the embedded store, or the node agent's fetched copies)."""
+
+    def get(self, resource: tuple[str, str], namespace: str, name: str, /) -> JSON | None: ...
 
 
 class ConfigError(Exception):
@@ -139,7 +147,7 @@ def _resource_ref(pod: JSON, container: JSON, ref: JSON, allocatable: Mapping[st
     return str(result)
 
 
-def _lookup_source(store: Store, kind: str, namespace: str, name: str) -> JSON | None:
+def _lookup_source(store: Sources, kind: str, namespace: str, name: str) -> JSON | None:
     return store.get(("", "configmaps" if kind == "ConfigMap" else "secrets"), namespace, name)
 
 
@@ -152,7 +160,7 @@ def _source_data(obj: JSON, kind: str) -> dict[str, str]:
     return {str(k): base64.b64decode(str(v)).decode(errors="replace") for k, v in (obj.get("data") or {}).items()}
 
 
-def _key_ref(store: Store, namespace: str, ref: JSON, kind: str) -> str | None:
+def _key_ref(store: Sources, namespace: str, ref: JSON, kind: str) -> str | None:
     name = str(ref.get("name", ""))
     optional = bool(ref.get("optional"))
     obj = _lookup_source(store, kind, namespace, name)
@@ -170,10 +178,25 @@ def _key_ref(store: Store, namespace: str, ref: JSON, kind: str) -> str | None:
     return data[key]
 
 
+def referenced_sources(container: JSON) -> set[tuple[str, str]]:
+    """(kind, name) of every ConfigMap and Secret the container's env and envFrom read."""
+    found: set[tuple[str, str]] = set()
+    for source in container.get("envFrom") or []:
+        for kind, ref_key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+            if (source.get(ref_key) or {}).get("name"):
+                found.add((kind, str(source[ref_key]["name"])))
+    for var in container.get("env") or []:
+        value_from = var.get("valueFrom") or {}
+        for kind, ref_key in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
+            if (value_from.get(ref_key) or {}).get("name"):
+                found.add((kind, str(value_from[ref_key]["name"])))
+    return found
+
+
 def container_env(
     pod: JSON,
     container: JSON,
-    store: Store,
+    store: Sources,
     *,
     pod_ip: str,
     host_ip: str,

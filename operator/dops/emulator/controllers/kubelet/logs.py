@@ -389,8 +389,9 @@ _CONTENT_TYPE = {"Content-Type": "text/plain"}
 
 
 def empty_log() -> web.StreamResponse:
-    """What the apiserver answers for a pod no node runs yet: an empty log."""
-    return web.Response(body=b"", headers=_CONTENT_TYPE)
+    """What the apiserver answers for a pod no node runs yet: 204 No Content, no body and no Content-Type
+    (the log location is nil, so the handler writes no stream)."""
+    return web.Response(status=204)
 
 
 class _Output:
