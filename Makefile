@@ -47,9 +47,9 @@ lint: venv
 test: lint clients
 	@if command -v go >/dev/null 2>&1; then $(MAKE) --no-print-directory k8s; \
 		else echo "› no Go toolchain on PATH: the real control plane suites will skip (install Go 1.25+ to run them)"; fi
-	@echo "› pytest"
+	@echo "› pytest: the real-control-plane half and the embedded half at once (scripts/run_tests.py)"
 	@KUBECTL="$$($(PY) scripts/fetch_clients.py --quiet)/kubectl" HELM="$$($(PY) scripts/fetch_clients.py --quiet)/helm" \
-		$(VENV)/bin/pytest $(PYTEST_ARGS)
+		$(PY) scripts/run_tests.py $(PYTEST_ARGS)
 
 demo: clients
 	@$(PY) scripts/demo.py

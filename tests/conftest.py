@@ -33,6 +33,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("DOPS_TEST_PLANES", "both"),
         help="control planes for `both_planes` modules (default: both; real needs Go or built binaries)",
     )
+    parser.addoption(
+        "--half",
+        choices=("all", "embedded", "real"),
+        default="all",
+        help="run only the tests that use the real control plane (real) or only the others (embedded); "
+        "scripts/run_tests.py runs both halves at once",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -58,6 +65,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if metafunc.definition.get_closest_marker("both_planes") and not embedded_only:
             planes = {"both": ["embedded", "real"], "embedded": ["embedded"], "real": ["real"]}[wanted]
         metafunc.parametrize(fixture, planes, indirect=True, scope=scope)  # type: ignore[arg-type]
+
+
+# Fixtures through which a test reaches the real control plane (besides a `real` plane parameter).
+REAL_PLANE_FIXTURES = ("real_cluster", "real_plane", "realplane_cluster")
+
+
+def uses_real_plane(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and any(callspec.params.get(name) == "real" for name in PLANE_FIXTURES):
+        return True
+    return any(name in getattr(item, "fixturenames", ()) for name in REAL_PLANE_FIXTURES)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`--half real|embedded`: keep the tests that use the real control plane, or the others."""
+    half = config.getoption("--half")
+    if half == "all":
+        return
+    keep = [item for item in items if uses_real_plane(item) == (half == "real")]
+    dropped = [item for item in items if uses_real_plane(item) != (half == "real")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
 
 
 def real_plane_unavailable() -> str | None:

@@ -9,10 +9,17 @@ plane (no Go, no kubectl) are not counted as checked. The figure is printed at t
 
 from __future__ import annotations
 
+import json
+import os
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import pytest
+
+# When set, the statements' outcomes are also written there as JSON (scripts/run_tests.py runs the embedded
+# and the real half in two processes and merges their files into one figure).
+EXPORT_ENV = "DOPS_FIDELITY_FILE"
 
 
 @dataclass
@@ -55,10 +62,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         outcomes[plane] = "failed"
 
 
-def figure() -> tuple[int, int, int, int]:
+def figure(statements: dict[str, Statement] | None = None) -> tuple[int, int, int, int]:
     """(identical, documented, failing, checked) over statements that ran on both planes."""
     identical = documented = failing = checked = 0
-    for statement in _STATEMENTS.values():
+    for statement in (_STATEMENTS if statements is None else statements).values():
         if statement.outcomes.get("embedded") in (None, "skipped") or statement.outcomes.get("real") in (
             None,
             "skipped",
@@ -74,15 +81,34 @@ def figure() -> tuple[int, int, int, int]:
     return identical, documented, failing, checked
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not _PLANE_OF:
-        return
-    identical, documented, failing, checked = figure()
+def describe(statements: dict[str, Statement] | None = None) -> str:
+    identical, documented, failing, checked = figure(statements)
     if checked == 0:
-        terminalreporter.write_line("control-plane fidelity: no statement ran on both planes (real plane skipped)")
-        return
-    terminalreporter.write_line(
+        return "control-plane fidelity: no statement ran on both planes (real plane skipped)"
+    return (
         f"control-plane fidelity: {identical}/{checked} statements identical on the embedded and the real "
         f"control plane ({100 * identical / checked:.1f}%); {documented} documented differences (docs/GAPS.md), "
         f"{failing} failing"
     )
+
+
+def merge_exports(paths: list[Path]) -> dict[str, Statement]:
+    """The statements of several exported runs (each plane's outcome from whichever run had it)."""
+    merged: dict[str, Statement] = defaultdict(Statement)
+    for path in paths:
+        if not path.exists():
+            continue
+        for key, data in json.loads(path.read_text()).items():
+            merged[key].outcomes.update(data["outcomes"])
+            merged[key].gap = merged[key].gap or data["gap"]
+    return merged
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    export = os.environ.get(EXPORT_ENV)
+    if export:  # one half of a two-process run: scripts/run_tests.py prints the merged figure
+        Path(export).write_text(json.dumps({key: asdict(st) for key, st in _STATEMENTS.items()}))
+        return
+    if not _PLANE_OF:
+        return
+    terminalreporter.write_line(describe())

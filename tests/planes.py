@@ -13,10 +13,11 @@ helm, kopf, the kubernetes client and pykube), so one test body serves both plan
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -142,13 +143,7 @@ class RealPlane(Plane):
         self.baseline = self._snapshot()
 
     def session(self) -> requests.Session:
-        session = requests.Session()
-        # requests lets REQUESTS_CA_BUNDLE (set on many machines, this one included) override
-        # session.verify; the cluster's own CA must win, and nothing here needs a proxy.
-        session.trust_env = False
-        session.verify = str(self.cluster.ca_file)
-        session.cert = (str(self.cluster.admin.cert), str(self.cluster.admin.key))
-        return session
+        return self.cluster.admin_session()
 
     def connection(self, timeout: float = 60.0) -> http.client.HTTPConnection:
         parts = urlsplit(self.url)
@@ -255,6 +250,16 @@ class RealPlane(Plane):
             self._admin.delete(f"{self.url}{NAMESPACES}/{ns}", timeout=30)
         self._wait_gone(CRDS, doomed_crds)
         self._wait_gone(NAMESPACES, doomed_namespaces)
+
+
+@contextlib.contextmanager
+def with_dops_crds(real: RealPlane) -> Iterator[RealPlane]:
+    """The real plane with this checkout's crds/ installed through the API; reset afterwards."""
+    install_crds(real, sorted((Path(__file__).resolve().parent.parent / "crds").glob("*.yaml")))
+    try:
+        yield real
+    finally:
+        real.reset()
 
 
 def install_crds(plane: Plane, paths: Iterable[Path], timeout: float = 30.0) -> list[str]:

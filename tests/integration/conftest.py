@@ -19,7 +19,7 @@ from dops import DelegatedOperationService
 from dops.emulator import EmbeddedServer, ServerSettings
 from dops.emulator.bootstrap import apply_manifest_paths
 from dops.k8s import DelegatedOperationRepository, KubeClient, load_config
-from tests.planes import EmbeddedPlane, Plane, RealPlane, install_crds
+from tests.planes import EmbeddedPlane, Plane, with_dops_crds
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -28,12 +28,8 @@ REPO = Path(__file__).resolve().parent.parent.parent
 def dops_plane(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     """A control plane with the dops CRDs installed, shared by the module's tests."""
     if getattr(request, "param", "embedded") == "real":
-        real: RealPlane = request.getfixturevalue("real_plane")
-        install_crds(real, sorted((REPO / "crds").glob("*.yaml")))
-        try:
+        with with_dops_crds(request.getfixturevalue("real_plane")) as real:
             yield real
-        finally:
-            real.reset()
         return
     with EmbeddedServer.run_in_thread(ServerSettings(history_size=50_000)) as server:
         # As `dops dev` loads them: straight into the store.

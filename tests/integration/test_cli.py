@@ -53,7 +53,7 @@ from dops.k8s import DelegatedOperationRepository, KubeClient, load_config
 from tests.builders import pod
 from tests.helpers import CLI, eventually, find_binary
 from tests.op_builders import delegation_target
-from tests.planes import EmbeddedPlane, Plane, RealPlane, install_crds
+from tests.planes import EmbeddedPlane, Plane, with_dops_crds
 
 REPO = Path(__file__).resolve().parent.parent.parent
 IMAGE = "dops-cli-test:1"
@@ -69,12 +69,8 @@ EMBEDDED_ONLY_FIXTURES = ("cluster",)
 def cli_plane(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     """A control plane with the dops CRDs: embedded with a process kubelet (IMAGE runs as a local process), or real."""
     if getattr(request, "param", "embedded") == "real":
-        real: RealPlane = request.getfixturevalue("real_plane")
-        install_crds(real, sorted((REPO / "crds").glob("*.yaml")))
-        try:
+        with with_dops_crds(request.getfixturevalue("real_plane")) as real:
             yield real
-        finally:
-            real.reset()
         return
     settings = ServerSettings(
         bookmark_interval=1.0,

@@ -42,14 +42,6 @@ JSON = dict[str, Any]
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def admin_session(cluster: RealCluster) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = str(cluster.ca_file)
-    session.cert = (str(cluster.admin.cert), str(cluster.admin.key))
-    return session
-
-
 @dataclass
 class Agent:
     """One node agent subprocess (its own process group) and the node it plays."""
@@ -115,7 +107,7 @@ def start_agent(cluster: RealCluster, directory: Path, name: str, *extra: str) -
     with log.open("wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
     agent = Agent(name, proc, log, work_dir)
-    session = admin_session(cluster)
+    session = cluster.admin_session()
     try:
         eventually(
             lambda: session.get(f"{cluster.url}/api/v1/nodes/{name}").json(),
@@ -168,7 +160,7 @@ class Cluster:
     def __init__(self, cluster: RealCluster, namespace: str, kubectl: CLI) -> None:
         self.cluster = cluster
         self.namespace = namespace
-        self.session = admin_session(cluster)
+        self.session = cluster.admin_session()
         self.kubectl_cli = kubectl
 
     def url(self, path: str) -> str:
@@ -225,7 +217,7 @@ def agent(real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def delete_node(cluster: RealCluster, name: str) -> None:
-    admin_session(cluster).delete(f"{cluster.url}/api/v1/nodes/{name}")
+    cluster.admin_session().delete(f"{cluster.url}/api/v1/nodes/{name}")
 
 
 @pytest.fixture(scope="module")
@@ -531,7 +523,7 @@ def force_delete(ns: Cluster, name: str) -> None:
 
 
 def test_kubelet_api_refuses_clients_without_a_certificate(agent: Agent, real_cluster: RealCluster) -> None:
-    node = admin_session(real_cluster).get(f"{real_cluster.url}/api/v1/nodes/{agent.name}").json()
+    node = real_cluster.admin_session().get(f"{real_cluster.url}/api/v1/nodes/{agent.name}").json()
     port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
     session = requests.Session()
     session.trust_env = False

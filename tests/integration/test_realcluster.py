@@ -54,14 +54,6 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def admin_session(cluster: RealCluster) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = str(cluster.ca_file)
-    session.cert = (str(cluster.admin.cert), str(cluster.admin.key))
-    return session
-
-
 @pytest.fixture
 def two_clusters(bin_dir: Path) -> Iterator[tuple[RealCluster, RealCluster]]:
     first = RealCluster.start(bin_dir)
@@ -81,7 +73,7 @@ def test_two_clusters_run_at_once_configured_like_real_ones(two_clusters: tuple[
     first, second = two_clusters
     assert first.url != second.url and first.root != second.root
     for cluster in (first, second):
-        admin = admin_session(cluster)
+        admin = cluster.admin_session()
         assert admin.get(f"{cluster.url}/readyz", timeout=10).text == "ok"
         # Anonymous requests are refused: TLS with client certificates is the way in.
         anonymous = requests.Session()

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
 import yaml
 
 from tests.realcluster.pki import ClusterPKI, KeyPair
@@ -171,6 +172,17 @@ class RealCluster:
     @property
     def admin(self) -> KeyPair:
         return KeyPair(self.pki_dir / "admin.crt", self.pki_dir / "admin.key")
+
+    def admin_session(self) -> requests.Session:
+        """A requests session as the admin, trusting only the cluster CA.
+
+        `trust_env` is off: requests lets REQUESTS_CA_BUNDLE (set on many machines) override `verify`.
+        """
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = str(self.ca_file)
+        session.cert = (str(self.admin.cert), str(self.admin.key))
+        return session
 
     def ssl_context(self, client: KeyPair | None = None) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.ca_file))
