@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
-"""Run the test suite as two pytest processes at once: the tests that use the real control plane, and the rest.
+"""Run the test suite as three pytest processes at once: the tests that use no real control plane, and the
+tests that do, split in two shards by module (each shard starts its own real control plane).
 
 Why: most real-control-plane tests wait on the API server (watches, controllers, a namespace's 5 s
-deletion grace), so on a 2-core machine the two halves overlap well, and `make test` takes about the
-time of the longer half instead of the sum. Each half is a plain pytest run (`--half embedded` /
-`--half real`, see tests/conftest.py); extra arguments go to both.
+deletion grace), so on a 2-core machine the processes overlap well, and `make test` takes about the
+time of the longest one instead of the sum. Each is a plain pytest run (`--half embedded`, or
+`--half real --shard K/2`, see tests/conftest.py); extra arguments go to all of them.
 
-The embedded half streams its output as it runs; the real half's output is printed after it, so the
-log reads like two ordinary pytest runs. Then one closing line counts both halves, and the
-differential's fidelity figure is computed from both halves' exported statements (tests/fidelity.py).
-The exit code is pytest's: 0 when both halves passed (a half with nothing to run counts as passed).
-Ctrl-C stops both halves; each stops the processes it started (its fixtures' teardown).
+The embedded half streams its output as it runs; the real shards' output is printed after it, so the
+log reads like ordinary pytest runs. Then one closing line counts them all, and the differential's
+fidelity figure is computed from every process's exported statements (tests/fidelity.py). The exit
+code is pytest's: 0 when every process passed (one with nothing to run counts as passed). Ctrl-C stops
+them all; each stops the processes it started (its fixtures' teardown).
 """
 
 from __future__ import annotations
@@ -45,20 +46,27 @@ def counts(output: str) -> dict[str, int]:
     return {}
 
 
+REAL_SHARDS = 2
+
+
 def main(argv: list[str]) -> int:
     pytest = [sys.executable, "-m", "pytest", *argv]
     with tempfile.TemporaryDirectory(prefix="dops-tests-") as scratch:
-        exports = {half: Path(scratch) / f"fidelity-{half}.json" for half in ("embedded", "real")}
-        real_log = Path(scratch) / "real.log"
-        env_real = {**os.environ, EXPORT_ENV: str(exports["real"])}
-        env_embedded = {**os.environ, EXPORT_ENV: str(exports["embedded"])}
-        with real_log.open("w") as sink:
-            real = subprocess.Popen([*pytest, "--half", "real"], stdout=sink, stderr=subprocess.STDOUT, env=env_real)
-            embedded = subprocess.Popen(
-                [*pytest, "--half", "embedded"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env_embedded,
-                text=True,
-            )  # fmt: skip
+        runs = {"embedded": ["--half", "embedded"]}
+        runs.update({f"real-{k}": ["--half", "real", "--shard", f"{k}/{REAL_SHARDS}"] for k in range(REAL_SHARDS)})
+        exports = {name: Path(scratch) / f"fidelity-{name}.json" for name in runs}
+        logs = {name: Path(scratch) / f"{name}.log" for name in runs if name != "embedded"}
+        procs: dict[str, subprocess.Popen[str]] = {}
+        sinks = {name: path.open("w") for name, path in logs.items()}
+        try:
+            for name, args in runs.items():
+                env = {**os.environ, EXPORT_ENV: str(exports[name])}
+                out = sinks.get(name, subprocess.PIPE)
+                procs[name] = subprocess.Popen(
+                    [*pytest, *args], stdout=out, stderr=subprocess.STDOUT, env=env, text=True
+                )
             captured: list[str] = []
+            embedded = procs["embedded"]
 
             def stream() -> None:
                 assert embedded.stdout is not None
@@ -70,35 +78,39 @@ def main(argv: list[str]) -> int:
             reader = threading.Thread(target=stream, daemon=True)
             reader.start()
             try:
-                embedded_code = embedded.wait()
+                codes = {name: proc.wait() for name, proc in procs.items()}
                 reader.join()
-                real_code = real.wait()
             except KeyboardInterrupt:
-                for proc in (embedded, real):
+                for proc in procs.values():
                     proc.send_signal(signal.SIGINT)
-                for proc in (embedded, real):
+                for proc in procs.values():
                     try:
                         proc.wait(120)
                     except subprocess.TimeoutExpired:
                         proc.kill()
-                print("run_tests: interrupted; both halves stopped", file=sys.stderr)
+                print("run_tests: interrupted; every process stopped", file=sys.stderr)
                 return 130
-        real_output = real_log.read_text(errors="replace")
-        print("\n" + "=" * 30 + " the real-control-plane half " + "=" * 30, flush=True)
-        sys.stdout.write(real_output)
+        finally:
+            for sink in sinks.values():
+                sink.close()
+        outputs = {"embedded": "".join(captured)}
+        for name, path in logs.items():
+            outputs[name] = path.read_text(errors="replace")
+            print("\n" + "=" * 30 + f" the real-control-plane tests, shard {name[5:]} " + "=" * 30, flush=True)
+            sys.stdout.write(outputs[name])
         total: dict[str, int] = {}
-        for half_counts in (counts("".join(captured)), counts(real_output)):
-            for key, value in half_counts.items():
+        for output in outputs.values():
+            for key, value in counts(output).items():
                 total[key] = total.get(key, 0) + value
         print(describe(merge_exports(list(exports.values()))))
-    if embedded_code == real_code == NO_TESTS_COLLECTED:
+    if all(code == NO_TESTS_COLLECTED for code in codes.values()):
         return NO_TESTS_COLLECTED  # nothing ran at all: say so, as pytest would
-    codes = [0 if code == NO_TESTS_COLLECTED else code for code in (embedded_code, real_code)]
+    results = [0 if code == NO_TESTS_COLLECTED else code for code in codes.values()]
     summary = f"{total.get('passed', 0)} passed, {total.get('failed', 0) + total.get('errors', 0)} failed"
     if total.get("skipped"):
         summary += f", {total['skipped']} skipped"
-    print(summary)  # the plain closing line: both halves together
-    return next((code for code in codes if code), 0)
+    print(summary)  # the plain closing line: every process together
+    return next((code for code in results if code), 0)
 
 
 if __name__ == "__main__":

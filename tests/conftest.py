@@ -40,6 +40,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run only the tests that use the real control plane (real) or only the others (embedded); "
         "scripts/run_tests.py runs both halves at once",
     )
+    parser.addoption(
+        "--shard",
+        default="0/1",
+        help="K/N: of the selected tests, keep the modules whose place in the sorted module list is K modulo N",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -82,10 +87,15 @@ def uses_real_plane(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`--half real|embedded`: keep the tests that use the real control plane, or the others."""
     half = config.getoption("--half")
-    if half == "all":
+    shard, shards = (int(n) for n in config.getoption("--shard").split("/"))
+    if half == "all" and shards == 1:
         return
-    keep = [item for item in items if uses_real_plane(item) == (half == "real")]
-    dropped = [item for item in items if uses_real_plane(item) != (half == "real")]
+    keep = [item for item in items if half == "all" or uses_real_plane(item) == (half == "real")]
+    modules = sorted({item.nodeid.split("::")[0] for item in keep})
+    place = {module: index % shards for index, module in enumerate(modules)}
+    keep = [item for item in keep if place[item.nodeid.split("::")[0]] == shard]
+    kept = {id(item) for item in keep}
+    dropped = [item for item in items if id(item) not in kept]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
     items[:] = keep

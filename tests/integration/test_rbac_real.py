@@ -63,7 +63,7 @@ APPLIED_KINDS = {
 OPS = "/apis/dops.io/v1alpha1/namespaces/{ns}/delegatedoperations"
 TARGETS = "/apis/dops.io/v1alpha1/namespaces/{ns}/delegationtargets"
 JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
-SCENARIO_TIMEOUT = 12.0  # the full-role scenario takes ~2-4 s after the operator starts
+SCENARIO_TIMEOUT = 30.0  # the full-role scenario takes ~2-4 s after the operator starts; slack for a loaded machine
 STOP_GRACE = 10.0
 
 
@@ -141,6 +141,33 @@ def wait_established(admin: requests.Session, url: str, names: list[str], timeou
             time.sleep(0.1)
 
 
+def wait_owner_kind_resolvable(admin: requests.Session, url: str, timeout: float = 60.0) -> None:
+    """Wait until admission resolves the DelegatedOperation kind in ownerReferences.
+
+    For a while after a CRD is established, OwnerReferencesPermissionEnforcement's RESTMapper does not know
+    the new kind, and a Job owned by an operation is refused ("no matches for kind …"). The operator retries
+    that (JobCreateFailed), but the scenarios below time the operator's first attempt, so start them after it.
+    """
+    probe = {
+        "metadata": {
+            "generateName": "owner-probe-",
+            "ownerReferences": [
+                {"apiVersion": "dops.io/v1alpha1", "kind": "DelegatedOperation", "name": "probe",
+                 "uid": "00000000-0000-0000-0000-000000000000", "blockOwnerDeletion": True}
+            ],
+        }
+    }  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while True:
+        response = admin.post(f"{url}/api/v1/namespaces/{SYSTEM_NS}/configmaps", json=probe, timeout=30)
+        if response.status_code == 201:
+            name = response.json()["metadata"]["name"]
+            admin.delete(f"{url}/api/v1/namespaces/{SYSTEM_NS}/configmaps/{name}", timeout=30)
+            return
+        assert time.monotonic() < deadline, f"ownerReference kind never resolvable: {response.text}"
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def rbac_env(real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RbacEnv]:
     helm, kubectl = find_binary("helm"), find_binary("kubectl")
@@ -168,6 +195,7 @@ def rbac_env(real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory
             real_cluster.url,
             [d["metadata"]["name"] for d in applied if d["kind"] == "CustomResourceDefinition"],
         )
+        wait_owner_kind_resolvable(admin, real_cluster.url)
         operator_token = mint_token(admin, real_cluster.url, SYSTEM_NS, FULLNAME)
         worker_token = mint_token(admin, real_cluster.url, SYSTEM_NS, WORKER_SA)
         env = RbacEnv(
