@@ -46,7 +46,7 @@ def counts(output: str) -> dict[str, int]:
     return {}
 
 
-REAL_SHARDS = 2
+REAL_SHARDS = 1  # two shards (three processes) finished in 12 min but overloaded 2 cores: timing tests flaked
 
 
 def main(argv: list[str]) -> int:

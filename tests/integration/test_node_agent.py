@@ -502,7 +502,7 @@ def test_a_graceful_stop_fails_the_pods_and_marks_the_node_not_ready(
         ns.create_pod(pod("evicted", name, "import time\nprint('up', flush=True)\ntime.sleep(600)"))
         ns.wait_pod("evicted", lambda p: (p["status"].get("containerStatuses") or [{}])[0].get("ready") is True)
         os.killpg(leaving.proc.pid, signal.SIGTERM)
-        assert leaving.proc.wait(30) == 0, leaving.output()
+        assert leaving.proc.wait(90) == 0, leaving.output()
         node = ns.get(f"/api/v1/nodes/{name}")
         assert node_ready(node) == "False"
         failed = ns.pod("evicted")

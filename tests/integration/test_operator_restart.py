@@ -107,7 +107,7 @@ def test_restart_while_twenty_operations_run(restartable: OperatorEnv, namespace
         for name in names:
             env.create(
                 namespace,
-                operation(name, namespace).operator("@dops/examples/sleep").target("wide").params(seconds=4).build(),
+                operation(name, namespace).operator("@dops/examples/sleep").target("wide").params(seconds=10).build(),
             )
         eventually(
             lambda: states(env, namespace),
