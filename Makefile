@@ -6,26 +6,37 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help venv clients k8s realcluster-up realcluster-down lint typecheck importlint test test-fast demo bench e2e clean
+.PHONY: help venv clients shell k8s realcluster-up realcluster-down lint typecheck importlint test test-fast demo bench chaos e2e clean
 
 help:
 	@echo "make demo   – run the example operations on the embedded control plane"
 	@echo "make test   – lint, type-check, layer contracts and the whole test suite"
+	@echo "make shell  – a shell with dops, kubectl and helm on PATH (after make demo)"
 	@echo "make bench  – benchmark scripts (print numbers)"
+	@echo "make chaos  – the chaos suite alone (DOPS_CHAOS_SEED/OPS/SECONDS to size or replay it)"
 	@echo "make e2e    – kind end-to-end suite (needs Docker + kind)"
 	@echo "make k8s    – build the real upstream control plane from Go modules (cached in ~/.cache/dops/k8s)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "› installing dops with test extras into $(VENV)"
+	@echo "› installing dops with the test and fiftyone extras into $(VENV)"
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@# the fiftyone extra (FiftyOne + mongomock) runs tests/fiftyone: the differential suite and the bridge
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,fiftyone]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
 venv: $(STAMP)
 
 clients: venv
 	@$(PY) scripts/fetch_clients.py >/dev/null
+
+# Your $SHELL with the venv's dops and the fetched kubectl and helm first on PATH (`exit` leaves it). It needs
+# no install step of its own: `make demo` made the venv and fetched the clients.
+shell:
+	@test -x $(PY) || { echo "make shell: no $(VENV) yet: run make demo first" >&2; exit 2; }
+	@clients="$$($(PY) scripts/fetch_clients.py --quiet)" && \
+		echo "› dops, kubectl and helm on PATH ($(abspath $(VENV))/bin, $$clients); exit to leave" >&2 && \
+		PATH="$(abspath $(VENV))/bin:$$clients:$$PATH" VIRTUAL_ENV="$(abspath $(VENV))" exec "$${SHELL:-/bin/bash}"
 
 # The real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) built from the
 # Go modules pinned in hack/k8s/go.mod. `make test` calls it when Go is on PATH; without Go the
@@ -62,6 +73,12 @@ bench: venv
 	$(PY) -m dops.emulator.bench_jobs
 	$(PY) scripts/bench_service.py
 	$(PY) scripts/bench_operator.py
+	$(PY) scripts/bench_ui.py
+
+# The chaos suite (tests/chaos; also part of `make test`): operations under operator kills, deletions, API
+# faults, cancels and re-queues; prints the seed and one line of figures.
+chaos: venv
+	$(VENV)/bin/pytest tests/chaos -q -s -p no:cacheprovider $(PYTEST_ARGS)
 
 e2e: clients
 	$(VENV)/bin/pytest tests/e2e -m e2e --run-e2e $(PYTEST_ARGS)

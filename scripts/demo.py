@@ -48,8 +48,16 @@ class Demo:
     def start(self) -> None:
         self.step("starting `dops dev` (embedded control plane + operator)")
         self.dev = subprocess.Popen(
-            [sys.executable, "-m", "dops", "dev", "--kubeconfig", str(self.kubeconfig),
-             "--state-dir", str(self.workdir / "state")],
+            [
+                sys.executable,
+                "-m",
+                "dops",
+                "dev",
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--state-dir",
+                str(self.workdir / "state"),
+            ],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -70,15 +78,19 @@ class Demo:
     def kubectl(self, *args: str, check: bool = True) -> str:
         result = subprocess.run(
             [self.kubectl_binary, "--cache-dir", str(self.workdir / "kube-cache"), *args],
-            capture_output=True, text=True, env=self.env, timeout=60,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=60,
         )
         if check and result.returncode != 0:
             raise SystemExit(f"error: kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result.stdout
 
     def dops(self, *args: str) -> str:
-        result = subprocess.run([sys.executable, "-m", "dops", *args], capture_output=True, text=True,
-                                env=self.env, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "dops", *args], capture_output=True, text=True, env=self.env, timeout=60
+        )
         return (result.stdout + result.stderr).rstrip()
 
     def operations(self) -> dict[str, dict[str, Any]]:
@@ -98,10 +110,16 @@ class Demo:
 
 
 def main() -> int:
-    kubectl = os.environ.get("KUBECTL") or subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "fetch_clients.py"), "--quiet"], capture_output=True, text=True,
-        check=True,
-    ).stdout.strip() + "/kubectl"
+    kubectl = (
+        os.environ.get("KUBECTL")
+        or subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "fetch_clients.py"), "--quiet"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        + "/kubectl"
+    )
     expected = expected_states()
     with tempfile.TemporaryDirectory(prefix="dops-demo-") as tmp:
         demo = Demo(Path(tmp), kubectl)

@@ -76,6 +76,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 REAL_PLANE_FIXTURES = ("real_cluster", "real_plane", "realplane_cluster")
 
 
+# Embedded-only modules that run in the real half's process anyway: they balance the two processes of
+# `make test` (scripts/run_tests.py), which otherwise finish minutes apart. Chaos is CPU-bound and long;
+# the real half mostly waits on its API server.
+BALANCED_INTO_REAL_HALF = ("tests/chaos/test_chaos.py",)
+
+
+def in_real_half(item: pytest.Item) -> bool:
+    return uses_real_plane(item) or item.nodeid.split("::")[0] in BALANCED_INTO_REAL_HALF
+
+
 def uses_real_plane(item: pytest.Item) -> bool:
     callspec = getattr(item, "callspec", None)
     if callspec is not None and any(callspec.params.get(name) == "real" for name in PLANE_FIXTURES):
@@ -85,12 +95,13 @@ def uses_real_plane(item: pytest.Item) -> bool:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`--half real|embedded`: keep the tests that use the real control plane, or the others."""
+    """`--half real|embedded`: keep the tests that use the real control plane (and the few balanced into that
+    half), or the others."""
     half = config.getoption("--half")
     shard, shards = (int(n) for n in config.getoption("--shard").split("/"))
     if half == "all" and shards == 1:
         return
-    keep = [item for item in items if half == "all" or uses_real_plane(item) == (half == "real")]
+    keep = [item for item in items if half == "all" or in_real_half(item) == (half == "real")]
     modules = sorted({item.nodeid.split("::")[0] for item in keep})
     place = {module: index % shards for index, module in enumerate(modules)}
     keep = [item for item in keep if place[item.nodeid.split("::")[0]] == shard]

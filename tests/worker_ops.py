@@ -37,7 +37,7 @@ def crash(ctx: Any) -> None:
     time.sleep(0.6)  # let the progress write go out
     if ctx.params.get("signal"):
         os.kill(os.getpid(), getattr(signal, ctx.params["signal"]))
-    os._exit(int(ctx.params.get("code", 3)))
+    os._exit(int(ctx.params.get("code", 1)))  # 1: what Python exits with on an unhandled error
 
 
 def sleep_then_echo(ctx: Any) -> dict[str, Any]:
@@ -48,3 +48,17 @@ def sleep_then_echo(ctx: Any) -> dict[str, Any]:
 def report_delegated(ctx: Any) -> dict[str, Any]:
     """Return what the operator saw as `ctx.delegated` (FiftyOne: the request's `delegated` flag)."""
     return {"delegated": ctx.delegated}
+
+
+def handshake(ctx: Any) -> dict[str, Any]:
+    """Write params.ready, then wait (≤ 120 s) for params.go to exist before returning: lets a test act (arm a
+    fault, re-queue the operation) at a known point of the run, between the claim and the outcome write."""
+    Path(ctx.params["ready"]).write_text("ready")
+    go = Path(ctx.params["go"])
+    deadline = time.monotonic() + 120
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if ctx.params.get("progress"):
+        ctx.set_progress(0.9, "after the handshake")
+        time.sleep(float(ctx.params.get("linger", 0)))
+    return {"handshake": ctx.params.get("value", "done")}

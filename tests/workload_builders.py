@@ -118,8 +118,11 @@ def pod(
     created: str = T0,
     pod_reason: str = "",
     image: str = "ghcr.io/dops-dev/dops:0.1.0",
+    job_uid: str | None = "uid-job",
 ) -> JSON:
-    """A worker pod: running, waiting (reason, message) or terminated (exit_code, reason, message)."""
+    """A worker pod: running, waiting (reason, message) or terminated (exit_code, reason, message).
+
+    `job_uid`: the UID in its controller ownerReference to the Job (None: a pod no Job controls)."""
     state: JSON
     if running:
         state = {"running": {"startedAt": T0}}
@@ -156,6 +159,10 @@ def pod(
         "labels": {"app.kubernetes.io/managed-by": "dops", "batch.kubernetes.io/job-name": job_name},
         "annotations": {"dops.io/operation": f"{namespace}/op"},
     }
+    if job_uid is not None:
+        meta["ownerReferences"] = [
+            {"apiVersion": "batch/v1", "kind": "Job", "name": job_name, "uid": job_uid, "controller": True}
+        ]
     if deleting:
         meta["deletionTimestamp"] = T0
     status: JSON = {

@@ -169,6 +169,9 @@ def chart_values(
         "image": {"repository": image_repository, "tag": image_tag, "pullPolicy": "Never"},
         "defaultTarget": {"image": f"{image_repository}:{image_tag}"},
         "workerServiceAccount": {"namespaces": [OPS_NAMESPACE]},
+        # One operator pod (leader election still on: the Lease RBAC meets the real apiserver); the scenario reads
+        # "the operator's log" and "the operator pod". Two operators: tests/integration/test_operator_leader.py.
+        "replicas": 1,
     }
     return deep_merge(values, overrides or {})
 

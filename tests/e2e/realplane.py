@@ -171,6 +171,7 @@ class RealPlaneCluster(E2ECluster):
     control_plane: RealCluster | None = None
     agent: subprocess.Popen[bytes] | None = None
     images: list[str] = field(default_factory=list)
+    controller_manager_flags: tuple[str, ...] = ()  # beyond the launcher's (e.g. the benchmark's --kube-api-qps)
 
     @property
     def volume_dir(self) -> Path:
@@ -188,6 +189,7 @@ class RealPlaneCluster(E2ECluster):
     def create(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         flags = tuple(f"--controllers={name}" for name in EXTRA_CONTROLLERS if name not in CONTROLLERS)
+        flags += self.controller_manager_flags
         try:
             self.control_plane = RealCluster.start(
                 self.bin_dir, root=self.workdir / "control-plane", extra_controller_manager_flags=flags
@@ -203,6 +205,13 @@ class RealPlaneCluster(E2ECluster):
         """Make `image` runnable: (re)start the node agent with an image map that includes it."""
         if image not in self.images:
             self.images.append(image)
+        self.start_node()
+
+    def start_node(self) -> None:
+        """(Re)start the node agent with the current image map and wait until its Node is Ready.
+
+        Pods annotated `dops.emulator/simulate: "true"` run on it whatever their image (the benchmarks use that).
+        """
         self._stop_agent()
         self._start_agent()
 

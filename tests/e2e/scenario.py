@@ -321,7 +321,8 @@ class E2EScenario:
         self, release: Release, examples: dict[str, dict[str, Any]], tmp_path: Path
     ) -> None:
         """helm upgrade with a chart whose CRD gained a printer column and a changed value → CRD upgraded in place,
-        operations kept, the operator replaced (Recreate) by one with the new setting, which runs operations."""
+        operations kept, the operator replaced (rolling update, the Lease handed over) by one with the new setting,
+        which runs operations."""
         cluster = release.cluster
         assert_no_permission_errors(operator_log(cluster))  # everything the first operator did (it is replaced)
         before = cluster.kubectl_json("get", "customresourcedefinition", OPERATIONS_CRD)
@@ -351,6 +352,8 @@ class E2EScenario:
             assert get_operation(cluster, name)["status"]["runState"] == expected.state, name
 
         cluster.wait("deployment", "condition=Available", RELEASE_NAMESPACE, selector=OPERATOR_SELECTOR)
+        # RollingUpdate: the old pod hands the Lease over and terminates after the new one is ready.
+        cluster.wait(f"pod/{old_pod['metadata']['name']}", "delete", RELEASE_NAMESPACE)
         (new_pod,) = operator_pods(cluster)
         assert new_pod["metadata"]["uid"] != old_pod["metadata"]["uid"], "the value change did not roll the operator"
         (container,) = new_pod["spec"]["containers"]

@@ -6,7 +6,7 @@ install/upgrade/uninstall through server-side apply).
 
 Covered:
 - `helm install` (logArchive.type emptyDir: the emulator binds no PVCs, see docs/GAPS.md) creates the CRDs,
-  Established and annotated `helm.sh/resource-policy: keep`, the Deployment (1 replica, Recreate, args operator),
+  Established and annotated `helm.sh/resource-policy: keep`, the Deployment (2 replicas, RollingUpdate, args operator),
   the ServiceAccounts, the cluster-wide RBAC and the metrics Service;
 - `helm upgrade` with a changed CRD (a new printer column in the chart's copy) updates the CRD in place — CRDs
   live in templates/, so upgrades reach them — and switching to watchNamespaces replaces the operator
@@ -30,7 +30,7 @@ from tests.helpers import CLI
 pytestmark = [pytest.mark.helm, pytest.mark.kubectl]
 
 NS = "dops-system"
-CRDS = ("delegatedoperations.dops.io", "delegationtargets.dops.io")
+CRDS = ("delegatedoperations.dops.io", "delegationpolicies.dops.io", "delegationtargets.dops.io")
 
 
 def get_json(kubectl: CLI, *args: str) -> Any:
@@ -56,13 +56,15 @@ def test_install_upgrade_with_crd_change_and_uninstall(helm: CLI, kubectl: CLI, 
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
         assert {c["type"]: c["status"] for c in crd["status"]["conditions"]}["Established"] == "True"
     dep = get_json(kubectl, "deployment", "dops", "-n", NS)
-    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
+    assert dep["spec"]["replicas"] == 2 and dep["spec"]["strategy"]["type"] == "RollingUpdate"
     assert dep["spec"]["template"]["spec"]["containers"][0]["args"] == ["operator"]
     assert names(kubectl, "serviceaccounts", NS) == {"dops", "dops-worker"}
     people = {"dops-view", "dops-edit", "dops-admin"}  # aggregated into view/edit/admin, in every mode
     assert names(kubectl, "clusterroles") == {"dops-operator", "dops-kopf", "dops-worker", *people}
     assert names(kubectl, "clusterrolebindings") == {"dops-operator", "dops-kopf"}
-    assert names(kubectl, "rolebindings", NS) == {"dops-worker"}
+    assert names(kubectl, "rolebindings", NS) == {"dops-worker", "dops-leader-election"}
+    assert names(kubectl, "roles", NS) == {"dops-leader-election"}
+    assert names(kubectl, "poddisruptionbudgets", NS) == {"dops-operator"}
     assert names(kubectl, "services", NS) == {"dops-metrics"}
 
     # An operation stored in the CRD survives everything below.
@@ -104,6 +106,9 @@ def test_install_upgrade_with_crd_change_and_uninstall(helm: CLI, kubectl: CLI, 
         ("deployments", NS),
         ("serviceaccounts", NS),
         ("services", NS),
+        ("roles", NS),
+        ("rolebindings", NS),
+        ("poddisruptionbudgets", NS),
         ("clusterroles", None),
         ("clusterrolebindings", None),
         ("roles", "team-a"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -344,15 +343,13 @@ def test_field_selector_operators_double_equals_is_equals() -> None:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def test_matching_ten_thousand_objects_is_fast() -> None:
+def test_matching_ten_thousand_objects() -> None:
+    """Correct over a large set (speed: `python -m dops.emulator.bench` lists 10,000 objects by selector)."""
     labels = [{"app": "web" if i % 2 else "db", "i": str(i)} for i in range(10_000)]
     objects = [{"metadata": {"name": f"o{i}", "labels": labels[i]}} for i in range(10_000)]
     selector = LabelSelector.parse("app=web")
     fields = FieldSelector.parse("metadata.name=o5")
-    start = time.perf_counter()
     selected = [obj for obj in objects if selector.matches_object(obj)]
     named = [obj for obj in objects if fields.matches(obj)]
-    elapsed = time.perf_counter() - start
-    assert len(selected) == 5_000
-    assert len(named) == 1
-    assert elapsed < 0.1  # ~1 µs per object per selector on a slow CI machine
+    assert len(selected) == 5_000 and all(obj["metadata"]["labels"]["app"] == "web" for obj in selected)
+    assert [obj["metadata"]["name"] for obj in named] == ["o5"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -618,45 +617,3 @@ def test_naive_now_is_utc() -> None:
 )
 def test_parse_table_accept(accept: str, expected: bool) -> None:
     assert tables.parse_table_accept(accept) is expected
-
-
-# ---------------------------------------------------------------------------------------------- performance
-
-
-@pytest.mark.parametrize(
-    ("rtype", "make"),
-    [
-        (
-            JOBS,
-            lambda i: job([cond("Complete")], status__startTime=ago(minutes=4), status__completionTime=ago(minutes=3)),
-        ),
-        (
-            PODS,
-            lambda i: pod(
-                "Running",
-                [cstatus({"running": {}}, ready=True, restarts=1, last={"terminated": {"finishedAt": ago(minutes=1)}})],
-            ),
-        ),
-        (
-            WIDGETS,
-            lambda i: widget(
-                status__phase="Ready",
-                spec__size=i,
-                spec__ratio=0.5,
-                spec__enabled=True,
-                status__startedAt=ago(seconds=i),
-            ),
-        ),
-    ],
-)
-def test_500_rows_render_fast(rtype: ResourceType, make: Any) -> None:
-    objs = [make(i) for i in range(500)]
-    tables.to_table(rtype, objs[:1], now=NOW)  # warm the column and JSONPath caches
-    best = min(_timed(lambda: tables.to_table(rtype, objs, now=NOW)) for _ in range(3))
-    assert best < 0.05, f"500 rows took {best * 1000:.1f} ms"
-
-
-def _timed(fn: Any) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start

@@ -57,6 +57,7 @@ from tests.planes import EmbeddedPlane, Plane, with_dops_crds
 
 REPO = Path(__file__).resolve().parent.parent.parent
 IMAGE = "dops-cli-test:1"
+RESOURCE_PREFIX = "delegatedoperation.dops.io/"  # `-o name`, as kubectl prints it
 JSON = dict[str, Any]
 
 
@@ -211,7 +212,8 @@ def test_submit_then_list_in_every_output_format(dops: Dops, svc: DelegatedOpera
     result = dops("submit", "@dops/examples/count", "--param", "n=5", "-p", "tag=x", "--label", "count five",
                   "--target", "gpu", "--dataset", "ds1", "-o", "name")  # fmt: skip
     assert result.exit_code == 0, result.output
-    name = result.stdout.strip()
+    assert result.stdout.startswith(RESOURCE_PREFIX)  # -o name as kubectl create prints it
+    name = result.stdout.strip().removeprefix(RESOURCE_PREFIX)
     doc = svc.get(name)
     assert doc.operator == "@dops/examples/count" and doc.label == "count five" and doc.delegation_target == "gpu"
     assert doc.context is not None and doc.context.params == {"n": 5, "tag": "x"}
@@ -229,7 +231,7 @@ def test_submit_then_list_in_every_output_format(dops: Dops, svc: DelegatedOpera
     assert as_json["items"][0]["spec"]["context"]["params"] == {"n": 5, "tag": "x"}
     as_yaml = yaml.safe_load(dops("list", "-o", "yaml").stdout)
     assert as_yaml["items"][0]["status"]["runState"] == "queued"
-    assert dops("list", "-o", "name").stdout == f"{name}\n"
+    assert dops("list", "-o", "name").stdout == f"{RESOURCE_PREFIX}{name}\n"
 
     submitted_json = json.loads(dops("submit", "@dops/examples/echo", "-o", "json").stdout)
     assert submitted_json["kind"] == "DelegatedOperation" and submitted_json["status"]["runState"] == "queued"
@@ -249,7 +251,7 @@ def test_list_filters_search_sort_limit_and_all_namespaces(
     def names(*args: str) -> list[str]:
         result = dops("list", "-o", "name", *args)
         assert result.exit_code == 0, result.output
-        return result.stdout.split()
+        return [n.removeprefix(RESOURCE_PREFIX) for n in result.stdout.split()]
 
     assert names() == [b, a]  # newest first; the archived one hidden
     assert names("-a") == [c, b, a]
@@ -268,8 +270,9 @@ def test_list_filters_search_sort_limit_and_all_namespaces(
         "POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}}
     )
     d = queue(DelegatedOperationService(svc.repo, namespace=other), label="delta")
-    everywhere = dops("list", "-A", "-o", "name")
-    assert f"{other}/{d}" in everywhere.stdout.split() and f"{dops.ns}/{a}" in everywhere.stdout.split()
+    everywhere = dops("list", "-A", "-o", "custom-columns=NS:.metadata.namespace,NAME:.metadata.name")
+    rows = [line.split() for line in everywhere.stdout.splitlines()]
+    assert [other, d] in rows and [dops.ns, a] in rows
     table = dops("list", "-A")
     assert "NAMESPACE" in table.stdout.splitlines()[0]
     assert any(line.split()[:2] == [other, d] for line in table.stdout.splitlines())
@@ -335,6 +338,7 @@ def test_wait_exits_0_when_completed_with_progress_lines(dops: Dops, svc: Delega
     join()
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"operation {name} completed")
+    assert result.stdout.splitlines()[-1] == 'result: {"count": 3}'  # the result at the end (issue 14)
     assert f"{name}: queued" in result.stderr and f"{name}: completed" in result.stderr
 
 
@@ -418,7 +422,8 @@ def test_submit_wait_and_rerun_wait_exit_codes(dops: Dops, svc: DelegatedOperati
     join()
     assert ok.exit_code == 0, ok.output
     assert ok.stdout.splitlines()[0].startswith(f"operation {created[0]} queued")
-    assert ok.stdout.splitlines()[-1].startswith(f"operation {created[0]} completed")
+    assert ok.stdout.splitlines()[-2].startswith(f"operation {created[0]} completed")
+    assert ok.stdout.splitlines()[-1] == 'result: {"count": 3}'  # the result at the end (issue 14)
 
     join = dops.while_watching(finish_newest(fail_op))
     bad = dops("rerun", created[0], "--wait", "--timeout", "30s")
@@ -456,7 +461,7 @@ def test_rerun_queues_a_copy(dops: Dops, svc: DelegatedOperationService) -> None
     complete(svc, original)
     result = dops("rerun", original, "-o", "name")
     assert result.exit_code == 0, result.output
-    copy = result.stdout.strip()
+    copy = result.stdout.strip().removeprefix(RESOURCE_PREFIX)
     assert copy != original
     new = svc.get(copy)
     assert str(new.run_state) == "queued" and new.label == "seven"
@@ -490,7 +495,7 @@ def test_pin_label_archive(dops: Dops, svc: DelegatedOperationService) -> None:
     assert refused.exit_code == 1 and "only completed or failed operations can be archived" in refused.stderr
     complete(svc, name)
     assert dops("archive", name).exit_code == 0 and svc.get(name).archived
-    assert dops("list", "-o", "name").stdout.split() == [other]
+    assert dops("list", "-o", "name").stdout.split() == [f"{RESOURCE_PREFIX}{other}"]
     assert dops("unarchive", name).exit_code == 0 and not svc.get(name).archived
     assert dops("unarchive", name).exit_code == 1  # not archived any more
 
@@ -657,9 +662,7 @@ def test_logs_from_the_pod_then_from_the_archive(
 
     kube.request("DELETE", f"/api/v1/namespaces/{svc.namespace}/pods/{pod_name}", body={"gracePeriodSeconds": 0})
     eventually(
-        lambda: (
-            requests.get(f"{cluster.url}/api/v1/namespaces/{svc.namespace}/pods/{pod_name}", timeout=5).status_code
-        ),
+        lambda: requests.get(f"{cluster.url}/api/v1/namespaces/{svc.namespace}/pods/{pod_name}", timeout=5).status_code,
         lambda code: code == 404,
         timeout=20,
         describe="the pod to be gone",
@@ -810,9 +813,7 @@ def dops_process(cluster: Plane, *args: str) -> subprocess.CompletedProcess[str]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60)
 
 
-def test_worker_run_and_launch_commands(
-    cli_plane: Plane, svc: DelegatedOperationService, kube: KubeClient
-) -> None:
+def test_worker_run_and_launch_commands(cli_plane: Plane, svc: DelegatedOperationService, kube: KubeClient) -> None:
     """issue 6 / CLI worker run|launch: `dops worker run NS/NAME` (the Job container's command) runs one operation
     through dops.worker; `dops worker launch --once` runs the queued operations of a `mode: external` target."""
     cluster = cli_plane
@@ -875,9 +876,7 @@ def test_unreachable_server_is_one_line_exit_3(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
-def test_console_script_and_kubectl_plugin(
-    cli_plane: Plane, svc: DelegatedOperationService, tmp_path: Path
-) -> None:
+def test_console_script_and_kubectl_plugin(cli_plane: Plane, svc: DelegatedOperationService, tmp_path: Path) -> None:
     """issue 6 / CLI: `dops` is a console script, and `kubectl dops …` runs it as a kubectl plugin (kubectl-dops
     on PATH, .venv/bin first), with kubectl's KUBECONFIG."""
     cluster = cli_plane
@@ -906,4 +905,4 @@ def test_console_script_and_kubectl_plugin(
     assert missing.stderr.strip() == f'error: operation "dop-nope" not found in namespace "{svc.namespace}"'
     direct = subprocess.run([str(venv_bin / "dops"), "--kubeconfig", str(cluster.kubeconfig), "list", "-n",
                              svc.namespace, "-o", "name"], capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert direct.returncode == 0 and direct.stdout.strip() == name
+    assert direct.returncode == 0 and direct.stdout.strip() == f"{RESOURCE_PREFIX}{name}"

@@ -38,6 +38,7 @@ def installed(kubectl: CLI) -> CLI:
     resources = kubectl.run("api-resources", "--api-group=dops.io", "--no-headers").stdout.splitlines()
     assert sorted(line.split()[:2] for line in resources) == [
         ["delegatedoperations", "dop,dops"],
+        ["delegationpolicies", "dpolicy"],
         ["delegationtargets", "dtarget"],
     ]
     return kubectl

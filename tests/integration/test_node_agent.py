@@ -7,10 +7,9 @@ trusts it). Pods are scheduled by the real kube-scheduler (a nodeSelector pins t
 node), Jobs are run by the real Job controller, `kubectl logs` goes through the real API server's
 proxy to the agent's kubelet API.
 
-What the control plane cannot show within a test's time: the node lifecycle controller marks a
-silent node NotReady only after its `--node-monitor-grace-period` (50 s by default; the launcher
-offers no flag to shorten it), so after a SIGKILL the test asserts the cause instead: the Lease is no
-longer renewed.
+A node lost to SIGKILL is judged by the real node lifecycle controller too: that test runs on a
+control plane of its own whose `--node-monitor-grace-period` is seconds instead of 50 s, so the node
+goes `Ready=Unknown` and its pods `Ready=False` within the test's time.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ import requests
 import yaml
 
 from tests.helpers import CLI, eventually, find_binary
-from tests.realcluster.launcher import RealCluster, cert_credentials, kubeconfig_document
+from tests.realcluster.launcher import ClusterError, RealCluster, cert_credentials, kubeconfig_document
 from tests.realcluster.pki import ClusterPKI
 
 REPO = Path(__file__).resolve().parents[2]
@@ -232,20 +231,25 @@ def kubectl_cli(real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="module")
 def ns(real_cluster: RealCluster, agent: Agent, kubectl_cli: CLI) -> Iterator[Cluster]:
     """A namespace of the module's own (its pods force-deleted at the end, then the namespace)."""
+    view = open_namespace(real_cluster, kubectl_cli)
+    try:
+        yield view
+    finally:
+        view.session.delete(view.url(f"/api/v1/namespaces/{view.namespace}"))
+
+
+def open_namespace(cluster: RealCluster, kubectl: CLI) -> Cluster:
+    """A fresh namespace whose default ServiceAccount exists (admission rejects pods until it does)."""
     namespace = f"node-agent-{uuid.uuid4().hex[:6]}"
-    view = Cluster(real_cluster, namespace, kubectl_cli)
+    view = Cluster(cluster, namespace, kubectl)
     view.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    # The ServiceAccount admission plugin rejects pods until the controller has made the default account.
     eventually(
         lambda: view.session.get(view.url(f"/api/v1/namespaces/{namespace}/serviceaccounts/default")).status_code,
         lambda code: code == 200,
         timeout=30,
         describe="the default ServiceAccount",
     )
-    try:
-        yield view
-    finally:
-        view.session.delete(view.url(f"/api/v1/namespaces/{namespace}"))
+    return view
 
 
 # --------------------------------------------------------------------------------------------- pods
@@ -461,36 +465,107 @@ def test_the_node_identity_is_held_to_its_own_node(ns: Cluster, agent: Agent, tm
 
 
 # --------------------------------------------------------------------------------------------- the agent's own end
-def test_an_agent_killed_with_sigkill_leaves_no_container_and_stops_renewing_its_lease(
-    ns: Cluster, real_cluster: RealCluster, tmp_path: Path
+# A silent node is marked `Ready=Unknown` after this long (the controller's default: 50 s), looked at every second.
+NODE_MONITOR_GRACE = 6
+
+
+@pytest.fixture(scope="module")
+def lossy_cluster(real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
+    """A control plane of its own whose node lifecycle controller gives up on a silent node within seconds.
+
+    (A short grace period on the shared plane would make every other node of the session flap.)"""
+    flags = (f"--node-monitor-grace-period={NODE_MONITOR_GRACE}s", "--node-monitor-period=1s")
+    root = tmp_path_factory.mktemp("lossy-plane")
+    try:
+        cluster = RealCluster.start(real_cluster.bin_dir, root=root, extra_controller_manager_flags=flags)
+    except ClusterError as exc:
+        pytest.fail(f"real control plane: {exc}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_an_agent_killed_with_sigkill_loses_its_processes_its_node_and_its_pods_readiness(
+    lossy_cluster: RealCluster, kubectl_cli: CLI, tmp_path: Path
 ) -> None:
+    """kill -9 of the agent: the watchdog kills the pod's process group (child included); the Lease is no
+    longer renewed, so the real node lifecycle controller marks the Node `Ready=Unknown` (NodeStatusUnknown)
+    and unschedulable, and the pod `Ready=False` (MarkPodsNotReady) with a NodeNotReady Event."""
     name = f"doomed-{uuid.uuid4().hex[:6]}"
-    doomed = start_agent(real_cluster, tmp_path, name, "--renew-interval", "1")
+    doomed = start_agent(lossy_cluster, tmp_path, name, "--renew-interval", "1")
+    ns = open_namespace(lossy_cluster, kubectl_cli)
+    pids_file = tmp_path / "pids"
     try:
         code = (
             "import os, subprocess, sys, time\n"
             "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-            "print(os.getpid(), child.pid, flush=True)\n"
+            f"open({str(pids_file)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
             "time.sleep(600)\n"
         )
         ns.create_pod(pod("orphan", name, code))
-        ns.wait_pod("orphan", lambda p: (p["status"].get("containerStatuses") or [{}])[0].get("ready") is True)
-        out = eventually(lambda: ns.kubectl("logs", "orphan").stdout.split(), lambda w: len(w) == 2, describe="pids")
-        pids = [int(word) for word in out]
+        running = ns.wait_pod("orphan", lambda p: pod_condition(p, "Ready").get("status") == "True")
+        pids = [int(w) for w in eventually(lambda: pids_file.read_text().split(), lambda w: len(w) == 2)]
         assert all(process_alive(pid) for pid in pids)
-        lease_path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}"
+        node_path = f"/api/v1/nodes/{name}"
+        assert node_ready(ns.get(node_path)) == "True"
 
         os.kill(doomed.proc.pid, signal.SIGKILL)
         doomed.proc.wait(10)
         eventually(lambda: [pid for pid in pids if process_alive(pid)], lambda alive: not alive, timeout=10)
-        renewed = ns.get(lease_path)["spec"]["renewTime"]
-        time.sleep(3)  # three renew intervals
-        assert ns.get(lease_path)["spec"]["renewTime"] == renewed
-        assert not any(process_alive(pid) for pid in pids)
+
+        node = eventually(
+            lambda: ns.get(node_path),
+            lambda n: node_ready(n) == "Unknown",
+            timeout=NODE_MONITOR_GRACE + 60,
+            describe=f"node {name} Ready=Unknown",
+        )
+        ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+        assert (ready["reason"], ready["message"]) == ("NodeStatusUnknown", "Kubelet stopped posting node status.")
+        # Unschedulable from now on; no NoExecute taint (no eviction): with every node of this plane lost, the
+        # controller is in its full-disruption mode and evicts nothing (a cluster with a healthy node would).
+        eventually(
+            lambda: {(t["key"], t["effect"]) for t in ns.get(node_path)["spec"].get("taints") or []},
+            lambda taints: ("node.kubernetes.io/unreachable", "NoSchedule") in taints,
+            describe="the unreachable NoSchedule taint",
+        )
+
+        lost = ns.wait_pod(
+            "orphan",
+            lambda p: pod_condition(p, "Ready").get("status") == "False",
+            timeout=30,
+            describe="the pod marked not ready by the node lifecycle controller",
+        )
+        # What the controller writes (MarkPodsNotReady): only the Ready condition's status flips, its reason and
+        # message stay the kubelet's (none on Ready=True) -- no NodeNotReady/NodeLost reason, no phase Unknown;
+        # ContainersReady, the phase and the container state stay as the agent last reported them.
+        before, after = pod_condition(running, "Ready"), pod_condition(lost, "Ready")
+        assert (before.get("reason"), after.get("reason"), after.get("message")) == (None, None, None), after
+        assert after["lastTransitionTime"] >= before["lastTransitionTime"]
+        assert pod_condition(lost, "ContainersReady").get("status") == "True"
+        assert lost["status"]["phase"] == "Running"
+        assert lost["status"]["containerStatuses"][0]["ready"] is True
+        assert "running" in lost["status"]["containerStatuses"][0]["state"]
+        events = eventually(
+            lambda: ns.get(f"/api/v1/namespaces/{ns.namespace}/events")["items"],
+            lambda items: any(e["reason"] == "NodeNotReady" for e in items),
+            describe="the NodeNotReady event on the pod",
+        )
+        event = next(e for e in events if e["reason"] == "NodeNotReady")
+        assert (event["type"], event["message"], event["involvedObject"]["name"]) == (
+            "Warning",
+            "Node is not ready",
+            "orphan",
+        )
     finally:
         doomed.stop()
         force_delete(ns, "orphan")
-        delete_node(real_cluster, name)
+        ns.session.delete(ns.url(f"/api/v1/namespaces/{ns.namespace}"))
+        delete_node(lossy_cluster, name)
+
+
+def pod_condition(pod_obj: JSON, kind: str) -> JSON:
+    return next((c for c in pod_obj["status"].get("conditions") or [] if c["type"] == kind), {})
 
 
 def test_a_graceful_stop_fails_the_pods_and_marks_the_node_not_ready(

@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from dops.api.types import ExecutionResult
+from dops.service.delegated import caller_identity
 from tests.helpers import eventually
 from tests.integration.operator_env import (
     MISSING_IMAGE,
@@ -156,7 +157,7 @@ def test_set_failed_while_running_kills_the_worker(operator_env: OperatorEnv, na
         obj = operator_env.wait_processed(namespace, "cancelme")
         reason = condition(obj, "Succeeded")
         assert reason["reason"] == "Cancelled", reason
-        assert "set to failed by dops" in reason["message"] and message in reason["message"]
+        assert reason["message"].startswith(f"cancelled by {caller_identity()}: {message}"), reason
         assert obj["status"]["runState"] == "failed"
         assert obj["status"]["result"]["errorMessage"] == message  # the canceller's result is kept
         eventually(

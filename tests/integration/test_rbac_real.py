@@ -563,6 +563,14 @@ RULE_CASES = [
     ),
     RuleCase(
         KOPF_ROLE,
+        "dops.io/delegationpolicies",
+        "delegationpolicies",
+        lambda o: not o.job and not o.op_status.get("jobName"),
+        "list the cluster's DelegationPolicies before an admission (issue 13): the operator admits nothing it"
+        " cannot judge, the reconcile fails and is retried",
+    ),
+    RuleCase(
+        KOPF_ROLE,
         "apiextensions.k8s.io/customresourcedefinitions",
         "customresourcedefinitions",
         lambda o: True,

@@ -19,6 +19,8 @@ Aspects covered (issue 12 item in brackets):
 - error types: TypeError for a non-integer limit/skip and an unknown paging key (FiftyOne's); ValueError for a
   sort direction other than ±1 (documented: FiftyOne's is pymongo's OperationFailure). [7]
 - the operator's `ctx.delegated` is the request's `delegated` flag, False without one. [8]
+- found by the differential suite (tests/fiftyone): `set_label(id, "")` reads back "" (search and filters see
+  ""), and `execute_queued_operations(limit=0)` is no limit (1001 operations, not the 1000 of no paging).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import pytest
 
 from dops import DelegatedOperationService, ExecutionRunState
 from dops.api.types import DelegatedOperationDocument, DelegatedOperationPagingParams, SortDirection
+from dops.emulator import EmbeddedServer
 from dops.k8s import DelegatedOperationRepository
 
 pytestmark = pytest.mark.both_planes
@@ -151,6 +154,17 @@ def test_empty_strings_read_back_as_empty_strings(
     assert (status["runLink"], status["logPath"], status["logUploadError"]) == ("", "", "")
 
 
+def test_empty_label_reads_back_empty(service: DelegatedOperationService) -> None:
+    """FiftyOne: `set_label(id, "")` stores and returns "" (only queueing turns a falsy label into the operator)."""
+    doc = service.queue_operation("@dops/examples/echo", label="")
+    assert doc.label == "@dops/examples/echo"
+    relabelled = service.set_label(ident(doc), "")
+    assert relabelled.label == "" and service.get(ident(doc)).label == ""
+    # search and filters see the stored "", not the operator URI
+    assert service.list_operations(search={"echo": ["label"]}) == []
+    assert service.count(filters={"label": ""}) == 1
+
+
 def test_empty_and_missing_targets_are_different_filter_values(service: DelegatedOperationService) -> None:
     """As in MongoDB: `{"delegation_target": ""}` matches only "", `None` only a missing target."""
     empty = service.queue_operation("@dops/examples/echo", delegation_target="")
@@ -221,6 +235,27 @@ def test_sort_direction_is_only_checked_when_sorting(service: DelegatedOperation
 
 
 # ------------------------------------------------------------------------------------------- [8] ctx.delegated
+
+
+@pytest.mark.slow
+def test_execute_queued_operations_limit_zero_is_no_limit(
+    dops_server: EmbeddedServer, service: DelegatedOperationService
+) -> None:
+    """FiftyOne: `limit=0` pages with a falsy limit, i.e. every queued operation, not the 1000 of no paging.
+
+    1001 operations are queued; every claim is then refused (404: another executor deleted it), so each
+    execution is one cheap request and returns None, and the returned list has one entry per listed operation."""
+    for _ in range(1001):
+        service.queue_operation("@dops/examples/echo")
+    rule = dops_server.call(
+        lambda: dops_server.faults.add(404, "PATCH", "/delegatedoperations/[^/]+/status$", times=-1)
+    )
+    try:
+        results = service.execute_queued_operations(limit=0)
+    finally:
+        dops_server.call(lambda: dops_server.faults.rules.remove(rule))
+    assert len(results) == 1001 and results == [None] * 1001
+    assert len(service.execute_queued_operations(limit=2)) == 2  # a positive limit still limits
 
 
 @pytest.mark.parametrize(("request_params", "delegated"), [({}, False), ({"delegated": True}, True)])

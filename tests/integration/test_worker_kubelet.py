@@ -130,7 +130,7 @@ def test_worker_pod_completes_the_operation(kube: KubeClient, service: Delegated
     }
 
 
-def test_worker_pod_failure_exits_1_with_termination_message(
+def test_worker_pod_failure_exits_3_with_termination_message(
     kube: KubeClient, service: DelegatedOperationService
 ) -> None:
     name, pod = run_as_job(kube, service, "@dops/examples/fail", {"message": "pod-level failure"})
@@ -138,5 +138,5 @@ def test_worker_pod_failure_exits_1_with_termination_message(
     assert failed.run_state == "failed" and failed.result is not None
     assert "ExampleFailure: pod-level failure" in (failed.result.error or "")
     state = terminated(pod)
-    assert state["exitCode"] == 1 and state["reason"] == "Error"
+    assert state["exitCode"] == 3 and state["reason"] == "Error"  # 3: failure recorded (1 would be a crash)
     assert json.loads(state["message"])["message"] == "ExampleFailure: pod-level failure"

@@ -14,7 +14,8 @@ Aspects covered (issue 5 "Worker" and "Bad input"; fiftyone-semantics.md §2.2, 
 - bad input: unknown operator → failed listing the known operators; invalid params → validation message;
   10 MiB result → failed with the size error and a small status; `py:` URIs refused unless the
   DelegationTarget allows import paths.
-- exit codes 0/1/2, the termination message (JSON ≤ 4096 bytes), SIGTERM → exit 143 without a state write.
+- exit codes 0/2/3 (1 is left to crashes), the termination message (JSON ≤ 4096 bytes), SIGTERM → exit 143
+  without a state write.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dops.emulator import EmbeddedServer
 from dops.execution import registry as registry_module
 from dops.k8s import DelegatedOperationRepository, KubeClient
 from dops.worker import run_operation
+from dops.worker.run import EXIT_FAILED
 from tests.builders import pod
 from tests.helpers import eventually, install_another_operator
 from tests.op_builders import delegation_target
@@ -153,16 +155,17 @@ def test_count_as_the_container_command_reports_progress(
     assert "count: 10/10" in output and "completed" in output
 
 
-def test_failure_records_traceback_and_exits_1(
+def test_failure_records_traceback_and_exits_3(
     service: DelegatedOperationService, repo: DelegatedOperationRepository, kubeconfig: str, tmp_path: Path
 ) -> None:
-    """`python -m dops.worker run`: the operator raises → failed with the traceback; exit 1; termination message."""
+    """`python -m dops.worker run`: the operator raises → failed with the traceback; exit 3 (not 1, a crash);
+    termination message."""
     ref = scheduled(service, "@dops/examples/fail", {"message": "it broke on purpose"})
     env = worker_env(kubeconfig, tmp_path, pod="fail-pod")
     done = subprocess.run(
         [sys.executable, "-m", "dops.worker", "run", ref], env=env, capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.returncode == EXIT_FAILED == 3, done.stdout + done.stderr
     st = status(repo, ref)
     assert st["runState"] == "failed" and "failedAt" in st
     assert st["result"]["error"].startswith("Traceback (most recent call last)")
@@ -329,7 +332,7 @@ def test_unknown_operator_fails_with_known_operators(
     exact list failed as soon as a user installed an operator package of their own in the same environment)."""
     uri = "@acme/plugin/does-not-exist"
     ref = scheduled(service, uri)
-    assert run_operation(ref, kubeconfig=kubeconfig) == 1
+    assert run_operation(ref, kubeconfig=kubeconfig) == EXIT_FAILED
     st = status(repo, ref)
     assert st["runState"] == "failed"
     for message in (st["result"]["error"], st["result"]["errorMessage"], termination(termination_file)["message"]):
@@ -342,7 +345,7 @@ def test_invalid_params_fail_with_validation_message(
     service: DelegatedOperationService, repo: DelegatedOperationRepository, kubeconfig: str, termination_file: Path
 ) -> None:
     ref = scheduled(service, "@dops/examples/count", {"n": "many", "delay": 0})
-    assert run_operation(ref, kubeconfig=kubeconfig) == 1
+    assert run_operation(ref, kubeconfig=kubeconfig) == EXIT_FAILED
     st = status(repo, ref)
     assert st["runState"] == "failed"
     assert st["result"]["errorMessage"] == (
@@ -369,7 +372,7 @@ def test_oversized_result_fails_with_size_error(
     """A 10 MiB result → failed with a clear size error; the stored object stays small."""
     _target(kube, namespace, "dev", mode="job", allowImportPaths=True)
     ref = scheduled(service, "py:tests.worker_ops:huge_result", delegation_target="dev")
-    assert run_operation(ref, kubeconfig=kubeconfig) == 1
+    assert run_operation(ref, kubeconfig=kubeconfig) == EXIT_FAILED
     ns, name = ref.split("/")
     obj = repo.get(ns, name)
     st = obj["status"]
@@ -389,7 +392,7 @@ def test_import_paths_refused_unless_the_target_allows_them(
 ) -> None:
     _target(kube, namespace, "locked", mode="job")
     ref = scheduled(service, "py:tests.worker_ops:sleep_then_echo", delegation_target="locked")
-    assert run_operation(ref, kubeconfig=kubeconfig) == 1
+    assert run_operation(ref, kubeconfig=kubeconfig) == EXIT_FAILED
     error = status(repo, ref)["result"]["error"]
     assert error.startswith("operator not found: py:tests.worker_ops:sleep_then_echo (py: import paths are not allowed")
     assert "allowImportPaths: true" in error
@@ -408,7 +411,7 @@ def test_pipeline_runs_stages_and_records_run_info(
         ]
     )
     ref = scheduled(service, "@dops/pipelines/demo", pipeline=pipeline)
-    assert run_operation(ref, kubeconfig=kubeconfig) == 1
+    assert run_operation(ref, kubeconfig=kubeconfig) == EXIT_FAILED
     st = status(repo, ref)
     assert st["runState"] == "failed"
     assert st["result"]["errorMessage"] == "Failed to execute pipeline stage[1]: ExampleFailure: stage two broke"
@@ -428,8 +431,8 @@ def test_usage_errors_exit_2(kubeconfig: str, termination_file: Path, tmp_path: 
     assert run_operation("ns/op", claimed=True, from_queued=True, kubeconfig=kubeconfig) == 2
 
 
-def test_missing_operation_exits_1(service: DelegatedOperationService, kubeconfig: str, termination_file: Path) -> None:
-    assert run_operation(f"{service.namespace}/dop-does-not-exist", kubeconfig=kubeconfig) == 1
+def test_missing_operation_exits_2(service: DelegatedOperationService, kubeconfig: str, termination_file: Path) -> None:
+    assert run_operation(f"{service.namespace}/dop-does-not-exist", kubeconfig=kubeconfig) == 2
     assert "not found" in termination(termination_file)["message"]
 
 

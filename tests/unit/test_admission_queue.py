@@ -92,6 +92,70 @@ def test_global_cap_and_turns_between_targets() -> None:
     assert q.pick() == []
 
 
+def ns_entry(namespace: str, name: str, target: str, i: int) -> QueueEntry:
+    return QueueEntry(
+        namespace=namespace,
+        name=name,
+        target=(namespace, target),
+        state="queued",
+        priority=0,
+        queued_at=f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z",
+        terminal=False,
+    )
+
+
+@pytest.mark.parametrize("greedy_targets", [1, 50])
+def test_a_small_namespace_is_not_starved_by_a_big_one(greedy_targets: int) -> None:
+    """issue 13 fair share: namespace `big` has 500 queued operations (on 1 or on 50 targets, queued first),
+    `small` has 5; the global cap is 20. One admission round (one `pick`) starts all 5 of `small`: namespaces
+    take turns, not targets, so more targets or more operations buy no bigger share."""
+    q = AdmissionQueue(lambda target: 100, global_cap=20)
+    for i in range(500):
+        q.observe(ns_entry("big", f"b{i:03d}", f"t{i % greedy_targets}", i))
+    for i in range(5):
+        q.observe(ns_entry("small", f"s{i}", "t", 600 + i))
+    picked = q.pick()
+    assert len(picked) == 20
+    assert sorted(k for k in picked if k[0] == "small") == [("small", f"s{i}") for i in range(5)]
+
+
+def test_targets_of_one_namespace_take_turns_within_its_share() -> None:
+    q = AdmissionQueue(lambda target: 100, global_cap=4)
+    for i in range(10):
+        q.observe(ns_entry("a", f"x{i}", "x", i))
+        q.observe(ns_entry("a", f"y{i}", "y", i))
+    picked = q.pick()
+    assert sorted(k[1][0] for k in picked) == ["x", "x", "y", "y"]
+
+
+def test_weighted_turns_between_namespaces() -> None:
+    """A DelegationPolicy weight of 3: three admissions per turn for `heavy` where `light` gets one."""
+    q = AdmissionQueue(lambda target: 100, global_cap=8, namespace_weight=lambda ns: 3 if ns == "heavy" else 1)
+    for i in range(20):
+        q.observe(ns_entry("heavy", f"h{i:02d}", "t", i))
+        q.observe(ns_entry("light", f"l{i:02d}", "t", i))
+    picked = q.pick()
+    assert sorted(k[0] for k in picked) == ["heavy"] * 6 + ["light"] * 2
+
+
+def test_a_namespace_ceiling_bounds_all_its_targets() -> None:
+    """A DelegationPolicy's maxConcurrent: at most 3 active operations in `capped` over all its targets
+    (reserved and active both count); other namespaces are not limited by it."""
+    q = AdmissionQueue(lambda target: 10, namespace_capacity=lambda ns: 3 if ns == "capped" else None)
+    for i in range(5):
+        q.observe(ns_entry("capped", f"a{i}", "a", i))
+        q.observe(ns_entry("capped", f"b{i}", "b", i))
+        q.observe(ns_entry("free", f"f{i}", "f", i))
+    picked = q.pick()
+    assert len([k for k in picked if k[0] == "capped"]) == 3
+    assert len([k for k in picked if k[0] == "free"]) == 5
+    assert q.pick() == []  # the reserved 3 hold the ceiling
+    for key in [k for k in picked if k[0] == "capped"][:1]:
+        q.observe(QueueEntry(namespace="capped", name=key[1], target=("capped", key[1][0]), state="completed",
+                             priority=0, queued_at="", terminal=True))  # fmt: skip
+    assert len(q.pick()) == 1  # one finished: one more of `capped` starts
+
+
 def test_unknown_and_external_targets_are_never_admitted() -> None:
     q = queue({"t": 5, "ext": None})
     q.observe(entry("op01", target="ext"))

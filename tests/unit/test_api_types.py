@@ -265,7 +265,9 @@ def test_document_from_resource_maps_every_field() -> None:
     }
     doc = DelegatedOperationDocument.from_resource(resource)
     assert doc.id == "dop-x" and doc.namespace == "ns" and doc.resource_version == "42"
-    assert doc.operator == "@a/b/c" and doc.label == "@a/b/c"  # empty label reads as the URI
+    assert doc.operator == "@a/b/c" and doc.label == "@a/b/c"  # a missing label reads as the URI
+    resource["spec"]["label"] = ""
+    assert DelegatedOperationDocument.from_resource(resource).label == ""  # a stored "" stays "", as in FiftyOne
     assert doc.delegation_target == "gpu"
     assert doc.context == ExecutionContext({"params": {"n": 1}, "dataset_name": "ds"})
     assert doc.run_state == ExecutionRunState.COMPLETED

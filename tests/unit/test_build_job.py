@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import pytest
 
-from dops.domain.jobs import build_job, job_name, job_ttl_patch, pod_run_link
+from dops.domain.jobs import build_job, is_pod_of_job, job_name, job_ttl_patch, pod_run_link
 from dops.domain.labels import is_valid_label_value
 from dops.domain.runlink import default_template, effective_template, pod_log_path, render_run_link
 from dops.domain.settings import OperatorSettings
@@ -132,7 +132,7 @@ def test_pod_failure_policy_ignores_disruptions_and_fails_on_recorded_failures()
     assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
     assert rules[1] == {
         "action": "FailJob",
-        "onExitCodes": {"containerName": "worker", "operator": "In", "values": [1]},
+        "onExitCodes": {"containerName": "worker", "operator": "In", "values": [3, 4]},
     }
 
 
@@ -287,3 +287,44 @@ def test_target_resolution() -> None:
     assert replaced is not None and replaced.max_concurrent == 1 and not replaced.builtin
     external = target_from_resource(target("ext", mode="external"), SETTINGS)
     assert external.external
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_a_targets_env_cannot_grant_import_paths_or_change_the_fence(allowed: bool) -> None:
+    """issue 13: allowImportPaths reaches the worker only as decided at admission (the target's field, which a
+    DelegationPolicy may forbid), never through a DOPS_ALLOW_IMPORT_PATHS of the target's own env; the operation
+    uid the worker fences its writes by cannot be replaced either."""
+    t = target_from_resource(
+        target(
+            "t",
+            allowImportPaths=allowed,
+            podTemplate={
+                "env": [
+                    {"name": "DOPS_ALLOW_IMPORT_PATHS", "value": "false" if allowed else "true"},
+                    {"name": "DOPS_OPERATION_UID", "value": "someone-else"},
+                ]
+            },
+        ),
+        SETTINGS,
+    )
+    env = env_of(build_job(operation(), t, SETTINGS, 1))
+    assert env["DOPS_ALLOW_IMPORT_PATHS"] == ("true" if allowed else "false")
+    assert env["DOPS_OPERATION_UID"] != "someone-else"
+
+
+@pytest.mark.parametrize(
+    ("pod", "job", "mine"),
+    [
+        ("op-1-abcde", "op-1", True),
+        ("op-1-1-abcde", "op-1", False),  # op-1-1's pod (another operation's Job), same prefix
+        ("op-1-abcd", "op-1", False),
+        ("op-2-abcde", "op-1", False),
+        ("x" * 58 + "abcde", "x" * 60, True),  # the name generator keeps 58 characters of `<job>-`
+        ("x" * 57 + "-abcde", "x" * 57, True),
+        ("anything", "", False),
+    ],
+)
+def test_is_pod_of_job(pod: str, job: str, mine: bool) -> None:
+    """issue 13: a Job retry pod recognises an earlier pod of its own Job by name (no `pods get`); the chart's
+    worker admission policy applies the same rule in CEL."""
+    assert is_pod_of_job(pod, job) is mine

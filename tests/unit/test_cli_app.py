@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from dops.api.types import OperationNotFound
 from dops.cli import app as app_module
 from dops.cli.app import COMMAND_MODULES, app, build_app, hoist_global_options
-from dops.cli.errors import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, CliError, describe
+from dops.cli.errors import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, CliError, crds_missing, describe
 from dops.k8s import (
     ApiUnavailable,
     ConfigurationError,
@@ -40,9 +40,11 @@ from dops.k8s import (
 )
 
 REFUSED = "http://127.0.0.1:1"  # nothing listens on port 1
+CRDS_MISSING = crds_missing().message
 EXPECTED_COMMANDS = {
     "list", "get", "logs", "wait", "watch", "submit", "rerun", "fail", "delete", "pin", "unpin", "label",
     "archive", "unarchive", "cleanup", "operator", "worker",
+    "cancel", "lint", "completion",  # issue 14: the word users look for, manifest checks, shell completion
 }  # fmt: skip
 
 
@@ -145,7 +147,14 @@ def test_commands_register_from_a_module_list() -> None:
         (["bogus"], "No such command 'bogus'"),
         (["get"], "Missing argument"),
         (["list", "--state", "nope"], "'nope' is not one of"),
-        (["list", "-o", "xml"], "'xml' is not one of"),
+        (["list", "-o", "xml"], "unknown output format 'xml'"),
+        (["list", "-o", "jsonpath={range .items[*]}"], "without {end}"),
+        (["list", "-o", "custom-columns=NAME"], "expected HEADER:JSONPATH"),
+        (["get", "x", "y", "-w"], "-w/--watch follows one operation"),
+        (["submit", "@a/b", "--params-file", "/nonexistent/params.yaml"], "cannot read --params-file"),
+        (["completion", "tcsh"], "'tcsh' is not one of"),
+        (["dev", "--image-map", "acme/*=run"], "--image-map expects PATTERN=MODE"),
+        (["lint", "/nonexistent/op.yaml"], "cannot read /nonexistent/op.yaml"),
         (["wait", "x", "--timeout", "soon"], "invalid duration 'soon'"),
         (["wait", "x", "--for", "done"], "'done' is not one of"),
         (["submit", "@a/b", "--param", "novalue"], "expected KEY=VALUE"),
@@ -274,7 +283,8 @@ def test_describe_maps_errors_to_messages_and_exit_codes(refused_kubeconfig: Pat
     )
     named = NotFound("gone", status={"details": {"name": "x", "kind": "delegatedoperations"}})
     assert describe(named) == ('delegatedoperations "x" not found', EXIT_UNAVAILABLE)
-    assert "CRDs installed" in describe(NotFound("the server could not find the requested resource"))[0]
+    missing = describe(NotFound("the server could not find the requested resource"))
+    assert missing == (CRDS_MISSING, EXIT_UNAVAILABLE)  # the same line from every command (issue 14 #6)
     assert describe(OperationNotFound("x")) == ("No operation found with ID x", EXIT_UNAVAILABLE)
     assert describe(ConfigurationError("no kubeconfig"))[1] == EXIT_UNAVAILABLE
     assert describe(Forbidden("no"))[1] == EXIT_UNAVAILABLE

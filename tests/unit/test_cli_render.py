@@ -201,6 +201,90 @@ def test_error_message_falls_back_to_the_tracebacks_last_line() -> None:
     assert render.error_message(doc(state="failed")) == ""
 
 
+LOG_TAIL = (
+    "the worker exited with exit code 1: 2026-12-06 20:26:03,907 INFO dops.worker: running operation ns1/dop-a "
+    "(attempt 1): py:acme:crash\n"
+    "Traceback (most recent call last):\n"
+    '  File "acme.py", line 3, in crash\n'
+    "ValueError: the real cause\n"
+    "2026-12-06 20:26:04,001 WARNING dops.worker: cannot write the termination message to /dev/termination-log: "
+    "[Errno 13] Permission denied"
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        # issue 14 #6: the log tail's last line was the worker's termination-message warning, not the cause
+        (LOG_TAIL, "the worker exited with exit code 1: ValueError: the real cause"),
+        (
+            "the worker exited with exit code 7: 2026-12-06 20:26:03,907 INFO dops.worker: running x\nabout to crash",
+            "the worker exited with exit code 7: about to crash",
+        ),
+        (
+            "2026-12-06 20:26:03,907 ERROR dops.worker: operation x failed: boom\n"
+            "2026-12-06 20:26:03,907 WARNING dops.worker: cannot write the termination message to /x: nope",
+            "operation x failed: boom",
+        ),
+        ('Traceback (most recent call last):\n  File "x"\nValueError: bad n', "ValueError: bad n"),
+        ("ExampleFailure: it broke", "ExampleFailure: it broke"),
+    ],
+)
+def test_error_message_is_the_cause_not_log_noise(message: str, reason: str) -> None:
+    """issue 14 #6: `submit --wait` ends with the real cause of a failure, never a routine log record."""
+    assert render.error_message(doc(state="failed", result={"errorMessage": message})) == reason
+
+
+def test_error_panel_does_not_repeat_its_message() -> None:
+    """issue 14 #6: the operator records error = "Reason: message"; the Error panel shows the message once."""
+    message = "the worker exited with exit code 7: about to crash"
+    d = doc(state="failed", failedAt=stamp(5), result={"error": f"NonZeroExitCode: {message}", "errorMessage": message})
+    text = text_of(render.details(d, NOW, None))
+    assert text.count("about to crash") == 1, text
+    assert render.repeats(f"NonZeroExitCode: {message}", message) and render.repeats(message, message)
+    assert not render.repeats("Traceback ...\nValueError: x", "ValueError: x")
+
+
+def test_result_line_of_completed_operations() -> None:
+    """issue 14: `wait`/`submit --wait` print the result at the end (compact JSON, clipped when huge)."""
+    assert render.result_line(doc(state="completed", result={"result": {"count": 3}})) == 'result: {"count": 3}'
+    assert render.result_line(doc(state="completed")) == ""
+    assert render.result_line(doc(state="failed", result={"errorMessage": "x"})) == ""
+    huge = render.result_line(doc(state="completed", result={"result": {"x": "y" * 5000}}))
+    assert len(huge) < 2200 and huge.endswith("(dops get dop-a -o json shows all)")
+
+
+def pod(waiting: dict[str, str] | None = None, unschedulable: str = "") -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": "Pending"}
+    if waiting is not None:
+        status["containerStatuses"] = [{"name": "worker", "state": {"waiting": waiting}}]
+    if unschedulable:
+        status["conditions"] = [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": unschedulable}
+        ]
+    return {"metadata": {"name": "p-1"}, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("p", "hint"),
+    [
+        (
+            pod({"reason": "ImagePullBackOff", "message": 'Back-off pulling image "x"'}),
+            'pod p-1 is waiting: ImagePullBackOff: Back-off pulling image "x"',
+        ),
+        (pod({"reason": "ErrImagePull"}), "pod p-1 is waiting: ErrImagePull"),
+        (pod({"reason": "ContainerCreating"}), ""),
+        (pod(None), ""),
+        (pod(None, "0/1 nodes are available"), "pod p-1 cannot be scheduled (Unschedulable): 0/1 nodes are available"),
+    ],
+)
+def test_pod_hint(p: dict[str, Any], hint: str) -> None:
+    """issue 14 #6: a worker pod stuck before it starts is named at once (the operator waits 2 minutes)."""
+    assert render.pod_hint(p) == hint
+    if hint:
+        assert hint in render.wait_description(doc(state="scheduled"), hint)
+
+
 def test_outcome_line() -> None:
     """issue 6 / CLI wait: the last line says what happened, how long it ran and why it failed."""
     ok = doc(state="completed", startedAt=stamp(12), completedAt=stamp(10))
@@ -223,14 +307,16 @@ def test_machine_output_json_is_the_resource_without_managed_fields() -> None:
 
 
 def test_machine_output_lists_and_yaml_and_names() -> None:
-    """issue 6 / CLI -o json|yaml|name: lists are `kind: List`; names are NAME (NAMESPACE/NAME with -A)."""
+    """issue 6 / CLI -o json|yaml|name: lists are `kind: List`; names are `delegatedoperation.dops.io/NAME`, as
+    kubectl prints them, -A included (issue 14, kubectl conventions)."""
     docs = [doc("dop-a"), doc("dop-b", namespace="ns2")]
     listed = json.loads(render.machine_output(docs, "json", single=False, namespaces=False))
     assert listed["kind"] == "List" and [i["metadata"]["name"] for i in listed["items"]] == ["dop-a", "dop-b"]
     as_yaml = yaml.safe_load(render.machine_output(docs, "yaml", single=False, namespaces=False))
     assert as_yaml["items"][1]["metadata"]["namespace"] == "ns2"
-    assert render.machine_output(docs, "name", single=False, namespaces=False) == "dop-a\ndop-b"
-    assert render.machine_output(docs, "name", single=False, namespaces=True) == "ns1/dop-a\nns2/dop-b"
+    names = "delegatedoperation.dops.io/dop-a\ndelegatedoperation.dops.io/dop-b"
+    assert render.machine_output(docs, "name", single=False, namespaces=False) == names
+    assert render.machine_output(docs, "name", single=False, namespaces=True) == names
 
 
 # --------------------------------------------------------------------------------------------- wait verdicts

@@ -96,7 +96,9 @@ def test_run_states_match_exactly_and_never_raise(state: object) -> None:
         ({"dataset_name": "ds"}, [], op(context={"dataset_name": "ds"}), op()),
         ({"context.request_params.dataset_name": "ds"}, [], op(context={"dataset_name": "ds"}), op()),
         ({"label": "L"}, [], op(label="L"), op(label="M")),
-        ({"label": "@a/b/c"}, [], op(), op(label="M")),  # an empty label reads as the operator URI
+        ({"label": "@a/b/c"}, [], op(), op(label="M")),  # a missing label reads as the operator URI
+        ({"label": ""}, [], op(label=""), op()),  # a stored "" is "" (FiftyOne's set_label(id, "")), not the URI
+        ({"label": "@a/b/c"}, [], op(), op(label="")),
         ({"run_state": {"$in": ["queued", "running"]}}, [], op(state="running"), op(state="failed")),
         ({"run_state": {"$nin": ["queued"]}}, [], op(state="running"), op()),
         ({"operator": {"$ne": "@a/b/c"}}, [], op(operator="@x/y/z"), op()),

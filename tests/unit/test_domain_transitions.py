@@ -326,3 +326,27 @@ def test_spec_patches() -> None:
         resources.spec_patch(pinned="yes")
     with pytest.raises(ValueError, match="cannot be patched"):
         resources.spec_patch(operator="x")
+
+
+def test_a_cancel_is_recorded_by_the_write_that_fails_the_operation() -> None:
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    change = transitions.state_change("failed", now, cancelled_by="  dops fail\n(ann@laptop) ")
+    assert change.fields["cancelledBy"] == "dops fail (ann@laptop)"
+    assert change.fields["cancelledAt"] == change.fields["failedAt"]
+    assert transitions.cancelled_by(change.fields) == "dops fail (ann@laptop)"
+    assert "cancelledBy" not in transitions.state_change("failed", now).fields
+    with pytest.raises(ValueError, match="only a change to failed can be a cancel"):
+        transitions.state_change("completed", now, cancelled_by="ann")
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ({"runState": "failed", "failedAt": "T1", "cancelledBy": "ann", "cancelledAt": "T1"}, "ann"),
+        ({"runState": "failed", "failedAt": "T2", "cancelledBy": "ann", "cancelledAt": "T1"}, None),  # re-failed
+        ({"runState": "queued", "failedAt": "T1", "cancelledBy": "ann", "cancelledAt": "T1"}, None),  # re-queued
+        ({"runState": "failed", "failedAt": "T1"}, None),
+    ],
+)
+def test_cancelled_by_only_for_the_current_failure(status: dict[str, Any], expected: str | None) -> None:
+    assert transitions.cancelled_by(status) == expected

@@ -370,6 +370,7 @@ def test_chart_values_point_at_the_loaded_image(tmp_path: Path) -> None:
         "image": {"repository": "dops", "tag": "e2e", "pullPolicy": "Never"},
         "defaultTarget": {"image": "dops:e2e"},
         "workerServiceAccount": {"namespaces": [OPS_NAMESPACE]},
+        "replicas": 1,
     }
     merged = chart_values(overrides={"image": {"tag": "other"}, "logArchive": {"type": "emptyDir"}})
     assert merged["image"] == {"repository": "dops", "tag": "other", "pullPolicy": "Never"}

@@ -146,6 +146,10 @@ def test_import_paths_only_when_allowed() -> None:
         reg.resolve(uri)
     op = reg.resolve(uri, allow_import_paths=True)
     assert op.execute.__name__ == "plain_op" and op.uri == uri
+    # issue 13: once loaded for a caller that allows import paths, it is not served from the cache to one that
+    # does not (a long-lived executor serving several targets)
+    with pytest.raises(OperatorNotFound, match="allowImportPaths"):
+        reg.resolve(uri)
 
 
 @pytest.mark.parametrize(

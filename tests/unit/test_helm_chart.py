@@ -8,7 +8,9 @@ Covered:
 - Chart.yaml: apiVersion v2, appVersion = the Python package version; the default image is the settings contract's
   default worker image;
 - every kind rendered is one the embedded control plane serves (ServiceMonitor only when enabled);
-- the operator Deployment: 1 replica, `Recreate`, `args: ["operator"]` with no `command` (the image entrypoint
+- the operator Deployment: 2 replicas, `RollingUpdate` (surge 1, none unavailable), leader election on (Lease RBAC
+  in the release namespace only, POD_NAME identity), a PodDisruptionBudget, replicas kept on the node of a
+  ReadWriteOnce log PVC or spread over nodes otherwise, `args: ["operator"]` with no `command` (the image entrypoint
   `dops`), probes on the health port at /healthz, the metrics port, /tmp and the log archive volumes;
 - PodSecurity `restricted` (+ read-only root filesystem) on every container and init container of every pod spec;
 - the DOPS_* environment: only the settings contract's variables, each exactly once, every one present, values
@@ -65,7 +67,14 @@ CONTRACT: dict[str, str] = {
     "DOPS_METRICS_PORT": "metrics_port",
     "DOPS_HEALTH_PORT": "health_port",
     "DOPS_WATCH_STALE_SECONDS": "watch_stale_seconds",
+    "DOPS_LEADER_ELECTION": "leader_election",
+    "DOPS_LEADER_ELECTION_LEASE_NAME": "leader_election_lease_name",
+    "DOPS_LEASE_DURATION_SECONDS": "lease_duration_seconds",
+    "DOPS_LEASE_RENEW_DEADLINE_SECONDS": "lease_renew_deadline_seconds",
+    "DOPS_LEASE_RETRY_PERIOD_SECONDS": "lease_retry_period_seconds",
 }
+# Not passed by the chart on purpose: DOPS_LEADER_ELECTION_NAMESPACE and DOPS_LEADER_ELECTION_IDENTITY default to
+# the downward API's POD_NAMESPACE (the release namespace) and POD_NAME.
 CONTRACT_DEFAULT_WORKER_IMAGE = "ghcr.io/dops-dev/dops:0.1.0"
 LOG_DIR = "/var/lib/dops/logs"
 
@@ -80,15 +89,21 @@ OPERATOR: Perms = {
     ("batch", "jobs"): {"create", "get", "list", "watch", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch"},
     ("", "pods/log"): {"get"},
-    ("", "events"): {"create", "patch"},
+    # list: the start deadline reads a Job's FailedCreate Events to say why it got no pod
+    ("", "events"): {"create", "patch", "list"},
 }
-KOPF_CLUSTER: Perms = {("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"}}
+# The Lease of leader election, in the release namespace only.
+LEADER_ELECTION: Perms = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
+KOPF_CLUSTER: Perms = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
+    ("dops.io", "delegationpolicies"): {"list"},  # DelegationPolicies, judged before each admission (issue 13)
+}
 KOPF_NAMESPACES: Perms = {("", "namespaces"): {"list", "watch"}}
+# issue 13: no patch on the operation itself (spec, labels, finalizers), no targets, no pods; which status a worker
+# may patch is narrowed to its own operation's by the chart's ValidatingAdmissionPolicy.
 WORKER: Perms = {
-    ("dops.io", "delegatedoperations"): {"get", "patch"},
+    ("dops.io", "delegatedoperations"): {"get"},
     ("dops.io", "delegatedoperations/status"): {"get", "patch"},
-    ("dops.io", "delegationtargets"): {"get"},  # allowImportPaths of the operation's target
-    ("", "pods"): {"get"},  # a Job retry pod checks that the pod it takes over from has finished
 }
 CLUSTER = "<cluster>"
 Grant = tuple[str, str, str, str]  # (scope: namespace or CLUSTER, apiGroup, resource, verb)
@@ -240,13 +255,21 @@ def test_default_render_objects(rendered: dict[str, Rendered]) -> None:
             "ClusterRoleBinding//dops-kopf",
             "ClusterRoleBinding//dops-operator",
             "CustomResourceDefinition//delegatedoperations.dops.io",
+            "CustomResourceDefinition//delegationpolicies.dops.io",
             "CustomResourceDefinition//delegationtargets.dops.io",
             f"Deployment/{NAMESPACE}/dops",
             f"PersistentVolumeClaim/{NAMESPACE}/dops-logs",
+            f"PodDisruptionBudget/{NAMESPACE}/dops-operator",
+            f"Role/{NAMESPACE}/dops-leader-election",
+            f"RoleBinding/{NAMESPACE}/dops-leader-election",
             f"RoleBinding/{NAMESPACE}/dops-worker",
             f"Service/{NAMESPACE}/dops-metrics",
             f"ServiceAccount/{NAMESPACE}/dops",
             f"ServiceAccount/{NAMESPACE}/dops-worker",
+            "ValidatingAdmissionPolicy//dops-worker-own-operation",
+            "ValidatingAdmissionPolicyBinding//dops-worker-own-operation",
+            "ValidatingAdmissionPolicy//dops-target-policy",
+            "ValidatingAdmissionPolicyBinding//dops-target-policy",
         ]
     )
 
@@ -262,9 +285,16 @@ def test_namespaced_render_objects(rendered: dict[str, Rendered]) -> None:
             "ClusterRole//dops-view",
             "ClusterRoleBinding//dops-kopf",
             f"Deployment/{NAMESPACE}/dops",
+            f"PodDisruptionBudget/{NAMESPACE}/dops-operator",
+            f"Role/{NAMESPACE}/dops-leader-election",
+            f"RoleBinding/{NAMESPACE}/dops-leader-election",
             f"Service/{NAMESPACE}/dops-metrics",
             f"ServiceAccount/{NAMESPACE}/dops",
             f"ServiceMonitor/{NAMESPACE}/dops",
+            "ValidatingAdmissionPolicy//dops-worker-own-operation",
+            "ValidatingAdmissionPolicyBinding//dops-worker-own-operation",
+            "ValidatingAdmissionPolicy//dops-target-policy",
+            "ValidatingAdmissionPolicyBinding//dops-target-policy",
         ]
         + [
             f"{kind}/{ns}/{name}"
@@ -304,18 +334,19 @@ def test_common_labels(rendered: dict[str, Rendered]) -> None:
             assert labels["app.kubernetes.io/managed-by"] == "Helm"
             assert labels["app.kubernetes.io/version"] == "0.1.0"
             assert labels["app.kubernetes.io/part-of"] == "dops"
-            assert labels["app.kubernetes.io/component"] in {"operator", "worker", "user-roles"}
+            assert labels["app.kubernetes.io/component"] in {"operator", "worker", "user-roles", "policy"}
 
 
 # --- the operator Deployment --------------------------------------------------------------------------------
 
 
 def test_operator_deployment_shape(rendered: dict[str, Rendered]) -> None:
-    """Issue 6: 1 replica, strategy Recreate, `dops operator` via the image entrypoint, probes and metrics port."""
+    """Issue 6 and issue 11 item 13: 2 replicas (one leads), RollingUpdate, `dops operator` via the image entrypoint,
+    probes (startup, liveness, readiness) and metrics port."""
     r = rendered["default"]
     dep = deployment(r)
-    assert dep["spec"]["replicas"] == 1
-    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     pod = dep["spec"]["template"]
     assert dep["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     assert pod["spec"]["serviceAccountName"] == r.one("ServiceAccount", "dops")["metadata"]["name"]
@@ -326,8 +357,11 @@ def test_operator_deployment_shape(rendered: dict[str, Rendered]) -> None:
     assert c["imagePullPolicy"] == "IfNotPresent"
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert ports == {"health": 8081, "metrics": 8080}
-    for probe in ("livenessProbe", "readinessProbe"):
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert c[probe]["httpGet"] == {"path": "/healthz", "port": "health"}, probe
+    assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] == 300
+    downward = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in c["env"] if "valueFrom" in e}
+    assert downward == {"POD_NAMESPACE": "metadata.namespace", "POD_NAME": "metadata.name"}
     assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
 
 
@@ -434,6 +468,11 @@ def test_env_defaults(rendered: dict[str, Rendered]) -> None:
         "DOPS_METRICS_PORT": "8080",
         "DOPS_HEALTH_PORT": "8081",
         "DOPS_WATCH_STALE_SECONDS": "300",
+        "DOPS_LEADER_ELECTION": "true",
+        "DOPS_LEADER_ELECTION_LEASE_NAME": "dops-operator",
+        "DOPS_LEASE_DURATION_SECONDS": "15",
+        "DOPS_LEASE_RENEW_DEADLINE_SECONDS": "10",
+        "DOPS_LEASE_RETRY_PERIOD_SECONDS": "2",
     }
 
 
@@ -555,9 +594,9 @@ def expand(scope: str, *perms: Perms) -> set[Grant]:
 def test_cluster_wide_rbac_grants(rendered: dict[str, Rendered]) -> None:
     """Cluster-wide mode: the operator's exact set via ClusterRoleBinding; workers only in their own namespace."""
     r = rendered["default"]
-    assert r.of_kind("Role") == []
+    assert [d["metadata"]["name"] for d in r.of_kind("Role")] == ["dops-leader-election"]
     assert effective_grants(r) == {
-        (NAMESPACE, "dops"): expand(CLUSTER, OPERATOR, KOPF_CLUSTER),
+        (NAMESPACE, "dops"): expand(CLUSTER, OPERATOR, KOPF_CLUSTER) | expand(NAMESPACE, LEADER_ELECTION),
         (NAMESPACE, "dops-worker"): expand(NAMESPACE, WORKER),
     }
     worker_role = r.one("ClusterRole", "dops-worker")
@@ -570,7 +609,7 @@ def test_cluster_wide_worker_namespaces(rendered: dict[str, Rendered]) -> None:
     r = rendered["clusterwide"]
     grants = effective_grants(r)
     assert grants == {
-        (NAMESPACE, "custom-operator"): expand(CLUSTER, OPERATOR, KOPF_CLUSTER),
+        (NAMESPACE, "custom-operator"): expand(CLUSTER, OPERATOR, KOPF_CLUSTER) | expand(NAMESPACE, LEADER_ELECTION),
         (NAMESPACE, "dops-worker"): expand(NAMESPACE, WORKER),
         ("ml", "dops-worker"): expand("ml", WORKER),
     }
@@ -591,7 +630,8 @@ def test_namespaced_rbac_grants(rendered: dict[str, Rendered]) -> None:
     assert effective_grants(r) == {
         (NAMESPACE, "dops"): expand("team-a", OPERATOR)
         | expand("team-b", OPERATOR)
-        | expand(CLUSTER, KOPF_CLUSTER, KOPF_NAMESPACES),
+        | expand(CLUSTER, KOPF_CLUSTER, KOPF_NAMESPACES)
+        | expand(NAMESPACE, LEADER_ELECTION),
         ("team-a", "runner"): expand("team-a", WORKER),
         ("team-b", "runner"): expand("team-b", WORKER),
     }
@@ -684,7 +724,7 @@ def test_pvc_storage_class(render: Callable[..., Any]) -> None:
 def test_crds_install_and_keep(rendered: dict[str, Rendered]) -> None:
     """CRDs are rendered by default with helm.sh/resource-policy keep; crds.keep false drops the annotation;
     crds.install false renders none."""
-    names = {"delegatedoperations.dops.io", "delegationtargets.dops.io"}
+    names = {"delegatedoperations.dops.io", "delegationpolicies.dops.io", "delegationtargets.dops.io"}
     default = rendered["default"].of_kind("CustomResourceDefinition")
     assert {d["metadata"]["name"] for d in default} == names
     for crd in default:
@@ -808,3 +848,82 @@ def test_roles_for_people_aggregate_into_view_edit_admin(rendered: dict[str, Ren
     assert {res for res, _ in writes["dops-admin"]} == {"delegationtargets"}
     assert not [b for b in r.of_kind("ClusterRoleBinding") + r.of_kind("RoleBinding")
                 if b["roleRef"]["name"] in people]  # fmt: skip
+
+
+# --- leader election (issue 11 item 13) ---------------------------------------------------------------------
+
+
+def test_pod_disruption_budget(rendered: dict[str, Rendered], render: Callable[..., Any]) -> None:
+    """A PodDisruptionBudget lets voluntary disruptions take at most one operator pod; it can be turned off."""
+    pdb = rendered["default"].one("PodDisruptionBudget", "dops-operator")
+    assert pdb["apiVersion"] == "policy/v1" and pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == deployment(rendered["default"])["spec"]["selector"]["matchLabels"]
+    off = parse(render({"podDisruptionBudget": {"enabled": False}}).stdout)
+    assert off.of_kind("PodDisruptionBudget") == []
+
+
+def test_replicas_follow_the_log_archive(rendered: dict[str, Rendered], render: Callable[..., Any]) -> None:
+    """A ReadWriteOnce log PVC can be mounted on one node only: the replicas are kept together there (required
+    pod affinity); a URL or ReadWriteMany archive spreads them over nodes (preferred anti-affinity); one replica
+    or an explicit `affinity` value get exactly what was asked."""
+    selector = deployment(rendered["default"])["spec"]["selector"]["matchLabels"]
+    term = {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": selector}}
+    together = deployment(rendered["default"])["spec"]["template"]["spec"]["affinity"]
+    assert together == {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+    spread = {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]
+        }
+    }
+    assert deployment(rendered["namespaced"])["spec"]["template"]["spec"]["affinity"] == spread  # logArchive url
+    rwx = parse(render({"logArchive": {"pvc": {"accessModes": ["ReadWriteMany"]}}}).stdout)
+    assert deployment(rwx)["spec"]["template"]["spec"]["affinity"] == spread
+    single = parse(render({"replicas": 1}).stdout)
+    assert deployment(single)["spec"]["replicas"] == 1
+    assert "affinity" not in deployment(single)["spec"]["template"]["spec"]
+    mine = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["ops"]}]}]}}}  # fmt: skip
+    assert deployment(parse(render({"affinity": mine}).stdout))["spec"]["template"]["spec"]["affinity"] == mine
+
+
+def test_leader_election_values(render: Callable[..., Any]) -> None:
+    """Timings reach the operator; disabled (one replica): DOPS_LEADER_ELECTION false and no Lease Role; disabled
+    with two replicas: refused (two operators without a Lease would admit operations twice)."""
+    custom = parse(
+        render(
+            {
+                "leaderElection": {
+                    "enabled": True,
+                    "leaseDurationSeconds": 30,
+                    "renewDeadlineSeconds": 20,
+                    "retryPeriodSeconds": 4,
+                }
+            }
+        ).stdout
+    )
+    env = env_of(custom)
+    assert (env["DOPS_LEASE_DURATION_SECONDS"], env["DOPS_LEASE_RENEW_DEADLINE_SECONDS"]) == ("30", "20")
+    assert env["DOPS_LEASE_RETRY_PERIOD_SECONDS"] == "4"
+    disabled = {"enabled": False, "leaseDurationSeconds": 15, "renewDeadlineSeconds": 10, "retryPeriodSeconds": 2}
+    off = parse(render({"replicas": 1, "leaderElection": disabled}).stdout)
+    assert env_of(off)["DOPS_LEADER_ELECTION"] == "false"
+    assert [d["metadata"]["name"] for d in off.of_kind("Role")] == []
+    refused = render({"leaderElection": disabled}, check=False)
+    assert refused.returncode != 0
+    assert "replicas > 1 needs leaderElection.enabled" in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_admission_policies_match_without_wildcards(rendered: dict[str, Rendered], scenario: str) -> None:
+    """issue 13 "no wildcard anywhere": the ValidatingAdmissionPolicies' match rules name their groups, versions,
+    resources and operations; each policy has exactly one binding, which denies (not only warns or audits)."""
+    r = rendered[scenario]
+    policies = r.of_kind("ValidatingAdmissionPolicy")
+    for policy in policies:
+        name = policy["metadata"]["name"]
+        assert policy["spec"]["failurePolicy"] == "Fail", name
+        for rule in policy["spec"]["matchConstraints"]["resourceRules"]:
+            assert not any("*" in s for s in _walk_strings(rule)), (name, rule)
+        [binding] = [b for b in r.of_kind("ValidatingAdmissionPolicyBinding") if b["spec"]["policyName"] == name]
+        assert binding["spec"]["validationActions"] == ["Deny"], name
+    assert {p["metadata"]["name"] for p in policies} >= {"dops-worker-own-operation", "dops-target-policy"}

@@ -108,11 +108,11 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any] | None, list[dict[str, Any
     (
         "non-zero exit: the worker's recorded error wins",
         operation(result={"error": "Traceback\nValueError: bad", "errorMessage": "ValueError: bad"}),
-        failed_job("PodFailurePolicy", "Container worker for pod ns/op-1-abcde failed with exit code 1", failed=1),
-        [pod(phase="Failed", exit_code=1, message='{"message": "failed"}')],
+        failed_job("PodFailurePolicy", "Container worker for pod ns/op-1-abcde failed with exit code 3", failed=1),
+        [pod(phase="Failed", exit_code=3, message='{"message": "failed"}')],
         Phase.FAILED,
         c.Reasons.NON_ZERO_EXIT,
-        "the worker exited with exit code 1: ValueError: bad",
+        "the worker exited with exit code 3 (the operation failed): ValueError: bad",
     ),
     (
         "killed by SIGKILL",
@@ -298,7 +298,7 @@ def test_pod_tombstone_is_pod_deleted() -> None:
 
 
 def test_exit_codes_and_signals() -> None:
-    assert exit_detail(1) == "exit code 1"
+    assert exit_detail(1) == "exit code 1 (the worker crashed)"  # 3 is "the operation failed" (issue 11 #10)
     assert exit_detail(137) == "exit code 137 (killed by SIGKILL)"
     assert exit_detail(143) == "exit code 143 (killed by SIGTERM)"
     assert exit_detail(255) == "exit code 255"

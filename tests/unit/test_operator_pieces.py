@@ -79,6 +79,7 @@ def test_pod_tombstones_keep_the_last_known_state() -> None:
     cache = Cache()
     op = operation(state="running")
     cache.put_operation(op)
+    cache.put_job(job(active=1))
     assert cache.put_pod(pod(phase="Failed", exit_code=137)) == ("ns", "op")
     cache.delete_pod(pod(phase="Failed", exit_code=137))
     (gone,) = cache.pods_for(op)

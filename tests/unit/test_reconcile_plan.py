@@ -10,8 +10,13 @@ Aspects covered (issue 5, "Operator"):
 - a running worker gets the Running condition (and podName/runLink only when missing), once;
 - failures observed on the Job/pods become CAS failures from the observed state, archiving the log
   of a pod that started and stopping a still-active Job;
-- terminal states: wait for the worker to exit, then process once (archive, conditions; Completed,
-  OperatorFailed, Cancelled with who/why and the Job stopped, infrastructure reasons); Job TTL after;
+- terminal states: wait for the worker to exit (timed on the operator's clock from when it saw the state,
+  never from a client's timestamp; a slow exit keeps the worker's reason), then process once (archive,
+  conditions; Completed, OperatorFailed, infrastructure reasons); a cancel recorded by the write that failed
+  the operation (`cancelledBy`) is Cancelled with who/why whatever the Job did, its Job stopped at once, and a
+  stale marker labels nothing; Job TTL after;
+- earlier attempts: a re-queued operation's Job is stopped at once and again before the next admission,
+  in the same plan; an earlier attempt's Job still running while a later one is active is stopped first;
   retention deletes unpinned finished operations past ttlSecondsAfterFinished;
 - terminal_patch / finished_processed: log fields, forced transition time, clock skew.
 """
@@ -38,6 +43,7 @@ from dops.domain.reconciling import (
     Terminate,
     View,
     WriteStatus,
+    attempt_job_names,
     compact_operation,
     finished_processed,
     plan,
@@ -62,6 +68,7 @@ def view(
     now: dt.datetime = NOW,
     gone_job: bool = False,
     settings: OperatorSettings = SETTINGS,
+    seen_at: dt.datetime | None = None,
 ) -> View:
     resolved = builtin_target("ns", settings) if target_ == "builtin" else target_
     return View(
@@ -73,6 +80,7 @@ def view(
         settings=settings,
         reserved=reserved,
         server_url="https://k",
+        seen_at=seen_at,
     )
 
 
@@ -287,11 +295,58 @@ def test_pending_image_pull_requeues_at_the_grace() -> None:
 
 def test_terminal_waits_for_the_worker_to_exit() -> None:
     op = finished("completed", at="2026-01-01T00:00:29.500000Z")
-    p = plan(view(op, job(active=1), (pod(running=True),)))
+    p = plan(view(op, job(active=1), (pod(running=True),), seen_at=NOW - dt.timedelta(seconds=0.5)))
     assert p.steps == ()
     assert p.requeue_after == pytest.approx(EXIT_GRACE_SECONDS - 0.5)
     # Also when the pod's events lag behind the operation's (not seen running yet).
     assert plan(view(op, job(active=1))).steps == ()
+
+
+def test_exit_grace_runs_on_the_operators_clock_not_the_writers() -> None:
+    # The worker's failedAt is long past (slow client clock, or a slow exit under load): the operator still
+    # waits the whole grace from when it first saw the state, and never calls the failure a cancel.
+    op = finished("failed", at="2025-12-31T23:00:00Z", result={"error": "Traceback", "errorMessage": "boom"})
+    p = plan(view(op, job(active=1), (pod(running=True),), seen_at=NOW))
+    assert p.steps == () and p.requeue_after == pytest.approx(EXIT_GRACE_SECONDS)
+    late = plan(view(op, job(active=1), (pod(running=True),), seen_at=NOW - dt.timedelta(seconds=EXIT_GRACE_SECONDS)))
+    (step,) = late.steps
+    assert isinstance(step, Terminate)
+    assert (step.reason, step.stop_job) == (c.Reasons.OPERATOR_FAILED, "op-1")
+    assert step.message == "boom; the operator stopped Job op-1, whose worker was still running"
+    assert step.event.reason == c.EventReasons.FAILED
+
+
+def status_write_by(op: dict[str, Any], manager: str) -> dict[str, Any]:
+    """`op` as the API server returns it after `manager` wrote its status (managedFields records who)."""
+    op["metadata"]["managedFields"] = [
+        {"manager": manager, "operation": "Update", "subresource": "status", "time": "2026-01-01T00:00:20Z"}
+    ]
+    return op
+
+
+@pytest.mark.parametrize(
+    ("manager", "recorded", "cancel_by"),
+    [
+        ("kubectl-patch", {}, "kubectl-patch"),  # `kubectl patch --subresource=status`: a cancel by kubectl
+        ("my-script", {}, "my-script"),
+        ("dops", {}, None),  # the worker (or the service) recorded its own failure
+        ("dops-operator", {}, None),
+        # The dops service's set_failed records the cancel explicitly, whoever's manager it is.
+        ("dops", {"cancelledBy": "ann@host", "cancelledAt": "2026-01-01T00:00:20Z"}, "ann@host"),
+    ],
+)
+def test_a_failure_written_by_someone_else_while_the_worker_runs_is_their_cancel(
+    manager: str, recorded: dict[str, Any], cancel_by: str | None
+) -> None:
+    op = status_write_by(finished("failed", result={"errorMessage": "stopped"}, **recorded), manager)
+    p = plan(view(op, job(active=1), (pod(running=True),), seen_at=NOW))
+    if cancel_by is None:  # the worker's own failure: it gets its exit grace first
+        assert p.steps == () and p.requeue_after == pytest.approx(EXIT_GRACE_SECONDS)
+        return
+    (step,) = p.steps  # a cancel stops the worker at once
+    assert isinstance(step, Terminate)
+    assert (step.reason, step.stop_job) == (c.Reasons.CANCELLED, "op-1")
+    assert step.message.startswith(f"cancelled by {cancel_by}: stopped")
 
 
 def test_completed_is_processed_once_then_the_job_gets_its_ttl() -> None:
@@ -341,34 +396,68 @@ def test_infrastructure_reason_wins_for_a_failed_operation() -> None:
     assert isinstance(step, Terminate) and step.reason == c.Reasons.POD_DELETED
 
 
-def test_cancel_stops_the_running_job_and_says_who_and_why() -> None:
-    op = finished("failed", at="2026-01-01T00:00:20Z", result={"errorMessage": "no longer needed"})
-    op["metadata"]["managedFields"] = [
-        {"manager": "dops-operator", "operation": "Update", "subresource": "status", "time": "2026-01-01T00:00:01Z"},
-        {"manager": "kubectl-patch", "operation": "Update", "subresource": "status", "time": "2026-01-01T00:00:20Z"},
-    ]
-    (step,) = plan(view(op, job(active=1), (pod(running=True),))).steps
+def cancelled(at: str = "2026-01-01T00:00:20Z", who: str = "dops fail (ann@laptop)", **status: Any) -> dict[str, Any]:
+    return {
+        "failedAt": at,
+        "cancelledBy": who,
+        "cancelledAt": at,
+        "result": {"errorMessage": "no longer needed"},
+        **status,
+    }
+
+
+def test_cancel_stops_the_running_job_at_once_and_says_who_and_why() -> None:
+    op = operation(state="failed", pod="op-1-abcde", startedAt="2026-01-01T00:00:05Z", **cancelled())
+    (step,) = plan(view(op, job(active=1), (pod(running=True),), seen_at=NOW)).steps
     assert isinstance(step, Terminate)
     assert step.reason == c.Reasons.CANCELLED
     assert step.stop_job == "op-1" and step.archive_pod == "op-1-abcde"
-    assert "set to failed by kubectl-patch while its worker was running (no longer needed)" in step.message
+    assert step.message == (
+        "cancelled by dops fail (ann@laptop): no longer needed; "
+        "the operator stopped Job op-1, whose worker was still running"
+    )
     assert step.event.reason == c.EventReasons.CANCELLED
 
 
+@pytest.mark.parametrize(
+    ("status", "j", "pods"),
+    [
+        pytest.param({"job": None, "attempt": None}, None, (), id="queued"),
+        pytest.param({}, job(active=1), (pod(phase="Pending"),), id="scheduled, pod not started"),
+        pytest.param(
+            {"pod": "op-1-abcde", "startedAt": "2026-01-01T00:00:05Z"},
+            job(conditions=(("Failed", "PodFailurePolicy", ""),), failed=1),
+            (pod(phase="Failed", exit_code=1),),
+            id="running, Job already ended",
+        ),
+    ],
+)
+def test_a_recorded_cancel_is_cancelled_whatever_the_job_did(
+    status: dict[str, Any], j: dict[str, Any] | None, pods: tuple[dict[str, Any], ...]
+) -> None:
+    op = operation(state="failed", **{**cancelled(), **status})
+    step = plan(view(op, j, pods)).steps[0]  # no seen_at: also right after an operator restart
+    assert isinstance(step, Terminate)
+    assert step.reason == c.Reasons.CANCELLED
+    assert step.message.startswith("cancelled by dops fail (ann@laptop): no longer needed")
+
+
+def test_a_cancel_marker_from_an_earlier_failure_labels_nothing() -> None:
+    op = finished(
+        "failed",
+        result={"error": "Traceback", "errorMessage": "boom"},
+        **{"cancelledBy": "ann", "cancelledAt": "2026-01-01T00:00:01Z"},
+    )
+    failed_job = job(conditions=(("Failed", "PodFailurePolicy", ""),), failed=1)
+    (step, _) = plan(view(op, failed_job, (pod(phase="Failed", exit_code=1),))).steps
+    assert isinstance(step, Terminate) and step.reason == c.Reasons.OPERATOR_FAILED
+
+
 def test_completed_with_a_lingering_worker_stops_its_job() -> None:
-    (step,) = plan(view(finished("completed"), job(active=1), (pod(running=True),))).steps
+    late = NOW - dt.timedelta(seconds=EXIT_GRACE_SECONDS)
+    (step,) = plan(view(finished("completed"), job(active=1), (pod(running=True),), seen_at=late)).steps
     assert isinstance(step, Terminate)
     assert step.reason == "Completed" and step.stop_job == "op-1"
-
-
-def test_cancel_before_the_pod_started_stops_the_job_after_the_grace() -> None:
-    op = operation(state="failed", failedAt="2026-01-01T00:00:29.900000Z")  # scheduled, never claimed
-    waiting = plan(view(op, job(active=1), (pod(phase="Pending"),)))
-    assert waiting.steps == () and waiting.requeue_after == pytest.approx(EXIT_GRACE_SECONDS - 0.1)
-    op = operation(state="failed", failedAt="2026-01-01T00:00:27.900000Z")
-    (step,) = plan(view(op, job(active=1), (pod(phase="Pending"),))).steps
-    assert isinstance(step, Terminate)
-    assert (step.reason, step.stop_job, step.archive_pod) == (c.Reasons.CANCELLED, "op-1", None)
 
 
 def test_failed_while_queued_has_no_job_to_handle() -> None:
@@ -493,3 +582,55 @@ def test_refailing_later_is_processed_again() -> None:
     assert finished_processed(compact_operation(op)["status"])
     op["status"]["failedAt"] = "2026-01-01T00:00:25Z"
     assert not finished_processed(compact_operation(op)["status"])
+
+
+# --------------------------------------------------------------------------------------------- earlier attempts
+
+
+def test_attempt_job_names_are_the_other_attempts_newest_first() -> None:
+    assert attempt_job_names(operation(attempt=3, job="op-3")) == ["op-2", "op-1"]
+    assert attempt_job_names(operation(state="queued", attempt=2, job="op-2")) == ["op-1"]
+    assert attempt_job_names(operation(state="queued", job=None, attempt=None)) == []
+
+
+def requeued(**status: Any) -> dict[str, Any]:
+    """Running attempt 1, then re-queued (FiftyOne's set_queued): jobName still names attempt 1's Job."""
+    return operation(state="queued", pod="op-1-abcde", startedAt="2026-01-01T00:00:05Z", **status)
+
+
+def test_a_requeued_operation_stops_its_running_job_at_once() -> None:
+    p = plan(view(requeued(), job(active=1), (pod(running=True),)))
+    (step,) = p.steps
+    assert isinstance(step, StopJob) and step.job == "op-1"
+    # Being deleted already: nothing more to do.
+    assert plan(view(requeued(), job(active=1, deleting=True), (pod(running=True),))).steps == ()
+
+
+def test_readmission_stops_the_earlier_attempts_job_before_admitting() -> None:
+    p = plan(view(requeued(), job(active=1), (pod(running=True),), reserved=True))
+    assert kinds(p) == ["StopJob", "Admit"]
+    stop, admit = p.steps
+    assert isinstance(stop, StopJob) and stop.job == "op-1"
+    assert isinstance(admit, Admit) and admit.job["metadata"]["name"] == "op-2"
+
+
+def test_readmission_after_a_finished_attempt_stops_nothing() -> None:
+    done = job(conditions=(("Complete", "CompletionsReached", ""),), succeeded=1)
+    assert kinds(plan(view(requeued(), done, (), reserved=True))) == ["Admit"]
+
+
+def test_an_earlier_attempts_job_still_running_is_stopped_first() -> None:
+    # Attempt 2 is scheduled, but attempt 1's Job still runs (its stop was lost, or the operator was away).
+    op = operation(state="scheduled", attempt=2, job="op-2")
+    v = view(op, job(name="op-2", active=1), (pod(name="op-2-x", job_name="op-2", phase="Pending"),))
+    older = compact_job(job(name="op-1", active=1))
+    p = plan(View(**{**v.__dict__, "older_jobs": (older,)}))
+    (step,) = p.steps
+    assert isinstance(step, StopJob) and step.job == "op-1"
+    gone = compact_job(job(name="op-1", active=1), gone=True)
+    assert not any(isinstance(s, StopJob) for s in plan(View(**{**v.__dict__, "older_jobs": (gone,)})).steps)
+
+
+def test_a_requeued_operation_whose_target_is_gone_still_stops_its_job() -> None:
+    p = plan(view(requeued(), job(active=1), (pod(running=True),), target_=None))
+    assert kinds(p) == ["StopJob", "WriteStatus"]

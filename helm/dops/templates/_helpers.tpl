@@ -115,20 +115,40 @@ Every verb is listed explicitly; see values.yaml rbac for why each is needed.
   verbs: ["get"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create", "patch", "list"]
 {{- end }}
 
-{{/* The workers' rules: their own operation and its status, nothing else. */}}
+{{/*
+The workers' rules: read operations and write their status, nothing else. No `patch` on the operation itself
+(spec, labels, finalizers: the operator mirrors the run-state label), no targets (the Job's env carries what
+the operator decided at admission), no pods (a Job retry pod knows its Job's earlier pods by name). Which
+operation's status a worker may write is narrowed to its own by the ValidatingAdmissionPolicy
+"<fullname>-worker-own-operation" (templates/admission-worker.yaml).
+*/}}
 {{- define "dops.workerRules" -}}
 - apiGroups: ["dops.io"]
-  resources: ["delegatedoperations", "delegatedoperations/status"]
-  verbs: ["get", "patch"]
-# allowImportPaths of the operation's DelegationTarget
+  resources: ["delegatedoperations"]
+  verbs: ["get"]
 - apiGroups: ["dops.io"]
-  resources: ["delegationtargets"]
-  verbs: ["get"]
-# a Job retry pod checks that the pod it takes over an operation from has finished
-- apiGroups: [""]
-  resources: ["pods"]
-  verbs: ["get"]
+  resources: ["delegatedoperations/status"]
+  verbs: ["get", "patch"]
+{{- end }}
+
+{{/*
+The operator pods' affinity: `affinity` when set; else, with more than one replica, a ReadWriteOnce log-archive
+PVC (one node can mount it) keeps the replicas on one node (required), and anything else spreads them over nodes
+(preferred), so that losing a node leaves a standby.
+*/}}
+{{- define "dops.operatorAffinity" -}}
+{{- if .Values.affinity }}
+{{- toYaml .Values.affinity }}
+{{- else if gt (int64 .Values.replicas) 1 }}
+{{- $rwoClaim := and (eq .Values.logArchive.type "pvc") (not (has "ReadWriteMany" .Values.logArchive.pvc.accessModes)) }}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (merge (include "dops.selectorLabels" . | fromYaml) (dict "app.kubernetes.io/component" "operator"))) }}
+{{- if $rwoClaim }}
+{{- dict "podAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" (list $term)) | toYaml }}
+{{- else }}
+{{- dict "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" $term))) | toYaml }}
+{{- end }}
+{{- end }}
 {{- end }}

@@ -26,6 +26,11 @@ TARGET_PLURAL: Final = "delegationtargets"
 TARGET_SHORT_NAMES: Final = ("dtarget",)
 TARGET_CRD_NAME: Final = f"{TARGET_PLURAL}.{GROUP}"
 
+# DelegationPolicy (cluster-scoped; dops.domain.policy)
+POLICY_KIND: Final = "DelegationPolicy"
+POLICY_PLURAL: Final = "delegationpolicies"
+POLICY_CRD_NAME: Final = f"{POLICY_PLURAL}.{GROUP}"
+
 # Target modes (DelegationTarget.spec.mode).
 MODE_JOB: Final = "job"
 MODE_EXTERNAL: Final = "external"
@@ -109,6 +114,8 @@ class Reasons:
     BACKOFF_LIMIT: Final = "BackoffLimitExceeded"  # every retry (Job backoffLimit) failed
     POD_DELETED: Final = "PodDeleted"  # the worker pod was deleted while it ran
     POD_EVICTED: Final = "PodEvicted"  # the worker pod was evicted or otherwise disrupted
+    POD_LOST: Final = "PodLost"  # the worker pod was lost with its node (terminating, Unknown, NodeNotReady)
+    START_DEADLINE: Final = "StartDeadlineExceeded"  # the worker did not start within startDeadlineSeconds
     NO_RESULT: Final = "WorkerExitedWithoutResult"  # the worker exited 0 but left no terminal state
     CONTAINER_CONFIG: Final = "CreateContainerConfigError"  # the worker container could not be set up
     STOPPED: Final = "JobStopped"  # a finished operation's still-active Job was stopped
@@ -119,6 +126,7 @@ class Reasons:
     LOGS_ARCHIVED: Final = "LogsArchived"
     LOG_UPLOAD_FAILED: Final = "LogUploadFailed"
     JOB_CREATE_FAILED: Final = "JobCreateFailed"  # the API server refused the Job (no better reason given)
+    POLICY_VIOLATION: Final = "PolicyViolation"  # the target breaks a DelegationPolicy: never run (issue 13)
     JOB_CREATED: Final = "JobCreated"  # the Job exists again after refused creates
 
 
@@ -138,5 +146,7 @@ class EventReasons:
     LOG_UPLOAD_FAILED: Final = "LogUploadFailed"
     INVALID_SPEC: Final = "InvalidSpec"
     UNKNOWN_TARGET: Final = "UnknownTarget"
+    POLICY_VIOLATION: Final = "PolicyViolation"
     JOB_STOPPED: Final = "JobStopped"
+    DISRUPTED: Final = "Disrupted"  # a worker pod was disrupted and the Job runs the worker again
     DELETED: Final = "Deleted"  # retention deleted a finished operation

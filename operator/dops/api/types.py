@@ -535,7 +535,8 @@ class DelegatedOperationDocument:
         return cls(
             id=meta.get("name"),
             operator=operator,
-            label=_opt_str(spec.get("label")) or operator,
+            # a stored "" stays "" (FiftyOne's set_label(id, "")); only a missing label is the operator URI
+            label=_str_or_none(spec.get("label")) if spec.get("label") is not None else operator,
             delegation_target=_str_or_none(spec.get("delegationTarget")),
             context=ExecutionContext(copy.deepcopy(spec.get("context") or {})),
             run_state=ExecutionRunState.parse(state) if state else None,

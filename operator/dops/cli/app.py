@@ -31,7 +31,9 @@ COMMAND_MODULES: list[str] = [
     "dops.cli.commands.wait",
     "dops.cli.commands.watch",
     "dops.cli.commands.submit",
+    "dops.cli.commands.lint",
     "dops.cli.commands.rerun",
+    "dops.cli.commands.cancel",
     "dops.cli.commands.fail",
     "dops.cli.commands.delete",
     "dops.cli.commands.pin",
@@ -41,6 +43,8 @@ COMMAND_MODULES: list[str] = [
     "dops.cli.commands.operator",
     "dops.cli.commands.worker",
     "dops.cli.commands.dev",
+    "dops.cli.commands.ui",
+    "dops.cli.commands.completion",
 ]
 
 

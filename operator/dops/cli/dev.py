@@ -69,6 +69,10 @@ class DevOptions:
     namespace: str = "default"
     job_backoff_base: float = 1.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    # --image-map PATTERN=MODE: more images the kubelet runs (process: as this installation), simulates or refuses.
+    image_rules: dict[str, str] = field(default_factory=dict)
+    # --python-path DIR: prepended to every pod's PYTHONPATH (py:module:function operators import from there).
+    python_path: list[Path] = field(default_factory=list)
 
     def resolved(self) -> DevOptions:
         """The same options with every path absolute (against the current directory, `~` expanded)."""
@@ -77,6 +81,7 @@ class DevOptions:
             kubeconfig=absolute(self.kubeconfig),
             state_dir=absolute(self.state_dir),
             crds=absolute(self.crds) if self.crds is not None else None,
+            python_path=[absolute(p) for p in self.python_path],
         )
 
 
@@ -156,9 +161,39 @@ def hold_state_dir(state_dir: Path) -> Iterator[None]:
         handle.close()  # releases the lock
 
 
-def image_map() -> dict[str, Any]:
-    """The dops image runs as this installation: its entrypoint `dops` becomes `python -m dops`."""
-    return {f"{DEV_IMAGE_REPOSITORY}:*": {"mode": "process", "command": [sys.executable, "-m", "dops"]}}
+# Appended to the ErrImagePull message of an image no rule maps: the option that maps it.
+PULL_HINT = "run it as this dops installation with: dops dev --image-map '{image}=process' (or =simulated)"
+IMAGE_MODES = ("process", "simulated", "missing")
+
+
+def parse_image_rule(text: str) -> tuple[str, str]:
+    """`PATTERN=MODE` of `--image-map` → (pattern, mode); ValueError (one line) otherwise."""
+    pattern, sep, mode = text.rpartition("=")
+    if not sep or not pattern.strip() or mode not in IMAGE_MODES:
+        raise ValueError(
+            f"--image-map expects PATTERN=MODE with MODE one of {', '.join(IMAGE_MODES)} "
+            f"(e.g. 'ghcr.io/acme/*=process'); got {text!r}"
+        )
+    return pattern.strip(), mode
+
+
+def image_map(rules: dict[str, str] | None = None) -> dict[str, Any]:
+    """The dops image runs as this installation: its entrypoint `dops` becomes `python -m dops`. Images mapped
+    to `process` with --image-map run the same way (their worker containers set only `args`)."""
+    as_dops: dict[str, Any] = {"mode": "process", "command": [sys.executable, "-m", "dops"]}
+    out: dict[str, Any] = {f"{DEV_IMAGE_REPOSITORY}:*": as_dops}
+    for pattern, mode in (rules or {}).items():
+        out[pattern] = as_dops if mode == "process" else mode
+    return out
+
+
+def pod_env(python_path: list[Path]) -> dict[str, str]:
+    """Extra env of every pod: --python-path directories ahead of the inherited PYTHONPATH."""
+    if not python_path:
+        return {}
+    parts = [str(p) for p in python_path]
+    inherited = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": os.pathsep.join([*parts, inherited] if inherited else parts)}
 
 
 def control_plane_settings(options: DevOptions) -> ServerSettings:
@@ -167,7 +202,12 @@ def control_plane_settings(options: DevOptions) -> ServerSettings:
         port=options.port,
         controllers=ALL_CONTROLLERS,
         controller_options={
-            "kubelet": {"image_map": image_map(), "work_dir": str(options.state_dir / "kubelet")},
+            "kubelet": {
+                "image_map": image_map(options.image_rules),
+                "work_dir": str(options.state_dir / "kubelet"),
+                "pull_hint": PULL_HINT,
+                "extra_env": {**options.extra_env, **pod_env(options.python_path)},
+            },
             "job": {"backoff_base": options.job_backoff_base},
         },
     )

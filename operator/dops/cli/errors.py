@@ -50,6 +50,16 @@ def not_found(name: str, namespace: str) -> CliError:
     return CliError(f'operation "{name}" not found in namespace "{namespace}"', EXIT_UNAVAILABLE)
 
 
+def crds_missing(server: str | None = None) -> CliError:
+    """The one line for a cluster without the dops CRDs (the same from `get`, `list` and every command)."""
+    where = f" at {server}" if server else ""
+    return CliError(
+        f"the dops CRDs are not installed in the cluster{where} (the API has no delegatedoperations.dops.io): "
+        "install them with helm install dops helm/dops, or kubectl apply -f crds/",
+        EXIT_UNAVAILABLE,
+    )
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -114,11 +124,10 @@ def describe(exc: BaseException, server: str | None = None) -> tuple[str, int]:
         if details.get("name"):
             kind = str(details.get("kind") or "resource")
             return f'{kind} "{details["name"]}" not found', EXIT_UNAVAILABLE
-        return (
-            f"the server could not find {exc.path or 'the requested resource'}: are the dops CRDs installed "
-            "(helm install dops helm/dops, or kubectl apply -f crds/)?",
-            EXIT_UNAVAILABLE,
-        )
+        if "/dops.io/" in (exc.path or "/dops.io/"):
+            missing = crds_missing(server)
+            return missing.message, missing.code
+        return f"the server could not find {exc.path}", EXIT_UNAVAILABLE
     if isinstance(exc, Invalid):
         return f"invalid: {_one_line(exc.message)}", EXIT_USAGE
     if isinstance(exc, ApiError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from rich.text import Text
 
 from ..api.times import parse_time
 from ..api.types import DelegatedOperationDocument, ExecutionRunState
+from . import jsonpath
 
 JSON = dict[str, Any]
 
@@ -144,7 +146,13 @@ def display_id(doc: DelegatedOperationDocument, with_namespace: bool = False) ->
 
 
 def error_message(doc: DelegatedOperationDocument) -> str:
-    """A one-line reason for a failed operation: the error message, else the last line of the traceback."""
+    """A one-line reason for a failed operation (what `wait`/`submit --wait` end with).
+
+    The recorded message is often several lines: a traceback (its last line names the exception), or
+    "the worker exited with …: " followed by the pod's log tail, whose lines are log records (the worker's
+    INFO/WARNING lines, e.g. that it could not write its termination message) around what the process said
+    last. The reason is the first line without a leading log record, plus the last line that is not one of
+    those routine records (ERROR records are kept, without their time stamp)."""
     result = doc.result
     if result is None:
         raw = ((doc.resource or {}).get("status") or {}).get("result") or {}
@@ -152,7 +160,32 @@ def error_message(doc: DelegatedOperationDocument) -> str:
     else:
         message = result.error_message or result.error or ""
     lines = [line.strip() for line in str(message).strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    if not lines:
+        return ""
+    if len(lines) == 1:
+        return _strip_record(lines[0])
+    head = _strip_record(_LOG_RECORD_INSIDE.split(lines[0], maxsplit=1)[0].rstrip(": ").strip())
+    if _ROUTINE_RECORD.match(lines[0]) or lines[0].startswith("Traceback"):
+        head = ""
+    tail = [_strip_record(line) for line in lines[1:] if not _ROUTINE_RECORD.match(line)]
+    tail = [line for line in tail if line and not line.startswith(("File ", "Traceback", "^", "~"))]
+    last = tail[-1] if tail else ""
+    if head and last and last not in head:
+        return f"{head}: {last}"
+    return head or last or _strip_record(lines[-1])
+
+
+# A log record as dops (and Python's logging) prints it: "2026-01-02 03:04:05,678 LEVEL logger: message".
+_STAMP = r"\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?Z?\]? +\[? *"
+_RECORD = _STAMP + r"(?:DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\b"
+_ROUTINE_RECORD = re.compile(r"^" + _STAMP + r"(?:DEBUG|INFO|WARNING|WARN)\b")
+_LOG_RECORD_INSIDE = re.compile(r":? " + _RECORD)
+_ANY_RECORD = re.compile(r"^" + _RECORD + r"\s*\]?\s*(?:[\w.]+\s*:\s*)?")
+
+
+def _strip_record(line: str) -> str:
+    """An ERROR record's message without its time stamp, level and logger."""
+    return _ANY_RECORD.sub("", line, count=1).strip() or line
 
 
 # --------------------------------------------------------------------------------------------- list
@@ -329,12 +362,23 @@ def result_renderable(doc: DelegatedOperationDocument) -> RenderableType | None:
         parts.append(Text("\n".join(lines)))
     if message:
         parts.append(Text(f"error: {message}", style="red"))
-    if error and error != message:
+    if error and not repeats(str(error), str(message or "")):
         lines = str(error).rstrip().splitlines()
         if len(lines) > MAX_ERROR_LINES:
             lines = ["...", *lines[-MAX_ERROR_LINES:]]
         parts.append(Text("\n".join(lines), style="red"))
     return Group(*parts)
+
+
+def repeats(error: str, message: str) -> bool:
+    """Whether `error` only says `message` again (as such, or as "Reason: message"), so it is not shown twice."""
+    error, message = error.strip(), message.strip()
+    if not message:
+        return False
+    if error == message:
+        return True
+    head, sep, rest = error.partition(": ")
+    return bool(sep) and rest.strip() == message and head.isidentifier()
 
 
 def conditions_table(conditions: Sequence[Mapping[str, Any]], now: dt.datetime) -> Table:
@@ -397,13 +441,44 @@ def events_table(events: Sequence[Mapping[str, Any]], now: dt.datetime) -> Table
     return table
 
 
+# Waiting reasons every starting container passes through: not worth a hint.
+ROUTINE_WAITING = ("ContainerCreating", "PodInitializing")
+
+
+def pod_hint(pod: Mapping[str, Any]) -> str:
+    """Why a worker pod is not running yet, when it is stuck rather than starting ("" otherwise).
+
+    The operator fails an operation whose image cannot be pulled only after a grace period (two minutes
+    by default): this says so at once — `ErrImagePull`, `ImagePullBackOff`, `CreateContainerConfigError`,
+    `CrashLoopBackOff`, or a pod the scheduler cannot place."""
+    meta = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    name = str(meta.get("name") or "")
+    for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        reason = str(waiting.get("reason") or "")
+        if reason and reason not in ROUTINE_WAITING:
+            message = " ".join(str(waiting.get("message") or "").split())
+            return f"pod {name} is waiting: {reason}" + (f": {message}" if message else "")
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            message = " ".join(str(cond.get("message") or "").split())
+            return f"pod {name} cannot be scheduled ({cond.get('reason') or 'Unschedulable'})" + (
+                f": {message}" if message else ""
+            )
+    return ""
+
+
 def details(
     doc: DelegatedOperationDocument,
     now: dt.datetime,
     events: Sequence[Mapping[str, Any]] | None = None,
+    hints: Sequence[str] = (),
 ) -> Group:
-    """Everything `dops get NAME` shows: summary, timeline, result, conditions, events."""
+    """Everything `dops get NAME` shows: summary, stuck-pod hints, timeline, result, conditions, events."""
     parts: list[RenderableType] = [summary(doc, now)]
+    for hint in hints:
+        parts += [Text(""), Text(f"Waiting: {hint}", style="yellow")]
     steps = timeline(doc)
     if steps.row_count:
         parts += [Text(""), Text("Timeline", style="bold underline"), steps]
@@ -452,23 +527,37 @@ def dump(data: Any, fmt: str) -> str:
     raise ValueError(f"unknown output format {fmt!r}")
 
 
-def machine_output(docs: Sequence[DelegatedOperationDocument], fmt: str, *, single: bool, namespaces: bool) -> str:
-    """`-o json|yaml|name` of one operation (`single`) or a list of them."""
+RESOURCE = "delegatedoperation.dops.io"
+
+
+def machine_output(
+    docs: Sequence[DelegatedOperationDocument], fmt: str, *, single: bool, namespaces: bool = False, arg: str = ""
+) -> str:
+    """`-o json|yaml|name|jsonpath=…|custom-columns=…` of one operation (`single`) or a list of them.
+
+    As kubectl: `name` is `delegatedoperation.dops.io/NAME` (no namespace, even with -A), a JSONPath
+    template applies to the object itself for one operation and to the List for several, and custom
+    columns give one row per operation. `namespaces` is kept for callers; kubectl ignores it here too."""
     if fmt == "name":
-        return "\n".join(display_id(d, namespaces) for d in docs)
+        return "\n".join(f"{RESOURCE}/{d.id}" for d in docs)
     objs = [d.resource or {} for d in docs]
-    if single:
-        return dump(clean_resource(objs[0]), fmt)
-    return dump(resource_list(objs), fmt)
+    if fmt == "custom-columns":
+        return jsonpath.custom_columns(arg, [clean_resource(o) for o in objs])
+    data = clean_resource(objs[0]) if single else resource_list(objs)
+    if fmt == "jsonpath":
+        return jsonpath.render_template(arg, data)
+    return dump(data, fmt)
 
 
 # --------------------------------------------------------------------------------------------- wait
 
 
-def wait_description(doc: DelegatedOperationDocument) -> str:
+def wait_description(doc: DelegatedOperationDocument, hint: str = "") -> str:
     text = f"{doc.id}: {state_name(doc)}"
     if doc.run_state is ExecutionRunState.RUNNING and doc.status is not None and doc.status.label:
         text += f" ({doc.status.label})"
+    if hint:
+        text += f" — {hint}"
     return text
 
 
@@ -484,3 +573,20 @@ def outcome(doc: DelegatedOperationDocument, now: dt.datetime) -> str:
         if reason:
             text += f": {reason}"
     return text
+
+
+MAX_RESULT_CHARS = 2000
+
+
+def result_line(doc: DelegatedOperationDocument) -> str:
+    """`result: {…}` (compact JSON) of a completed operation that returned something, else ""."""
+    if doc.run_state is not ExecutionRunState.COMPLETED:
+        return ""
+    raw = ((doc.resource or {}).get("status") or {}).get("result") or {}
+    value = raw.get("result")
+    if value is None:
+        return ""
+    text = json.dumps(value, sort_keys=True, default=str, separators=(", ", ": "))
+    if len(text) > MAX_RESULT_CHARS:
+        text = text[:MAX_RESULT_CHARS] + f" … (dops get {doc.id} -o json shows all)"
+    return f"result: {text}"

@@ -14,8 +14,11 @@ Decisions, each a guard against a known failure class (prior-art.md §3.2, §7):
   `activeDeadlineSeconds` = timeoutSeconds (operation, else target, else operator default),
   `restartPolicy: Never`, `podReplacementPolicy: Failed` (a replacement never overlaps a terminating
   pod), and a `podFailurePolicy` that (1) ignores disruptions (`DisruptionTarget`: evictions,
-  preemption, node drain do not count as retries) and (2) fails the Job at once when the worker exits
-  1, the worker's "the operation failed and its failure is recorded" code, which no retry can fix.
+  preemption, node drain do not count as retries; the operator caps them at the target's
+  `maxDisruptionRetries`, and 0 makes the rule `FailJob`) and (2) fails the Job at once when the worker exits
+  3 ("the operation failed and its failure is recorded") or 4 ("the API stayed unreachable; the outcome
+  is in the termination message"), which no retry can fix. Exit 1 is left to Python crashes, which
+  retries may cure.
 - A **restricted** pod: non-root uid 65532, no privilege escalation, all capabilities dropped,
   RuntimeDefault seccomp, read-only root filesystem with an `emptyDir` on /tmp (HOME=/tmp).
 - The container is named `worker`, runs the target's image with `args: [worker, run, NS/NAME]`
@@ -29,12 +32,12 @@ Decisions, each a guard against a known failure class (prior-art.md §3.2, §7):
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 from ..api import constants as c
 from .labels import label_value
+from .names import shortened
 from .runlink import WORKER_CONTAINER, effective_template, render_run_link
 from .settings import OperatorSettings
 from .targets import Target
@@ -43,8 +46,11 @@ JSON = dict[str, Any]
 MAX_JOB_NAME = 63
 RUN_AS_USER = 65532
 TERMINATION_GRACE_SECONDS = 30
-# Exit code with which the worker says "the operation failed and its failure is recorded in the status".
-WORKER_FAILED_EXIT_CODE = 1
+# Exit code with which the worker says "the operation failed and its failure is recorded in the status"
+# (1 is Python's own code for an unhandled exception: a crash, which says nothing about the operation).
+WORKER_FAILED_EXIT_CODE = 3
+# Exit code with which the worker says "the API stayed unreachable: my outcome is only in my termination message".
+WORKER_UNRECORDED_EXIT_CODE = 4
 
 ATTEMPT_LABEL = "dops.io/attempt"
 OPERATION_UID_LABEL = "dops.io/operation-uid"
@@ -55,29 +61,49 @@ LEGACY_JOB_NAME_LABEL = "job-name"
 # Env vars the worker container always gets (a target's env cannot replace them).
 ENV_OPERATION = "DOPS_OPERATION"
 ENV_ATTEMPT = "DOPS_ATTEMPT"
+ENV_OPERATION_UID = "DOPS_OPERATION_UID"  # the worker fences its writes by it (a re-created operation is another)
 ENV_JOB_NAME = "DOPS_JOB_NAME"
 ENV_POD_NAME = "DOPS_POD_NAME"
 ENV_POD_NAMESPACE = "DOPS_POD_NAMESPACE"
 ENV_RUN_LINK = "DOPS_RUN_LINK"  # the rendered run link; `$(DOPS_POD_NAME)` is expanded by the kubelet
 ENV_ALLOW_IMPORT_PATHS = "DOPS_ALLOW_IMPORT_PATHS"
 ENV_TARGET = "DOPS_DELEGATION_TARGET"
+# Also what the operator decided at admission: allowImportPaths reaches the worker only through the Job's env
+# (issue 13), so a target's env cannot turn it on behind a policy that forbids allowImportPaths.
 _IDENTITY_ENV = frozenset(
-    {ENV_OPERATION, ENV_ATTEMPT, ENV_JOB_NAME, ENV_POD_NAME, ENV_POD_NAMESPACE, ENV_RUN_LINK, ENV_TARGET}
+    {
+        ENV_OPERATION,
+        ENV_ATTEMPT,
+        ENV_OPERATION_UID,
+        ENV_JOB_NAME,
+        ENV_POD_NAME,
+        ENV_POD_NAMESPACE,
+        ENV_RUN_LINK,
+        ENV_TARGET,
+        ENV_ALLOW_IMPORT_PATHS,
+    }
 )
+
+
+# The API server's name generator keeps at most 58 characters of a generateName (`<job>-`) and appends 5.
+_GENERATED_BASE = 58
+_GENERATED_SUFFIX = 5
+
+
+def is_pod_of_job(pod: str, job: str) -> bool:
+    """Whether `pod` has the name the Job controller gives `job`'s pods (generateName `<job>-` + 5 characters).
+
+    The worker trusts it instead of reading the earlier pod (issue 13: workers get no `pods get`): with
+    `podReplacementPolicy: Failed` the Job controller starts a pod only once the earlier ones are Failed."""
+    base = f"{job}-"[:_GENERATED_BASE]
+    return bool(job) and len(pod) == len(base) + _GENERATED_SUFFIX and pod.startswith(base)
 
 
 def job_name(operation: str, attempt: int) -> str:
     """`<operation>-<attempt>`, or `<prefix>-<hash8>-<attempt>` when that would exceed 63 characters."""
     if attempt < 1:
         raise ValueError(f"attempt must be ≥ 1, not {attempt}")
-    suffix = f"-{attempt}"
-    name = operation + suffix
-    if len(name) <= MAX_JOB_NAME:
-        return name
-    digest = hashlib.sha256(operation.encode()).hexdigest()[:8]
-    keep = MAX_JOB_NAME - len(suffix) - len(digest) - 1
-    prefix = operation[:keep].rstrip("-.")
-    return f"{prefix}-{digest}{suffix}"
+    return shortened(operation, MAX_JOB_NAME, f"-{attempt}")
 
 
 def operation_ref(namespace: str, name: str) -> str:
@@ -169,6 +195,7 @@ def build_job(
     env: list[JSON] = [
         {"name": ENV_OPERATION, "value": ref},
         {"name": ENV_ATTEMPT, "value": str(attempt)},
+        {"name": ENV_OPERATION_UID, "value": str(meta["uid"])},
         {"name": ENV_JOB_NAME, "value": jname},
         {"name": ENV_TARGET, "value": target.name},
         {"name": ENV_POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -226,13 +253,17 @@ def build_job(
         "podReplacementPolicy": "Failed",
         "podFailurePolicy": {
             "rules": [
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                {
+                    # Re-run a disrupted worker (the operator caps how often: maxDisruptionRetries), or never.
+                    "action": "Ignore" if target.max_disruption_retries > 0 else "FailJob",
+                    "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                },
                 {
                     "action": "FailJob",
                     "onExitCodes": {
                         "containerName": WORKER_CONTAINER,
                         "operator": "In",
-                        "values": [WORKER_FAILED_EXIT_CODE],
+                        "values": [WORKER_FAILED_EXIT_CODE, WORKER_UNRECORDED_EXIT_CODE],
                     },
                 },
             ]

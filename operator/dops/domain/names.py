@@ -16,6 +16,7 @@ Everything here is pure: the caller passes the clock reading and the random byte
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 
 from ..api.times import UTC
@@ -50,6 +51,29 @@ def validate_name(name: object, what: str = "name") -> str:
             "starting and ending with an alphanumeric, at most 253 characters)"
         )
     return name
+
+
+MAX_SUBDOMAIN = 253
+_EVENT_HASH_CHARS = 8
+
+
+def shortened(name: str, limit: int, suffix: str = "") -> str:
+    """`name + suffix` when it fits in `limit` characters, else a prefix of `name`, `-`, 8 hex digits of the
+    SHA-256 of the whole name, then `suffix`: deterministic, distinct for distinct names, still DNS-1123
+    (the prefix never ends in `-` or `.`)."""
+    if len(name) + len(suffix) <= limit:
+        return name + suffix
+    digest = hashlib.sha256(name.encode()).hexdigest()[:_EVENT_HASH_CHARS]
+    keep = limit - len(suffix) - len(digest) - 1
+    if keep < 1:
+        raise ValueError(f"cannot shorten {name!r} to {limit} characters with suffix {suffix!r}")
+    return f"{name[:keep].rstrip('-.')}-{digest}{suffix}"
+
+
+def event_name(involved: str, token: str) -> str:
+    """The name of an Event about object `involved`: `<involved>.<token>` as kubectl and client-go make them,
+    shortened (prefix + hash) when the object's name is so long that it would exceed 253 characters."""
+    return shortened(involved, MAX_SUBDOMAIN, f".{token}")
 
 
 def _encode(value: int, width: int) -> str:

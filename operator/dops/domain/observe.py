@@ -27,6 +27,9 @@ Failure reasons (condition reasons of the operation, `dops.api.constants.Reasons
 | CreateContainerConfigError | the container could not be configured (missing Secret/ConfigMap…) for the same grace |
 | PodDeleted                 | the worker pod was deleted while it ran                            |
 | PodEvicted                 | the worker pod was evicted/disrupted                               |
+| PodLost                    | the worker pod was lost with its node for `lost_pod_grace_seconds`  |
+|                            | (running while terminating past its grace, Unknown, marked not    |
+|                            | ready by the node lifecycle controller)                            |
 | JobMissing                 | the Job was deleted (a tombstone is passed as `job`) or is being deleted |
 | WorkerExitedWithoutResult  | the worker exited 0 but the operation is not completed/failed     |
 | JobFailed                  | the Job failed for another reason                                  |
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 import signal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -47,7 +51,13 @@ from typing import Any
 
 from ..api import constants as c
 from ..api.times import parse_time
-from .jobs import JOB_NAME_LABEL, LEGACY_JOB_NAME_LABEL, OPERATION_ANNOTATION
+from .jobs import (
+    JOB_NAME_LABEL,
+    LEGACY_JOB_NAME_LABEL,
+    OPERATION_ANNOTATION,
+    WORKER_FAILED_EXIT_CODE,
+    WORKER_UNRECORDED_EXIT_CODE,
+)
 from .runlink import WORKER_CONTAINER
 from .settings import OperatorSettings
 
@@ -65,6 +75,7 @@ INFRASTRUCTURE_REASONS = frozenset(
         c.Reasons.TIMED_OUT,
         c.Reasons.POD_DELETED,
         c.Reasons.POD_EVICTED,
+        c.Reasons.POD_LOST,
         c.Reasons.JOB_MISSING,
         c.Reasons.IMAGE_PULL,
         c.Reasons.CONTAINER_CONFIG,
@@ -93,6 +104,8 @@ class Outcome:
     pod_active: bool = False  # that pod still runs or is about to (not terminal, not deleted)
     job_active: bool = False  # the Job exists and is not finished
     failed_pods: tuple[str, ...] = ()  # pods of the Job that failed, oldest first
+    disrupted_pods: tuple[str, ...] = ()  # pods of the Job that ended by a disruption (eviction, ...), oldest first
+    disruption: str = ""  # why the newest of those ended
     running_since: str | None = None  # when the newest pod's worker container started running
     requeue_after: float | None = None  # seconds until the outcome may change by time alone
     extra: JSON = field(default_factory=dict)
@@ -213,7 +226,10 @@ def compact_pod(pod: Mapping[str, Any], *, gone: bool = False) -> JSON:
         "phase": status.get("phase") or "Pending",
         "reason": status.get("reason") or "",
         "message": _clip(str(status.get("message") or "")),
-        "conditions": _condition_summary(status.get("conditions"), ("DisruptionTarget", "PodScheduled")),
+        "conditions": _condition_summary(
+            status.get("conditions"), ("DisruptionTarget", "PodScheduled", "Ready", "ContainersReady")
+        ),
+        "node": (pod.get("spec") or {}).get("nodeName"),
         "container": {
             "state": _clip_state(cs.get("state")),
             "lastState": _clip_state(cs.get("lastState")),
@@ -282,12 +298,30 @@ def _pod_failed(pod: Mapping[str, Any]) -> bool:
     return bool(pod.get("gone")) and pod.get("phase") != "Succeeded"
 
 
+def _disrupted(pod: Mapping[str, Any]) -> bool:
+    """The pod ended (or is ending) because of a disruption: the Job does not count it against backoffLimit
+    (its podFailurePolicy ignores DisruptionTarget) and runs the worker again on a new pod."""
+    if _cond(pod, "DisruptionTarget") is None and pod.get("reason") != "Evicted":
+        return False
+    return _deleted(pod) or pod.get("phase") in ("Failed", "Unknown") or _terminated(pod) is not None
+
+
 def _pod_active(pod: Mapping[str, Any]) -> bool:
     return pod.get("phase") not in ("Succeeded", "Failed") and not _deleted(pod)
 
 
+# What the worker's own exit codes mean (dops.worker.run); 1 is Python's code for an unhandled exception.
+WORKER_EXIT_MEANINGS = {
+    1: "the worker crashed",
+    WORKER_FAILED_EXIT_CODE: "the operation failed",
+    WORKER_UNRECORDED_EXIT_CODE: "the worker could not reach the API server to record its outcome",
+}
+
+
 def exit_detail(code: int) -> str:
-    """`exit code 137 (killed by SIGKILL)`-style text."""
+    """`exit code 137 (killed by SIGKILL)`-style text; the worker's own codes say what they mean."""
+    if code in WORKER_EXIT_MEANINGS:
+        return f"exit code {code} ({WORKER_EXIT_MEANINGS[code]})"
     if code > 128:
         try:
             name = signal.Signals(code - 128).name
@@ -295,6 +329,34 @@ def exit_detail(code: int) -> str:
             return f"exit code {code}"
         return f"exit code {code} (killed by {name})"
     return f"exit code {code}"
+
+
+def unrecorded_outcome(message: str, op: Mapping[str, Any]) -> JSON | None:
+    """The outcome a worker could not record, from its termination message, when it belongs to `op`'s attempt.
+
+    The worker (exit code 4) writes `{"runState": "completed"|"failed", "recorded": false, "attempt", "uid",
+    "result", ...}`; None for anything else, or for a message of another attempt or of a predecessor with the
+    same name (uid)."""
+    try:
+        doc = json.loads(message)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("recorded") is not False:
+        return None
+    if doc.get("runState") not in ("completed", "failed"):
+        return None
+    uid = (op.get("metadata") or {}).get("uid")
+    attempt = (op.get("status") or {}).get("attempt")
+    if doc.get("uid") and uid and doc["uid"] != uid:
+        return None
+    if doc.get("attempt") is not None and attempt is not None and doc["attempt"] != attempt:
+        return None
+    result = doc.get("result")
+    return {
+        "runState": doc["runState"],
+        "result": dict(result) if isinstance(result, dict) else {},
+        "resultOmitted": bool(doc.get("resultOmitted")),
+    }
 
 
 def worker_error(op: Mapping[str, Any]) -> str:
@@ -344,6 +406,11 @@ def pod_failure(pod: Mapping[str, Any], op: Mapping[str, Any] | None = None) -> 
     if code:
         detail = worker_error(op or {}) or str((term or {}).get("message") or "").strip()
         text = f"the worker exited with {exit_detail(code)}"
+        if code == WORKER_UNRECORDED_EXIT_CODE:
+            recovered = unrecorded_outcome(str((term or {}).get("message") or ""), op or {})
+            if recovered is not None:
+                # The run finished; only its write was lost: the operator records it (`extra["recovered"]`).
+                return replace(base, reason=c.Reasons.NON_ZERO_EXIT, message=text, extra={"recovered": recovered})
         if detail:
             text += f": {_clip(detail)}"
         return replace(base, reason=c.Reasons.NON_ZERO_EXIT, message=text)
@@ -402,6 +469,14 @@ def observe(
         pod_active=_pod_active(latest) if latest else False,
         failed_pods=tuple(str(p.get("name")) for p in mine if _pod_failed(p)),
     )
+    disrupted = [p for p in mine if _disrupted(p)]
+    if disrupted:
+        last = pod_failure(disrupted[-1], op)
+        base = replace(
+            base,
+            disrupted_pods=tuple(str(p.get("name")) for p in disrupted),
+            disruption=last.message if last is not None else "",
+        )
     failed = _cond(job, "Failed") or _cond(job, "FailureTarget")
     if failed is not None:
         return _job_failed(op, job, mine, failed, base)
@@ -414,7 +489,8 @@ def observe(
         return replace(base, message=f"waiting for Job {jname} to create its pod")
     if _running(latest):
         started = ((latest.get("container") or {}).get("state") or {}).get("running") or {}
-        return replace(base, phase=Phase.RUNNING, running_since=started.get("startedAt"))
+        running = replace(base, phase=Phase.RUNNING, running_since=started.get("startedAt"))
+        return _lost(latest, running, now, float(settings.lost_pod_grace_seconds))
     if _pod_failed(latest) or _deleted(latest):
         # The Job controller decides next: a replacement pod (retries left, or a disruption it ignores)
         # or a Failed condition. Either arrives as a Job/pod event.
@@ -431,6 +507,80 @@ def observe(
             requeue_after=max(grace - elapsed, 0.0),
         )
     return replace(base, message=f"worker pod {latest.get('name')} is starting")
+
+
+def _lost_since(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(since when, why) a pod that still shows its worker running may be lost with its node; None if not.
+
+    - terminating: past its `deletionTimestamp` (the end of its termination grace period) the kubelet
+      should have stopped it; a pod still "running" then sits on a node that no longer reports;
+    - phase `Unknown`: the node stopped reporting (older control planes);
+    - `Ready=False` marked by the node lifecycle controller when the node stopped reporting: since v1.2x it
+      writes `Ready=False` with no reason and leaves `ContainersReady=True` (checked on a v1.35 API server,
+      tests/integration/test_node_agent.py), which a kubelet never reports (its not-ready pods carry
+      `ContainersNotReady` or `ReadinessGatesNotReady`); older controllers wrote reason `NodeNotReady`/`NodeLost`."""
+    node = f" on node {pod['node']}" if pod.get("node") else ""
+    if pod.get("deletionTimestamp"):
+        return str(pod["deletionTimestamp"]), f"was deleted and is still shown running{node} past its grace period"
+    ready = next((x for x in pod.get("conditions") or [] if x.get("type") == "Ready"), None)
+    if pod.get("phase") == "Unknown":
+        since = (ready or {}).get("lastTransitionTime") or pod.get("creationTimestamp")
+        return str(since or ""), f"is in phase Unknown{node} (its node stopped reporting)"
+    if ready is None or ready.get("status") != "False":
+        return None
+    since = str(ready.get("lastTransitionTime") or "")
+    if ready.get("reason") in ("NodeNotReady", "NodeLost"):
+        return since, f"is not ready{node}: {ready.get('reason')}"
+    containers = next((x for x in pod.get("conditions") or [] if x.get("type") == "ContainersReady"), None)
+    if not ready.get("reason") and containers is not None and containers.get("status") == "True":
+        return since, f"was marked not ready{node} by the node lifecycle controller (its node stopped reporting)"
+    return None
+
+
+def _lost(pod: Mapping[str, Any], running: Outcome, now: dt.datetime, grace: float) -> Outcome:
+    """The lost-pod rule: a running outcome stays running until its pod has been lost for `grace` seconds."""
+    lost = _lost_since(pod)
+    if lost is None:
+        return running
+    since, why = lost
+    elapsed = _elapsed(since, now)
+    if elapsed < grace:
+        return replace(running, requeue_after=max(grace - elapsed, 0.0))
+    return replace(
+        running,
+        phase=Phase.FAILED,
+        reason=c.Reasons.POD_LOST,
+        message=f"worker pod {pod.get('name')} {why} for {elapsed:.0f} s (lost-pod grace {grace:.0f} s); "
+        "its node is presumed lost and the run with it",
+    )
+
+
+def start_blocker(job: Mapping[str, Any] | None, pods: Iterable[Mapping[str, Any]]) -> str:
+    """Why the worker of `job` has not started yet, from the Job and its newest pod (for the start deadline)."""
+    if job is None or job.get("gone"):
+        return "its Job does not exist"
+    jname = job.get("name")
+    suspended = _cond(job, "Suspended")
+    if suspended is not None:
+        return f"Job {jname} is suspended" + (f": {suspended['message']}" if suspended.get("message") else "")
+    mine = sorted((p for p in pods if p.get("job") == jname), key=_pod_order)
+    if not mine:
+        return f"Job {jname} has created no pod"
+    pod = mine[-1]
+    name = pod.get("name")
+    scheduled = next((x for x in pod.get("conditions") or [] if x.get("type") == "PodScheduled"), None)
+    if scheduled is not None and scheduled.get("status") == "False":
+        why = scheduled.get("reason") or "not scheduled"
+        return f"worker pod {name} is {why}" + (f": {scheduled['message']}" if scheduled.get("message") else "")
+    waiting = _waiting(pod)
+    if waiting is not None:
+        why = str(waiting.get("reason") or "waiting")
+        return f"worker pod {name} is waiting ({why})" + (f": {waiting['message']}" if waiting.get("message") else "")
+    if _running(pod):
+        return f"worker pod {name} runs but its worker has not claimed the operation"
+    return f"worker pod {name} is {pod.get('phase') or 'Pending'}" + (
+        f": {pod['message']}" if pod.get("message") else ""
+    )
 
 
 def _succeeded(state: Any, base: Outcome) -> Outcome:
@@ -481,7 +631,7 @@ def _job_failed(
             f"last failure: {last_text}",
         )
     if detail is not None:
-        return replace(base, reason=detail.reason, message=detail.message)
+        return replace(base, reason=detail.reason, message=detail.message, extra=detail.extra)
     return replace(
         base,
         reason=c.Reasons.JOB_FAILED,

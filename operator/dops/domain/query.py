@@ -64,7 +64,7 @@ def _dataset_name(obj: Resource) -> Any:
 ACCESSORS: Mapping[str, Callable[[Resource], Any]] = {
     "id": lambda o: (o.get("metadata") or {}).get("name"),
     "operator": lambda o: _spec(o).get("operator"),
-    "label": lambda o: _spec(o).get("label") or _spec(o).get("operator"),
+    "label": lambda o: _spec(o)["label"] if _spec(o).get("label") is not None else _spec(o).get("operator"),
     "delegation_target": lambda o: _spec(o).get("delegationTarget"),  # "" (the default target) stays ""
     "dataset_id": lambda o: _spec(o).get("datasetId") or None,
     "dataset_name": _dataset_name,

@@ -11,19 +11,24 @@ Steps, by run state (numbered as `plan` takes them):
 2. no run state (created with kubectl) → `QueueOperation`: `queued` + `queuedAt` + conditions, written
    only if the object is unchanged since it was read (resourceVersion precondition), after a short
    grace that lets the dops service write the status it writes right after creating;
-3. `queued` → nothing until the scheduler reserves the operation, then `Admit`: CAS `queued→scheduled`
-   (`jobName`, `attempt`, conditions), then create the Job; an unknown target leaves it queued with an
-   `UnknownTarget` condition; targets in `mode: external` are left alone;
+3. `queued` → a still-running Job of an earlier attempt (a re-queued operation) is stopped at once; nothing
+   else until the scheduler reserves the operation, then (after those stops) `Admit`: CAS
+   `queued→scheduled` (`jobName`, `attempt`, conditions), then create the Job; an unknown target leaves it
+   queued with an `UnknownTarget` condition; targets in `mode: external` are left alone;
 4. `scheduled`/`running` → `observe()` the Job and pods: a missing Job is created for `scheduled`
    (a crash between the CAS and the create) unless the Job was seen deleted; a failure becomes `Fail`
    (CAS from the observed state, log archived first, an active Job stopped); a running pod gets the
    `Running` condition (and `podName`/`runLink` when the worker did not set them); a pod that runs for
    `CLAIM_FALLBACK_SECONDS` without its worker claiming the operation gets the claim made for it; a
    failed pod that the Job replaces needs nothing: the replacement's worker takes the operation over;
-   a Job that exists clears a `JobCreateFailed` condition left by refused creates (see below);
+   a Job that exists clears a `JobCreateFailed` condition left by refused creates (see below); an earlier
+   attempt's Job still running is stopped first; a `scheduled` operation whose worker has not started
+   within the target's start deadline fails `StartDeadlineExceeded` with what blocked it; disrupted pods
+   are counted (`status.disruptions`) and, past `maxDisruptionRetries`, fail the operation `PodEvicted`;
 5. `completed`/`failed` → `Finish` once: archive the pod log, write conditions (and log fields) with a
-   CAS on the terminal state; an active Job is stopped (after `EXIT_GRACE_SECONDS` if its worker still
-   runs: a failure written from outside while running is a cancel); then the Job gets its TTL and, past
+   CAS on the terminal state; an active Job is stopped: at once for a cancel (recorded by the write that
+   failed the operation: `cancelledBy`), else once its worker still runs `worker_exit_grace_seconds` after the
+   operator first saw the state (`View.seen_at`, the operator's own clock); then the Job gets its TTL and, past
    `ttlSecondsAfterFinished`, an unpinned operation is deleted.
 
 A Job create the API server refuses is decided by `job_create_failed` (the reconcile calls it with the
@@ -44,7 +49,7 @@ import copy
 import datetime as dt
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..api import constants as c
@@ -52,15 +57,19 @@ from ..api.conditions import get_condition, set_condition
 from ..api.times import format_time, parse_time
 from .jobs import build_job, job_name
 from .labels import labels_out_of_date
-from .observe import INFRASTRUCTURE_REASONS, Outcome, Phase, observe, worker_error
+from .observe import INFRASTRUCTURE_REASONS, Outcome, Phase, observe, start_blocker, worker_error
+from .policy import DelegationPolicy, violations
 from .runlink import effective_template, render_run_link
 from .settings import OperatorSettings
-from .targets import Target, target_key
-from .transitions import first_sight_status
+from .targets import DEFAULT_MAX_DISRUPTION_RETRIES, Target, target_key
+from .transitions import cancelled_by, first_sight_status
 
 JSON = dict[str, Any]
 FIRST_SIGHT_GRACE_SECONDS = 2.0  # the dops service writes `queued` right after its create
-EXIT_GRACE_SECONDS = 2.0  # a worker exits this soon after writing a terminal state
+# The default of `OperatorSettings.worker_exit_grace_seconds`: a worker exits this soon after writing its terminal
+# state (timed from when the operator first saw that state, on its own clock); only then is its still-active Job
+# stopped. Generous: under load an exit is slow.
+EXIT_GRACE_SECONDS = 30.0
 CLAIM_FALLBACK_SECONDS = 30.0  # a worker pod runs this long without claiming: the operator claims for it
 MAX_MESSAGE = 4096
 TERMINAL = ("completed", "failed")
@@ -108,6 +117,9 @@ def compact_operation(obj: Mapping[str, Any]) -> JSON:
             "observedGeneration",
             "conditions",
             "monitored",
+            "cancelledBy",
+            "cancelledAt",
+            "disruptions",
         )
         if k in status
     }
@@ -166,6 +178,53 @@ def slim_operation(compact: Mapping[str, Any]) -> JSON:
         },
         "slim": True,
     }
+
+
+MAX_OLDER_ATTEMPTS = 20  # earlier attempts whose Jobs are looked for (a Job stopped long ago is gone anyway)
+
+
+def attempt_job_names(op: Mapping[str, Any]) -> list[str]:
+    """The Job names of the operation's attempts other than the one in `status.jobName` (newest first)."""
+    meta = op.get("metadata") or {}
+    status = op.get("status") or {}
+    attempt = status.get("attempt")
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1 or not meta.get("name"):
+        return []
+    current = status.get("jobName")
+    names = (job_name(str(meta["name"]), a) for a in range(attempt, max(attempt - MAX_OLDER_ATTEMPTS, 0), -1))
+    return [n for n in names if n != current]
+
+
+def _job_running(job: Mapping[str, Any] | None) -> bool:
+    """The Job exists, is not being deleted and has not finished: its pod may run a worker."""
+    if job is None or job.get("gone") or job.get("deletionTimestamp"):
+        return False
+    finished = ("Complete", "Failed", "FailureTarget", "SuccessCriteriaMet")
+    return not any(x.get("type") in finished and x.get("status") == "True" for x in job.get("conditions") or [])
+
+
+def _stop_older_jobs(view: View, *, current_too: bool) -> list[Step]:
+    """StopJob for every still-running Job of an earlier attempt (and of `status.jobName` when `current_too`:
+    a re-queued operation's last attempt). A new attempt is admitted only with these stopped in the same plan,
+    before it: never two Jobs of one operation running, never two slots of maxConcurrent for one operation."""
+    jobs = list(view.older_jobs)
+    if current_too and view.job is not None:
+        jobs.insert(0, view.job)
+    steps: list[Step] = []
+    for job in jobs:
+        if _job_running(job) and job.get("name"):
+            steps.append(StopJob(str(job["name"]), "it ran an earlier attempt of the operation, which was re-queued"))
+    return steps
+
+
+def state_mark(op: Mapping[str, Any]) -> str:
+    """What identifies the operation's current state for timing graces: UID, run state, attempt and the
+    state's timestamp (a re-queued, re-run and re-failed operation is a new state)."""
+    meta = op.get("metadata") or {}
+    status = op.get("status") or {}
+    state = str(status.get("runState") or "")
+    stamp = status.get(_TERMINAL_FIELD.get(state, "")) or ""
+    return f"{meta.get('uid')}/{state}/{status.get('attempt') or 0}/{stamp}"
 
 
 # ------------------------------------------------------------------------------------------ plan data
@@ -231,6 +290,12 @@ class Terminate:
     event: Event
     sync_labels: bool = False
     result_error: str | None = None  # status.result for the operator's own failures
+    # A Job whose Warning Events (FailedCreate) explain the failure: the reconcile appends the newest one's
+    # message to `message` (and `result_error`) before writing.
+    explain_job: str | None = None
+    disruptions: int | None = None  # status.disruptions to record with the failure
+    # status.result the worker could not record (from its termination message): written as it is.
+    recovered_result: JSON | None = None
 
 
 @dataclass(frozen=True)
@@ -272,7 +337,14 @@ class View:
     now: dt.datetime
     settings: OperatorSettings
     reserved: bool = False  # the scheduler chose this operation for admission now
+    # When this operator first saw the operation in its current state (its own clock, kept in memory by UID;
+    # None: just now). Graces are timed from it, never from a timestamp a client wrote.
+    seen_at: dt.datetime | None = None
+    # Compact Jobs of this operation's earlier attempts (by their deterministic names, see `attempt_job_names`).
+    older_jobs: tuple[JSON, ...] = ()
     server_url: str = ""
+    # The cluster's DelegationPolicies (dops.domain.policy): checked right before a Job would be created.
+    policies: tuple[DelegationPolicy, ...] = ()
     extra: JSON = field(default_factory=dict)
 
     @property
@@ -384,6 +456,8 @@ def terminal_patch(view: View, step: Terminate, archive: ArchiveResult | None, n
         result: JSON = {"errorMessage": _clip(step.message)}
         if step.result_error:
             result["error"] = step.result_error
+        if step.recovered_result is not None:
+            result = dict(step.recovered_result)
         ops.append(_add("result", result))
     else:
         existing = terminal_time(status, step.state)
@@ -406,6 +480,8 @@ def terminal_patch(view: View, step: Terminate, archive: ArchiveResult | None, n
     generation = _generation(view)
     if generation is not None:
         ops.append(_add("observedGeneration", generation))
+    if step.disruptions is not None:
+        ops.append(_add("disruptions", step.disruptions))
     if archive is not None:
         if archive.path is not None:
             ops.append(_add("logPath", archive.path))
@@ -426,6 +502,7 @@ def _admit_patch(view: View, required_state: str, attempt: int, jname: str, targ
         _add("updatedAt", stamp),
         _add("jobName", jname),
         _add("attempt", attempt),
+        _add("disruptions", 0),
         _add(
             "conditions",
             conditions(
@@ -512,10 +589,12 @@ def _unknown_target_message(view: View) -> str:
 
 def _plan_queued(view: View) -> Plan:
     target = view.target
+    # A re-queued operation's earlier attempt stops now, whatever happens to the operation next.
+    stops = _stop_older_jobs(view, current_too=True)
     if target is None:
         cond = get_condition(view.status, c.CONDITION_RUNNING)
         if cond is not None and cond.get("reason") == c.Reasons.UNKNOWN_TARGET:
-            return Plan(note="unknown target")
+            return Plan(tuple(stops), note="unknown target")
         message = _unknown_target_message(view)
         patch = [
             _test("queued"),
@@ -531,14 +610,42 @@ def _plan_queued(view: View) -> Plan:
             ),
         ]
         return Plan(
-            (WriteStatus(patch, Event("Warning", c.EventReasons.UNKNOWN_TARGET, message)),), note="unknown target"
+            (*stops, WriteStatus(patch, Event("Warning", c.EventReasons.UNKNOWN_TARGET, message))),
+            note="unknown target",
         )
+    refused = _policy_refusal(view, "queued", target)
+    if refused is not None:
+        return replace(refused, steps=(*stops, *refused.steps))
     if not view.reserved:
-        return Plan(note="queued")
-    return _plan_admit(view, "queued", target)
+        return Plan(tuple(stops), note="queued: stopping earlier attempts" if stops else "queued")
+    admit = _plan_admit(view, "queued", target)
+    return replace(admit, steps=(*stops, *admit.steps))
+
+
+def _policy_refusal(view: View, required_state: str, target: Target) -> Plan | None:
+    """Fail the operation, without a Job, when its target breaks a DelegationPolicy (dops.domain.policy)."""
+    broken = violations(target, view.policies, view.settings)
+    if not broken:
+        return None
+    text = _clip("; ".join(broken) + "; the operation was not run")
+    failing = Terminate(
+        required_state=required_state,
+        state="failed",
+        reason=c.Reasons.POLICY_VIOLATION,
+        message=text,
+        archive_pod=None,
+        stop_job=None,
+        event=Event("Warning", c.EventReasons.POLICY_VIOLATION, text),
+        sync_labels=True,
+        result_error=f"{c.Reasons.POLICY_VIOLATION}: {text}",
+    )
+    return Plan((failing,), note="policy violation")
 
 
 def _plan_admit(view: View, required_state: str, target: Target) -> Plan:
+    refused = _policy_refusal(view, required_state, target)
+    if refused is not None:
+        return refused
     attempt = int(view.status.get("attempt") or 0) + 1
     job = build_job(view.op, target, view.settings, attempt, server_url=view.server_url)
     jname = str(job["metadata"]["name"])
@@ -562,7 +669,18 @@ def _plan_active(view: View, state: str) -> Plan:
         if target is None:
             return Plan(note="scheduled on an unknown target")
         return _plan_admit(view, "scheduled", target)
+    stops = _stop_older_jobs(view, current_too=False)
+    if stops:
+        # An earlier attempt's Job still runs (re-queued and re-admitted while the operator was away, or its
+        # stop was lost): stop it first; the stops' own events reconcile the operation again.
+        return Plan(tuple(stops), note="stopping earlier attempts")
     outcome = observe(view.op, view.job, view.pods, view.now, view.settings)
+    if state == "scheduled" and outcome.phase in (Phase.NO_JOB, Phase.PENDING):
+        overdue = _start_overdue(view, outcome)
+        if isinstance(overdue, Plan):
+            return overdue
+    else:
+        overdue = None
     if outcome.phase is Phase.NO_JOB:
         if state == "scheduled":
             if target is None:
@@ -570,7 +688,7 @@ def _plan_active(view: View, state: str) -> Plan:
             attempt = int(status.get("attempt") or 1)
             job = build_job(view.op, target, view.settings, attempt, server_url=view.server_url)
             job["metadata"]["name"] = str(jname)
-            return Plan((CreateJob(job),), note="create Job", outcome=outcome)
+            return Plan((CreateJob(job),), requeue_after=overdue, note="create Job", outcome=outcome)
         return _fail(
             view, state, outcome, c.Reasons.JOB_MISSING, f"Job {jname} no longer exists (the operation was running)"
         )
@@ -579,12 +697,17 @@ def _plan_active(view: View, state: str) -> Plan:
         # Alone in its plan: the steps below rewrite the conditions from the same (older) status.
         # The write's own watch event reconciles the operation again.
         return Plan((cleared,), note="Job created after refused creates", outcome=outcome)
+    if outcome.failed and state == "running" and outcome.extra.get("recovered"):
+        return _record_for_worker(view, state, outcome, outcome.extra["recovered"])
     if outcome.failed:
         return _fail(view, state, outcome, outcome.reason, outcome.message)
+    disruptions = _disruptions(view, state, outcome)
+    if isinstance(disruptions, Plan):
+        return disruptions
     # A failed pod the Job replaces (retries) needs nothing here: the replacement's worker takes the
     # operation over from the failed pod (dops.worker.run), and the Job's verdict comes as an event.
-    steps: list[Step] = []
-    requeue = outcome.requeue_after
+    steps: list[Step] = [disruptions] if disruptions is not None else []
+    requeue = _sooner(outcome.requeue_after, overdue)
     if state == "running" and outcome.phase is Phase.RUNNING:
         marked = _mark_running(view, outcome)
         if marked is not None:
@@ -597,6 +720,84 @@ def _plan_active(view: View, state: str) -> Plan:
         else:
             requeue = min(requeue or CLAIM_FALLBACK_SECONDS, CLAIM_FALLBACK_SECONDS - waited)
     return Plan(tuple(steps), requeue_after=requeue, note=outcome.phase.value, outcome=outcome)
+
+
+def _disruptions(view: View, state: str, outcome: Outcome) -> Plan | WriteStatus | None:
+    """Disrupted worker pods of this attempt (evicted, preempted, drained): each is re-run on a new pod, at most
+    `maxDisruptionRetries` times; then the operation fails PodEvicted. The count is kept in `status.disruptions`
+    (pods, and so the evidence, may be gone later). Returns the failure, the count's write, or None."""
+    recorded = view.status.get("disruptions")
+    recorded = recorded if isinstance(recorded, int) and not isinstance(recorded, bool) else 0
+    count = max(recorded, len(outcome.disrupted_pods))
+    if count == 0:
+        return None
+    target = view.target
+    limit = target.max_disruption_retries if target is not None else DEFAULT_MAX_DISRUPTION_RETRIES
+    if count > limit:
+        message = (
+            f"the worker pod was disrupted {count} times (maxDisruptionRetries: {limit}); "
+            f"last: {outcome.disruption or 'evicted'}"
+        )
+        failing = _fail(view, state, outcome, c.Reasons.POD_EVICTED, message)
+        step = failing.steps[0]
+        if isinstance(step, Terminate):
+            # Its patch carries the final count (the Terminate writes it with the failure).
+            failing = replace(failing, steps=(replace(step, disruptions=count),))
+        return failing
+    if count == recorded:
+        return None
+    message = (
+        f"worker pod {outcome.disrupted_pods[-1] if outcome.disrupted_pods else ''} was disrupted "
+        f"({outcome.disruption or 'evicted'}); the Job runs the worker again "
+        f"({count} of at most {limit} re-runs; the operator's code may run more than once)"
+    )
+    return WriteStatus([_test(state), _add("disruptions", count)], Event("Warning", c.EventReasons.DISRUPTED, message))
+
+
+def _sooner(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _start_overdue(view: View, outcome: Outcome) -> Plan | float | None:
+    """The start deadline of a `scheduled` operation whose worker has not started: a failing plan once it has
+    passed (with what blocked the start), else the seconds left (None: no deadline applies)."""
+    target = view.target
+    limit = target.start_deadline_seconds if target is not None else view.settings.default_start_deadline_seconds
+    if not limit:
+        return None
+    # Timed from the admission the operator itself wrote (it survives a restart), else from first sight.
+    since = parse_time(view.status.get("scheduledAt")) or view.seen_at or view.now
+    waited = (view.now - since).total_seconds()
+    if waited < limit:
+        return float(limit - waited)
+    jname = view.status.get("jobName")
+    refused = get_condition(view.status, c.CONDITION_JOB_CREATE_FAILED)
+    if outcome.phase is Phase.NO_JOB and refused is not None and refused.get("status") == "True":
+        blocker = str(refused.get("message") or f"creating Job {jname} is refused")
+    else:
+        blocker = start_blocker(view.job, view.pods)
+    message = f"the worker did not start within {limit} s of admission (startDeadlineSeconds): {blocker}"
+    failing = _fail(view, "scheduled", outcome, c.Reasons.START_DEADLINE, message)
+    step = failing.steps[0]
+    if isinstance(step, Terminate) and outcome.phase is Phase.PENDING and not outcome.pod:
+        # A Job without a pod: why the Job controller could not create one (a missing ServiceAccount, a quota,
+        # an admission denial) is only in its FailedCreate Events, which the operator reads when failing.
+        failing = replace(failing, steps=(replace(step, explain_job=str(jname)),))
+    return failing
+
+
+def explained(step: Terminate, warning: str | None) -> Terminate:
+    """`step` with the newest Warning Event of its `explain_job` (e.g. the Job controller's FailedCreate
+    "Error creating: pods ... is forbidden: error looking up service account ...") added to its message."""
+    if not warning:
+        return step
+    message = _clip(f"{step.message}; the Job controller reports: {warning}")
+    return replace(
+        step,
+        message=message,
+        event=replace(step.event, message=_clip(f"{step.reason}: {message}")),
+        result_error=_clip(f"{step.reason}: {message}", 32_768),
+    )
 
 
 def _fallback_claim(view: View, pod: str) -> WriteStatus:
@@ -662,6 +863,38 @@ def _fail(view: View, state: str, outcome: Outcome, reason: str, message: str) -
     return Plan((step,), note=f"fail: {reason}", outcome=outcome)
 
 
+def _record_for_worker(view: View, state: str, outcome: Outcome, recovered: Mapping[str, Any]) -> Plan:
+    """The worker finished but could not reach the API server to record its outcome (exit code 4): record the
+    outcome it left in its termination message (`observe.unrecorded_outcome`), not a failure of our own."""
+    final = str(recovered["runState"])
+    result = dict(recovered.get("result") or {})
+    why = (
+        f"the worker could not reach the API server to record its outcome ({outcome.message}); "
+        "the operator recorded it from the worker's termination message"
+    )
+    if recovered.get("resultOmitted"):
+        why += " (the result did not fit in it and is lost)"
+    if final == "completed":
+        reason, message, event = c.Reasons.COMPLETED, f"the operation completed; {why}", "Normal"
+    else:
+        detail = str(result.get("errorMessage") or result.get("error") or "").strip()
+        reason, event = c.Reasons.OPERATOR_FAILED, "Warning"
+        message = (f"{detail}; " if detail else "the operator failed; ") + why
+        result.setdefault("errorMessage", _clip(message))
+    step = Terminate(
+        required_state=state,
+        state=final,
+        reason=reason,
+        message=_clip(message),
+        archive_pod=_archive_pod(view, outcome),
+        stop_job=None,
+        event=Event(event, c.EventReasons.COMPLETED if final == "completed" else c.EventReasons.FAILED, _clip(message)),
+        sync_labels=True,
+        recovered_result=result,
+    )
+    return Plan((step,), note=f"record the worker's {final} outcome", outcome=outcome)
+
+
 def run_link(view: View, pod: str) -> str | None:
     target = view.target
     template = effective_template(
@@ -713,6 +946,25 @@ def _mark_running(view: View, outcome: Outcome) -> WriteStatus | None:
     return WriteStatus(ops)
 
 
+# Field managers of dops' own status writes: the service and worker ("dops") and the operator. A `failed` written by
+# any other manager (`kubectl patch --subresource=status`, a script of the user's) is a cancel by that manager.
+DOPS_FIELD_MANAGERS = frozenset({"dops", "dops-operator"})
+
+
+def canceller(view: View) -> str | None:
+    """Who cancelled the operation, from the write that made it `failed`: the `cancelledBy` the dops service
+    records (`set_failed`, `dops cancel`), else the field manager of a status write that was not dops' own
+    (the API server records it in managedFields: `kubectl-patch` for `kubectl patch`). None: not a cancel
+    (the worker recorded its own failure)."""
+    recorded = cancelled_by(view.status)
+    if recorded is not None or view.status.get("runState") != "failed":
+        return recorded
+    manager = view.meta.get("statusManager")
+    if manager and manager not in DOPS_FIELD_MANAGERS:
+        return str(manager)
+    return None
+
+
 def _plan_terminal(view: View, state: str) -> Plan:
     status = view.status
     now = view.now
@@ -723,13 +975,18 @@ def _plan_terminal(view: View, state: str) -> Plan:
     job_exists = job is not None and not job.get("gone")
     job_active = bool(job_exists and outcome.job_active and not (job or {}).get("deletionTimestamp"))
     at = terminal_time(status, state) or now
-    since = (now - at).total_seconds()
     steps: list[Step] = []
     requeue: float | None = None
-    if job_active and not processed and since < EXIT_GRACE_SECONDS:
-        # The worker exits right after recording the outcome, and its pod's events may lag behind the
-        # operation's: give it a moment before treating the Job as one to stop (and its log as partial).
-        return Plan(requeue_after=EXIT_GRACE_SECONDS - since, note="waiting for the worker to exit", outcome=outcome)
+    cancelled = canceller(view)
+    if job_active and not processed and cancelled is None:
+        # The worker exits right after recording its outcome, and its pod's events may lag behind the
+        # operation's: give it time before stopping the Job (and archiving a partial log). The wait is timed
+        # on this operator's own clock, from when it first saw this state: never from a client's timestamp.
+        seen = view.seen_at or now
+        waited = (now - seen).total_seconds()
+        grace = float(view.settings.worker_exit_grace_seconds)
+        if waited < grace:
+            return Plan(requeue_after=grace - waited, note="waiting for the worker to exit", outcome=outcome)
     if not processed:
         reason, message, event = _terminal_reason(view, state, outcome, job_active)
         steps.append(
@@ -783,20 +1040,19 @@ def _terminal_reason(view: View, state: str, outcome: Outcome, job_active: bool)
             message += f"; the operator stopped Job {jname}, whose worker was still running"
         return c.Reasons.COMPLETED, message, Event("Normal", c.EventReasons.COMPLETED, message)
     why = worker_error(view.op)
-    if job_active:
-        who = view.meta.get("statusManager") or "a client"
-        message = f"cancelled: the operation was set to failed by {who} while its worker was running"
-        if why:
-            message += f" ({why})"
-        message += f"; the operator stopped Job {jname}"
+    stopped = f"; the operator stopped Job {jname}, whose worker was still running" if job_active else ""
+    who = canceller(view)
+    if who is not None:
+        # Recorded by the write that cancelled it: whatever the Job did (queued, running, already ended).
+        message = f"cancelled by {who}" + (f": {why}" if why else "") + stopped
         return c.Reasons.CANCELLED, _clip(message), Event("Warning", c.EventReasons.CANCELLED, _clip(message))
     if outcome.failed and outcome.reason in INFRASTRUCTURE_REASONS:
         message = outcome.message + (f" (the worker recorded: {why})" if why else "")
         return outcome.reason, _clip(message), Event("Warning", c.EventReasons.FAILED, _clip(message))
     if (status.get("result") or {}).get("error"):
-        message = why or "the operator raised an error"
+        message = (why or "the operator raised an error") + stopped
         return c.Reasons.OPERATOR_FAILED, _clip(message), Event("Warning", c.EventReasons.FAILED, _clip(message))
-    message = "the operation was set to failed" + (f": {why}" if why else "")
+    message = "the operation was set to failed" + (f": {why}" if why else "") + stopped
     return c.Reasons.FAILED, _clip(message), Event("Warning", c.EventReasons.FAILED, _clip(message))
 
 
@@ -1003,10 +1259,12 @@ __all__ = [
     "Terminate",
     "View",
     "WriteStatus",
+    "attempt_job_names",
     "classify_create_error",
     "compact_operation",
     "conditions",
     "create_retry_delay",
+    "explained",
     "finished_processed",
     "job_create_failed",
     "job_create_recovered",
@@ -1014,5 +1272,6 @@ __all__ = [
     "plan",
     "queue_entry",
     "run_link",
+    "state_mark",
     "terminal_patch",
 ]

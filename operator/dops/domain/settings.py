@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
+from .leader import timing_problem
+
 PREFIX = "DOPS_"
 DEFAULT_WORKER_IMAGE = "ghcr.io/dops-dev/dops:0.1.0"
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -58,10 +60,25 @@ class OperatorSettings:
     job_ttl_seconds: int = 600
     # Seconds a worker pod may fail to pull its image before the operation fails. DOPS_IMAGE_PULL_GRACE_SECONDS.
     image_pull_grace_seconds: int = 120
+    # Seconds from admission for the worker to start (claim its operation) when its DelegationTarget sets no
+    # startDeadlineSeconds: a Job that gets no pod, or a pod that never runs, fails the operation after this.
+    # 0 = no deadline. DOPS_DEFAULT_START_DEADLINE_SECONDS.
+    default_start_deadline_seconds: int = 600
+    # Seconds a running worker pod may stay lost (terminating past its deletion time, phase Unknown, or not
+    # ready because its node is) before the operation fails PodLost. DOPS_LOST_POD_GRACE_SECONDS.
+    lost_pod_grace_seconds: int = 120
+    # Seconds a worker may take to exit after it recorded its outcome (timed on the operator's clock from when it
+    # saw that state) before its still-running Job is stopped; the outcome keeps its reason either way.
+    # DOPS_WORKER_EXIT_GRACE_SECONDS.
+    worker_exit_grace_seconds: int = 30
     # Default of DelegationTarget.spec.allowImportPaths (`py:module:function` URIs). DOPS_ALLOW_IMPORT_PATHS.
     allow_import_paths: bool = False
     # Seconds between safety-net reconciles of each non-terminal operation. DOPS_RECONCILE_INTERVAL_SECONDS.
     reconcile_interval_seconds: int = 60
+    # Seconds between full re-lists of operations, Jobs and pods checked against the operator's cache (what a
+    # missed DELETED event left behind is dropped, what a missed ADDED event hid is added); 0 = off.
+    # DOPS_RESYNC_INTERVAL_SECONDS.
+    resync_interval_seconds: int = 300
     # Port of the Prometheus /metrics endpoint; 0 = off. DOPS_METRICS_PORT.
     metrics_port: int = 8080
     # Port of the liveness/readiness endpoint /healthz; 0 = off. DOPS_HEALTH_PORT.
@@ -70,6 +87,25 @@ class OperatorSettings:
     watch_stale_seconds: int = 300
     # Address the metrics and health endpoints bind to (dops addition to the contract). DOPS_BIND_ADDRESS.
     bind_address: str = "0.0.0.0"
+    # Lease-based leader election: only the Lease's holder reconciles and admits; other replicas stand by.
+    # Off by default for a single process (`dops operator` by hand, `dops dev`); the chart turns it on.
+    # DOPS_LEADER_ELECTION.
+    leader_election: bool = False
+    # Namespace of the Lease; "" = $POD_NAMESPACE, else the client configuration's namespace.
+    # DOPS_LEADER_ELECTION_NAMESPACE.
+    leader_election_namespace: str = ""
+    # Name of the coordination.k8s.io/v1 Lease. DOPS_LEADER_ELECTION_LEASE_NAME.
+    leader_election_lease_name: str = "dops-operator"
+    # Identity written into the Lease; "" = $POD_NAME, else host name plus a random suffix.
+    # DOPS_LEADER_ELECTION_IDENTITY.
+    leader_election_identity: str = ""
+    # Seconds a standby waits after the Lease last changed before taking it over. DOPS_LEASE_DURATION_SECONDS.
+    lease_duration_seconds: int = 15
+    # Seconds a leader keeps leading without a successful renew; must be < the lease duration.
+    # DOPS_LEASE_RENEW_DEADLINE_SECONDS.
+    lease_renew_deadline_seconds: int = 10
+    # Seconds between attempts to acquire or renew the Lease. DOPS_LEASE_RETRY_PERIOD_SECONDS.
+    lease_retry_period_seconds: int = 2
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> OperatorSettings:
@@ -88,6 +124,14 @@ class OperatorSettings:
     def validate(self) -> None:
         """Cross-field checks (each raises ConfigurationError naming the variable)."""
         _check_template("DOPS_RUN_LINK_TEMPLATE", self.run_link_template)
+        problem = timing_problem(
+            self.lease_duration_seconds, self.lease_renew_deadline_seconds, self.lease_retry_period_seconds
+        )
+        if problem is not None:
+            raise ConfigurationError(
+                "DOPS_LEASE_DURATION_SECONDS, DOPS_LEASE_RENEW_DEADLINE_SECONDS and DOPS_LEASE_RETRY_PERIOD_SECONDS "
+                f"do not fit together: {problem}"
+            )
 
     @property
     def cluster_wide(self) -> bool:
@@ -155,6 +199,23 @@ def _namespaces(name: str, raw: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _namespace(name: str, raw: str) -> str:
+    if len(raw) > 63 or not _NAMESPACE.match(raw):
+        raise ConfigurationError(f'{name} must be a namespace name, got "{raw}"')
+    return raw
+
+
+_OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def _object_name(name: str, raw: str) -> str:
+    if len(raw) > 253 or not _OBJECT_NAME.match(raw):
+        raise ConfigurationError(
+            f'{name} must be a Kubernetes object name (lower-case letters, digits, "-" and "."), got "{raw}"'
+        )
+    return raw
+
+
 def _url(name: str, raw: str) -> str:
     if raw and not re.match(r"^https?://[^\s/]+", raw):
         raise ConfigurationError(f'{name} must be an http(s) URL such as https://kube.example.com:6443, got "{raw}"')
@@ -205,12 +266,23 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "ttl_seconds_after_finished": _integer(0, "0 = keep"),
     "job_ttl_seconds": _integer(0),
     "image_pull_grace_seconds": _integer(0),
+    "default_start_deadline_seconds": _integer(0, "0 = no deadline"),
+    "lost_pod_grace_seconds": _integer(0),
+    "worker_exit_grace_seconds": _integer(0),
     "allow_import_paths": _boolean,
     "reconcile_interval_seconds": _integer(1),
+    "resync_interval_seconds": _integer(0, "0 = off"),
     "metrics_port": _port,
     "health_port": _port,
     "watch_stale_seconds": _integer(1),
     "bind_address": _text(required=True),
+    "leader_election": _boolean,
+    "leader_election_namespace": _namespace,
+    "leader_election_lease_name": _object_name,
+    "leader_election_identity": _text(required=False),
+    "lease_duration_seconds": _integer(1),
+    "lease_renew_deadline_seconds": _integer(1),
+    "lease_retry_period_seconds": _integer(1),
 }
 
 

@@ -23,6 +23,7 @@ from .settings import OperatorSettings
 JSON = dict[str, Any]
 DEFAULT_TARGET_NAME = "default"  # the DelegationTarget an empty spec.delegationTarget means, when it exists
 CRD_DEFAULT_MAX_CONCURRENT = 10
+DEFAULT_MAX_DISRUPTION_RETRIES = 3  # a disrupted worker pod is replaced this many times (at-least-once)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Target:
     max_concurrent: int = CRD_DEFAULT_MAX_CONCURRENT
     timeout_seconds: int | None = None  # None: no limit
     retries: int = 0
+    start_deadline_seconds: int | None = None  # admission → worker started; None: no deadline
+    max_disruption_retries: int = DEFAULT_MAX_DISRUPTION_RETRIES
     ttl_seconds_after_finished: int | None = None  # default retention of its finished operations
     allow_import_paths: bool = False
     run_link_template: str | None = None
@@ -62,6 +65,7 @@ def builtin_target(namespace: str, settings: OperatorSettings) -> Target:
         max_concurrent=settings.default_max_concurrent,
         timeout_seconds=settings.default_timeout_seconds or None,
         retries=settings.default_retries,
+        start_deadline_seconds=settings.default_start_deadline_seconds or None,
         ttl_seconds_after_finished=None,
         allow_import_paths=settings.allow_import_paths,
         run_link_template=settings.run_link_template or None,
@@ -80,6 +84,10 @@ def target_from_resource(obj: Mapping[str, Any], settings: OperatorSettings) -> 
     retries = _int(spec.get("retries"))
     max_concurrent = _int(spec.get("maxConcurrent"))
     allow = spec.get("allowImportPaths")
+    start_deadline = _int(spec.get("startDeadlineSeconds"))
+    if start_deadline is None:
+        start_deadline = settings.default_start_deadline_seconds
+    disruption_retries = _int(spec.get("maxDisruptionRetries"))
     return Target(
         namespace=str(meta.get("namespace") or ""),
         name=str(meta.get("name") or ""),
@@ -89,6 +97,10 @@ def target_from_resource(obj: Mapping[str, Any], settings: OperatorSettings) -> 
         max_concurrent=max_concurrent if max_concurrent and max_concurrent > 0 else CRD_DEFAULT_MAX_CONCURRENT,
         timeout_seconds=timeout if timeout else (settings.default_timeout_seconds or None),
         retries=retries if retries is not None else settings.default_retries,
+        start_deadline_seconds=start_deadline if start_deadline > 0 else None,
+        max_disruption_retries=disruption_retries
+        if disruption_retries is not None and disruption_retries >= 0
+        else DEFAULT_MAX_DISRUPTION_RETRIES,
         ttl_seconds_after_finished=_int(spec.get("ttlSecondsAfterFinished")),
         allow_import_paths=bool(allow) if isinstance(allow, bool) else settings.allow_import_paths,
         run_link_template=spec.get("runLinkTemplate") or None,

@@ -38,6 +38,7 @@ from .names import name_time
 from .results import outputs_schema_of, result_status, truncate_tail
 
 JSON = dict[str, Any]
+MAX_CANCELLED_BY_CHARS = 253
 _TIMESTAMP_FIELD = {
     ExecutionRunState.QUEUED: "queuedAt",
     ExecutionRunState.SCHEDULED: "scheduledAt",
@@ -173,11 +174,22 @@ def state_change(
     run_link: str | None = None,
     log_path: str | None = None,
     monitored: bool = False,
+    cancelled_by: str | None = None,
 ) -> StatusChange:
-    """FiftyOne's `update_run_state` as a status change (validated; raises ValueError for bad input)."""
+    """FiftyOne's `update_run_state` as a status change (validated; raises ValueError for bad input).
+
+    `cancelled_by` (only with `failed`) marks the write as a cancel by that party: `cancelledBy` plus
+    `cancelledAt` equal to `failedAt`, so the operator can tell this cancel from any later failure
+    (see `cancelled_by`)."""
     state = storable_state(run_state)
     stamp = format_time(now)
     fields: JSON = {"runState": state.value, "updatedAt": stamp, _TIMESTAMP_FIELD[state]: stamp}
+    if cancelled_by is not None:
+        if state is not ExecutionRunState.FAILED:
+            raise ValueError(f"only a change to failed can be a cancel, not one to {state.value}")
+        who = " ".join(str(cancelled_by).split())[:MAX_CANCELLED_BY_CHARS] or "a client"
+        fields["cancelledBy"] = who
+        fields["cancelledAt"] = stamp
     if state is ExecutionRunState.RUNNING:
         fields["monitored"] = bool(monitored)
     if state in (ExecutionRunState.COMPLETED, ExecutionRunState.FAILED):
@@ -194,6 +206,20 @@ def state_change(
     if progress is not None:
         fields["progress"] = progress_fields(progress, now)
     return StatusChange(fields)
+
+
+def cancelled_by(status: Mapping[str, Any]) -> str | None:
+    """Who cancelled the operation, when its current `failed` state was written as a cancel; else None.
+
+    A cancel is recorded by the write that made the operation `failed` (`cancelledAt == failedAt`): a marker
+    left from an earlier cancel (the operation was re-queued since) never labels a later failure."""
+    if status.get("runState") != ExecutionRunState.FAILED.value:
+        return None
+    who = status.get("cancelledBy")
+    at = status.get("cancelledAt")
+    if not who or not at or at != status.get("failedAt"):
+        return None
+    return str(who)
 
 
 def progress_change(progress: Any, now: dt.datetime) -> StatusChange:

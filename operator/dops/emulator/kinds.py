@@ -173,6 +173,28 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         "rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", False
     ),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
+    # Stored, never enforced (docs/GAPS.md): the chart ships them; admission is the real API server's.
+    ResourceType(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicy",
+        False,
+        (),
+        ("api-extensions",),
+        frozenset({"status"}),
+    ),
+    ResourceType(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        "validatingadmissionpolicybinding",
+        False,
+        (),
+        ("api-extensions",),
+    ),
     ResourceType(
         "policy",
         "v1",

@@ -594,8 +594,12 @@ def discovery_document(key: str) -> JSON:
     group = key.removeprefix("apis/")
     name = _operation_group(group, "")
     return _discovery_document(
-        f"/apis/{group}/", name[:1].lower() + name[1:], "get information of a group", f"get{name}APIGroup",
-        "V1APIGroup", False,
+        f"/apis/{group}/",
+        name[:1].lower() + name[1:],
+        "get information of a group",
+        f"get{name}APIGroup",
+        "V1APIGroup",
+        False,
     )
 
 

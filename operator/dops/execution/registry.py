@@ -10,6 +10,11 @@ dops' own examples (`@dops/examples/echo`, `count`, `sleep`, `fail`) are registe
 Entry points are only *loaded* (imported) when their operator is resolved, so one broken plugin
 cannot break the others.
 
+Operators no entry point names may come from a *resolver*: an entry point of the `dops.operator_resolvers`
+group loads to `resolve(uri) -> object | None`, asked (in name order) for URIs nothing else provides; the
+first object returned is the operator. `dops.fiftyone.worker` is one: FiftyOne plugin operators in a worker
+image (see docs/fiftyone.md). Only the process-wide registry (`default_registry()`) consults resolvers.
+
 `py:package.module:function` URIs import code directly from the worker's environment; they resolve
 only when the caller allows import paths (the DelegationTarget's `allowImportPaths`, or the operator
 setting `DOPS_ALLOW_IMPORT_PATHS` for the default target). Everything that does not resolve raises
@@ -31,6 +36,7 @@ from .operators import Operator, as_operator
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "dops.operators"
+RESOLVER_GROUP = "dops.operator_resolvers"
 IMPORT_PREFIX = "py:"
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _IMPORT_PATH = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}(\.{_IDENTIFIER})*$")
@@ -57,8 +63,15 @@ class OperatorLoadError(RuntimeError):
 class OperatorRegistry:
     """Operators by URI: entry points of `group` (loaded lazily) plus operators registered in code."""
 
-    def __init__(self, group: str | None = ENTRY_POINT_GROUP, operators: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        group: str | None = ENTRY_POINT_GROUP,
+        operators: dict[str, Any] | None = None,
+        *,
+        resolver_group: str | None = None,
+    ) -> None:
         self._group = group
+        self._resolver_group = resolver_group
         self._lock = threading.Lock()
         self._entry_points: dict[str, importlib.metadata.EntryPoint] | None = None
         self._registered: dict[str, Any] = dict(operators or {})
@@ -108,6 +121,10 @@ class OperatorRegistry:
         """The operator named `uri`; OperatorNotFound / OperatorLoadError with a readable message."""
         if not isinstance(uri, str) or not uri:
             raise OperatorNotFound(repr(uri), self.known(), "the operator URI is empty")
+        if uri.startswith(IMPORT_PREFIX) and not allow_import_paths:
+            # Before the cache: a py: operator loaded for a caller that allowed it (another target, in a
+            # long-lived executor) must not run for one that does not.
+            raise self._import_refused(uri)
         with self._lock:
             cached = self._loaded.get(uri)
         if cached is not None:
@@ -119,7 +136,13 @@ class OperatorRegistry:
         else:
             ep = self._discover().get(uri)
             if ep is None:
-                raise OperatorNotFound(uri, self.known())
+                found = self._from_resolvers(uri)
+                if found is None:
+                    raise OperatorNotFound(uri, self.known())
+                op = self._adapt(uri, found)
+                with self._lock:
+                    self._loaded[uri] = op
+                return op
             try:
                 obj = ep.load()
             except Exception as exc:
@@ -131,21 +154,39 @@ class OperatorRegistry:
             self._loaded[uri] = op
         return op
 
+    def _from_resolvers(self, uri: str) -> Any:
+        """The first object a resolver returns for `uri`, or None (OperatorLoadError when a resolver fails)."""
+        if not self._resolver_group:
+            return None
+        for ep in sorted(importlib.metadata.entry_points(group=self._resolver_group), key=lambda e: e.name):
+            try:
+                found = ep.load()(uri)
+            except Exception as exc:
+                raise OperatorLoadError(
+                    f"cannot resolve operator {uri} (resolver {ep.name} = {ep.value}): {type(exc).__name__}: {exc}"
+                ) from exc
+            if found is not None:
+                return found
+        return None
+
     def _adapt(self, uri: str, obj: Any) -> Operator:
         try:
             return as_operator(obj, uri)
         except TypeError as exc:
             raise OperatorLoadError(f"cannot use operator {uri}: {exc}") from exc
 
+    def _import_refused(self, uri: str) -> OperatorNotFound:
+        return OperatorNotFound(
+            uri,
+            self.known(),
+            "py: import paths are not allowed here; set allowImportPaths: true on the DelegationTarget "
+            "(or DOPS_ALLOW_IMPORT_PATHS=true for the default target)",
+        )
+
     def _import(self, uri: str, allowed: bool) -> Operator:
         path = uri[len(IMPORT_PREFIX) :]
         if not allowed:
-            raise OperatorNotFound(
-                uri,
-                self.known(),
-                "py: import paths are not allowed here; set allowImportPaths: true on the DelegationTarget "
-                "(or DOPS_ALLOW_IMPORT_PATHS=true for the default target)",
-            )
+            raise self._import_refused(uri)
         if not _IMPORT_PATH.match(path):
             raise OperatorNotFound(uri, self.known(), "an import path looks like py:package.module:function")
         module_name, _, attribute = path.partition(":")
@@ -171,5 +212,5 @@ def default_registry() -> OperatorRegistry:
     global _default
     with _default_lock:
         if _default is None:
-            _default = OperatorRegistry()
+            _default = OperatorRegistry(resolver_group=RESOLVER_GROUP)
         return _default

@@ -7,10 +7,15 @@ Registered in Kopf's default registry at import, so `kopf run -m dops.handlers` 
   timeouts, posting level, watch timeouts, label selectors so only dops Jobs and Pods are watched),
   then the runtime: one listing of operations, targets, Jobs and pods fills the cache *before* any
   admission (after a restart the scheduler knows every running operation before it admits a queued
-  one), then the reconcile workers, the scheduler, metrics and the bookmark watch start;
+  one), then the reconcile workers, the scheduler, metrics and the bookmark watch start. A failed
+  listing is retried (backoff, a WARNING per failure) until it succeeds, never skipped. With leader
+  election (DOPS_LEADER_ELECTION) the startup only starts the elector: the listing and everything after
+  it run when this replica becomes the Lease's holder, and stop the moment it is deposed;
 - login: credentials from the same kubeconfig / service account as the rest of dops;
 - probes: watch freshness (liveness fails when no watch event or bookmark arrived for
-  `watch_stale_seconds`) and the reconcile backlog;
+  `watch_stale_seconds`), the operator's own health (fails while the replica that should reconcile has
+  not completed its start-up listing — retried until it succeeds — or a long-running task stopped; a
+  standby of leader election is healthy) and the reconcile backlog;
 - event handlers on DelegatedOperations, DelegationTargets, and Jobs and Pods labelled
   `app.kubernetes.io/managed-by=dops` hand every event to the reconcile's cache and work queue.
 
@@ -25,6 +30,7 @@ finalizer, and its diff-base essence (built for every event) is skipped (`Essenc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -111,7 +117,15 @@ class EssenceFreeDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     runtime = runtime_of(memo)
     configure(settings, runtime.settings)
-    await runtime.start()  # lists once, fills the cache, then starts reconciles and admissions
+    try:
+        # Without leader election: lists (retrying a failed listing until it succeeds), fills the cache, then
+        # starts reconciles and admissions. With it: starts the elector; the leader's term lists and starts.
+        await runtime.start()
+    except asyncio.CancelledError:
+        # Stopped while the listing was still being retried: Kopf runs no cleanup handler after a cancelled
+        # startup, so release what was started (threads, the metrics port) here.
+        await runtime.stop()
+        raise
 
 
 @kopf.on.cleanup(id="dops.cleanup", retries=1, timeout=60)
@@ -128,7 +142,11 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 
 
 def connection_info(runtime: Runtime) -> kopf.ConnectionInfo:
-    """Kopf credentials from the official client's configuration (kubeconfig or in-cluster)."""
+    """Kopf credentials from the official client's configuration (kubeconfig or in-cluster).
+
+    Kopf calls login again after a 401: the service-account token file is re-read then, not only once a
+    minute, so a rotated (or revoked-and-replaced) token is picked up at once."""
+    runtime.cluster.refresh_token(force=True)
     config = runtime.cluster.api_client().configuration
     header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix("authorization")
     parts = header.split(" ", 1) if header else []
@@ -158,6 +176,17 @@ def watch_freshness(memo: kopf.Memo, **_: Any) -> float:
             f"(DOPS_WATCH_STALE_SECONDS={runtime.settings.watch_stale_seconds})"
         )
     return round(age, 1)
+
+
+@kopf.on.probe(id="operator", retries=1, timeout=5)
+def operator_health(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    """Liveness and readiness: fails while a replica that should reconcile (the leader, or the only
+    operator) has not completed its start-up listing, or when one of its long-running tasks stopped."""
+    runtime = runtime_of(memo)
+    problem, report = runtime.health()
+    if problem is not None:
+        raise kopf.PermanentError(problem)
+    return report
 
 
 @kopf.on.probe(id="reconcile_backlog", retries=1, timeout=5)

@@ -2,7 +2,21 @@
 
 Kopf's handlers stay thin: they hand events to the `Reconciler` (cache + work queue) and the
 scheduler's `AdmissionQueue`; this object wires the pieces, starts their tasks, serves Prometheus
-metrics, runs the bookmark watch behind the liveness probe, and stops it all on cleanup.
+metrics, runs the bookmark watch behind the liveness probe, elects a leader, and stops it all on cleanup.
+
+Two lifetimes:
+
+- the runtime (one per process run): settings, clients, metrics, bookmark watches, the leader elector;
+- the *engine* (one per leadership term): admission queue, scheduler and reconciler (cache, work
+  queue, safety net). Without leader election there is one term, started by Kopf's startup handler.
+  With it, a term starts when this replica becomes the leader and ends when it is deposed; a deposed
+  engine is thrown away (its reservations and delays belong to a term that is over) and a fresh,
+  idle one collects watch events until the next term lists everything again.
+
+Each term begins with the start-up listing (operations, targets, Jobs, pods) that fills the cache
+before any admission. A failed listing (5xx, 429, a dropped connection, an expired `continue` token)
+is retried from scratch, with backoff and one WARNING per failure, until it succeeds; until then the
+replica reports not ready (see `health()`), so a start-up that keeps failing never looks healthy.
 """
 
 from __future__ import annotations
@@ -10,13 +24,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import Gauge
+
 from ..api import constants as c
 from ..domain.settings import OperatorSettings
 from ..k8s import ClusterConfig, KubeClient, load_config
+from ..k8s.lease import FencedKubeClient, LeaderElector, LeaseClient, WriteFence
 from ..k8s.workloads import BookmarkWatch
 from ..logs import LogArchive
 from ..reconcile import Gateway, Metrics, Reconciler
@@ -26,22 +45,46 @@ from ..scheduler import AdmissionQueue, Scheduler
 
 log = logging.getLogger("dops.operator")
 
+# Backoff of the start-up listing's retries: 0.5 s doubling, at most 30 s between attempts.
+LIST_RETRY_BASE = 0.5
+LIST_RETRY_MAX = 30.0
+
+
+@dataclass
+class Engine:
+    """What one leadership term owns: admissions, the scheduler and the reconcile (cache + work queue)."""
+
+    admission: AdmissionQueue
+    scheduler: Scheduler
+    reconciler: Reconciler
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    started: bool = False  # the reconciler's tasks run (they wait for the listing)
+    listed: bool = False  # the start-up listing succeeded: reconciles and admissions run
+    list_failures: int = 0
+
 
 @dataclass
 class Runtime:
     settings: OperatorSettings
     cluster: ClusterConfig
-    client: KubeClient
+    client: KubeClient  # reads and the bookmark watch (never fenced)
+    writes: KubeClient  # everything the reconcile sends (fenced when leader election is on)
     metrics: Metrics
-    admission: AdmissionQueue
-    scheduler: Scheduler
-    reconciler: Reconciler
+    engine: Engine
+    fence: WriteFence
+    archive: LogArchive
     namespaces: tuple[str, ...] = ()
+    identity: str = ""
+    elector: LeaderElector | None = None
     last_alive: float = field(default_factory=time.monotonic)
+    started: bool = False  # Kopf's startup handler completed (metrics, watches, elector or the one term)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopping: list[asyncio.Task[None]] = field(default_factory=list)  # deposed terms winding down
+    _term: asyncio.Task[None] | None = None
     _metrics_server: Any = None
     _bookmarks: list[BookmarkWatch] = field(default_factory=list)
-    started: bool = False
+    _leader_gauge: Gauge | None = None
+    _lease_client: KubeClient | None = None
 
     @classmethod
     def build(
@@ -54,47 +97,148 @@ class Runtime:
         settings = settings or OperatorSettings.from_env(os.environ)
         cluster = load_config(kubeconfig)
         client = KubeClient(cluster, user_agent=USER_AGENT)
-        metrics = Metrics()
-        gateway = Gateway(client, LogArchive(settings.log_archive))
-        holder: dict[str, Reconciler] = {}
-        admission = AdmissionQueue(lambda target: holder["r"].capacity(target), settings.global_max_concurrent)
-        scheduler = Scheduler(admission, lambda key: holder["r"].enqueue(key))
-        reconciler = Reconciler(
-            settings=settings,
-            gateway=gateway,
-            admission=admission,
-            kick=scheduler.kick,
-            metrics=metrics,
-            server_url=settings.api_server_url or cluster.server,
+        fence = WriteFence(always_open=not settings.leader_election)
+        writes: KubeClient = (
+            FencedKubeClient(cluster, fence, user_agent=USER_AGENT) if settings.leader_election else client
         )
-        holder["r"] = reconciler
+        metrics = Metrics()
+        archive = LogArchive(settings.log_archive)
+        engine = new_engine(settings, cluster, writes, archive, metrics)
+        runtime = cls(settings, cluster, client, writes, metrics, engine, fence, archive, namespaces)
+        runtime.identity = leader_identity(settings, os.environ)
+
+        def counts() -> Any:
+            return runtime.reconciler.cache.counts()
 
         def queues() -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
-            stats = admission.stats()
+            stats = runtime.admission.stats()
             return stats.waiting, stats.active
 
-        metrics.watch_state(reconciler.cache.counts, queues)
-        return cls(settings, cluster, client, metrics, admission, scheduler, reconciler, namespaces)
+        metrics.watch_state(counts, queues)
+        runtime._leader_gauge = Gauge(
+            "dops_leader",
+            "1 while this replica is the leader (reconciles and admits), else 0; always 1 without leader election",
+            ["identity"],
+            registry=metrics.registry,
+        )
+        runtime._leader_gauge.labels(runtime.identity).set(0)
+        return runtime
+
+    # The current term's pieces (Kopf's event handlers feed them; the probes read them).
+    @property
+    def admission(self) -> AdmissionQueue:
+        return self.engine.admission
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self.engine.scheduler
+
+    @property
+    def reconciler(self) -> Reconciler:
+        return self.engine.reconciler
+
+    @property
+    def leading(self) -> bool:
+        return self.elector.leading if self.elector is not None else True
 
     # ------------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        """Kopf's startup handler. Retrying it is safe: each step runs once, and whatever failed runs again."""
         if self.started:
             return
+        if self.settings.metrics_port and self._metrics_server is None:
+            from prometheus_client import start_http_server
+
+            self._metrics_server = start_http_server(
+                self.settings.metrics_port, addr=self.settings.bind_address, registry=self.metrics.registry
+            )
+        if not self.settings.leader_election:
+            # One term, listed before Kopf starts its watches (and before /healthz is served at all).
+            await self._run_term(self.engine)
+            self._set_leader_gauge(True)
+            self._start_bookmarks()
+        else:
+            self._start_bookmarks()
+            self._start_elector()
         self.started = True
-        await self.reconciler.start()
-        assert self.reconciler.ready is not None
+        log.info(
+            "dops operator started (%s; archive %s; global cap %s; %s)",
+            ", ".join(self.namespaces) if self.namespaces else "all namespaces",
+            self.settings.log_archive,
+            self.settings.global_max_concurrent or "unlimited",
+            f"leader election on, identity {self.identity}" if self.settings.leader_election else "leader election off",
+        )
+
+    async def stop(self) -> None:
+        """Kopf's cleanup handler (also called when the startup handler is cancelled half-way)."""
+        self.started = False
+        for task in self._tasks:  # the elector first: it must not renew (or re-acquire) while we release
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.elector is not None:
+            await self.elector.release()  # closes the fence first, then frees the Lease for the standby
+        await asyncio.gather(*self._stopping, return_exceptions=True)  # let deposed terms release their threads
+        self._stopping.clear()
+        await self._end_term()
+        if self._metrics_server is not None:
+            server, thread = self._metrics_server
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+            self._metrics_server = None
+        watches, self._bookmarks = self._bookmarks, []
+        await asyncio.gather(*(asyncio.to_thread(w.stop) for w in watches))
+        for client in {id(x): x for x in (self.client, self.writes, self._lease_client) if x is not None}.values():
+            client.close()
+        self.cluster.close()
+
+    # ------------------------------------------------------------------------------------ terms
+    async def _run_term(self, engine: Engine) -> None:
+        """Start a term: the reconciler's tasks, the listing (retried until it succeeds), then the scheduler."""
+        if not engine.started:
+            await engine.reconciler.start()
+            engine.started = True
+        assert engine.reconciler.ready is not None
+        if not engine.listed:
+            await self._list_until_done(engine)
+        engine.reconciler.mark_ready()
+        release_memory()
+        engine.tasks.append(asyncio.create_task(engine.scheduler.run(engine.reconciler.ready), name="dops-scheduler"))
+
+    async def _list_until_done(self, engine: Engine) -> None:
+        delay = LIST_RETRY_BASE
+        while True:
+            try:
+                await self._list(engine)
+            except Exception as exc:  # any failure of the listing: an API error, a dropped connection, a bad page
+                engine.list_failures += 1
+                log.warning(
+                    "the start-up listing failed (attempt %d): %s; retrying in %.1f s (no operation is admitted "
+                    "and this replica reports not ready until it succeeds)",
+                    engine.list_failures,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LIST_RETRY_MAX)
+                continue
+            engine.listed = True
+            return
+
+    async def _list(self, engine: Engine) -> None:
+        """One complete listing, from scratch (an expired `continue` token restarts it; priming is idempotent)."""
         started = time.monotonic()
-        counts = {}
+        counts: dict[str, int] = {}
         queued = 0
+        engine.reconciler.namespaces = self.namespaces  # the periodic resync lists the same scope
         for kind in ("target", "job", "pod", "op"):  # operations last: their reconciles need the rest
-            pages = self.reconciler.gateway.list_pages(kind, self.namespaces)
+            pages = engine.reconciler.gateway.list_pages(kind, self.namespaces)
             counts[kind] = 0
             while (page := await asyncio.to_thread(next, pages, None)) is not None:
                 counts[kind] += len(page)
-                queued += self.reconciler.prime(kind, page)
+                queued += engine.reconciler.prime(kind, page)
                 del page
-        self.reconciler.mark_ready()
-        release_memory()
         log.info(
             "listed %d operations, %d targets, %d Jobs, %d pods in %.2f s; %d operations to reconcile",
             counts["op"],
@@ -104,50 +248,155 @@ class Runtime:
             time.monotonic() - started,
             queued,
         )
-        self._tasks.append(asyncio.create_task(self.scheduler.run(self.reconciler.ready), name="dops-scheduler"))
-        if self.settings.metrics_port:
-            from prometheus_client import start_http_server
 
-            self._metrics_server = start_http_server(
-                self.settings.metrics_port, addr=self.settings.bind_address, registry=self.metrics.registry
-            )
+    async def _end_term(self) -> None:
+        """Stop the current term's tasks (work queue, safety net, scheduler) and wait for them."""
+        term, self._term = self._term, None
+        if term is not None:
+            term.cancel()
+            await asyncio.gather(term, return_exceptions=True)
+        engine = self.engine
+        for task in engine.tasks:
+            task.cancel()
+        await asyncio.gather(*engine.tasks, return_exceptions=True)
+        engine.tasks.clear()
+        if engine.started:
+            await engine.reconciler.stop()
+            engine.started = False
+
+    # ------------------------------------------------------------------------------------ leader election
+    def _start_elector(self) -> None:
+        if self.elector is not None:
+            return
+        namespace = self.settings.leader_election_namespace or os.environ.get("POD_NAMESPACE") or self.cluster.namespace
+        # The elector's own client: no client-side retries (it retries every retry period itself) and a
+        # request timeout well inside the renew deadline.
+        self._lease_client = KubeClient(
+            self.cluster,
+            user_agent=USER_AGENT,
+            retries=0,
+            timeout=max(1.0, self.settings.lease_renew_deadline_seconds / 2),
+        )
+        self.elector = LeaderElector(
+            LeaseClient(self._lease_client, namespace, self.settings.leader_election_lease_name),
+            self.identity,
+            fence=self.fence,
+            lease_duration=self.settings.lease_duration_seconds,
+            renew_deadline=self.settings.lease_renew_deadline_seconds,
+            retry_period=self.settings.lease_retry_period_seconds,
+            on_elected=self._elected,
+            on_deposed=self._deposed,
+        )
+        self._tasks.append(asyncio.create_task(self.elector.run(), name="dops-leader-elector"))
+
+    def _elected(self) -> None:
+        self._set_leader_gauge(True)
+        self._term = asyncio.create_task(self._run_term(self.engine), name="dops-term")
+
+    def _deposed(self, reason: str) -> None:
+        # The fence is closed already (no write leaves this process); now stop the term's tasks and give the
+        # event handlers a fresh, idle engine: the next term lists everything again.
+        self._set_leader_gauge(False)
+        old_term, old_engine = self._term, self.engine
+        self._term = None
+        self.engine = new_engine(self.settings, self.cluster, self.writes, self.archive, self.metrics)
+        if old_term is not None:
+            old_term.cancel()
+        for task in old_engine.tasks:
+            task.cancel()
+        stopping = asyncio.create_task(_stop_engine(old_engine, old_term), name="dops-term-stop")
+        self._stopping.append(stopping)
+        stopping.add_done_callback(lambda task: self._stopping.remove(task) if task in self._stopping else None)
+
+    def _set_leader_gauge(self, leading: bool) -> None:
+        if self._leader_gauge is not None:
+            self._leader_gauge.labels(self.identity).set(1 if leading else 0)
+
+    def _start_bookmarks(self) -> None:
+        if self._bookmarks:
+            return
         timeout = max(1, min(self.settings.watch_stale_seconds // 3, 60))
-        scopes = self.namespaces or ("",)
-        for namespace in scopes:
+        for namespace in self.namespaces or ("",):
             where = f"/namespaces/{namespace}" if namespace else ""
             watch = BookmarkWatch(self.client, f"/apis/{c.GROUP}/{c.VERSION}{where}/{c.PLURAL}", self.alive, timeout)
             watch.start()
             self._bookmarks.append(watch)
-        log.info(
-            "dops operator started (%s; archive %s; global cap %s)",
-            ", ".join(self.namespaces) if self.namespaces else "all namespaces",
-            self.settings.log_archive,
-            self.settings.global_max_concurrent or "unlimited",
-        )
 
-    async def stop(self) -> None:
-        if not self.started:
-            return
-        self.started = False
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-        await self.reconciler.stop()
-        if self._metrics_server is not None:
-            server, thread = self._metrics_server
-            server.shutdown()
-            server.server_close()
-            thread.join(5)
-            self._metrics_server = None
-        watches, self._bookmarks = self._bookmarks, []
-        await asyncio.gather(*(asyncio.to_thread(w.stop) for w in watches))
-        self.client.close()
-        self.cluster.close()
-
-    # ------------------------------------------------------------------------------------ liveness
+    # ------------------------------------------------------------------------------------ health
     def alive(self) -> None:
         self.last_alive = time.monotonic()
 
     def watch_age(self) -> float:
         return time.monotonic() - self.last_alive
+
+    def health(self) -> tuple[str | None, dict[str, Any]]:
+        """(why this replica is unhealthy or None, what the probe reports).
+
+        Unhealthy: a task that must run forever (elector, work queue, safety net, scheduler) has ended, or
+        this replica should reconcile (it leads, or runs without election) but its start-up listing has not
+        succeeded yet. A standby is healthy: it is ready to take over.
+        """
+        engine = self.engine
+        role = "leader" if self.leading else "standby"
+        report: dict[str, Any] = {"role": role, "identity": self.identity, "listed": engine.listed}
+        term = self._term
+        if term is not None and term.done() and not term.cancelled() and term.exception() is not None:
+            return f"starting the term failed ({term.exception()!r})", report  # it ends normally once listed
+        for task in [*self._tasks, *engine.tasks, *getattr(engine.reconciler, "_tasks", [])]:
+            if task.done() and not task.cancelled():  # these run until cancelled
+                error = task.exception()
+                return f"the {task.get_name()} task stopped ({error!r})", report
+        elector = self.elector
+        silent = time.monotonic() - elector.last_contact if elector is not None else 0.0
+        if elector is not None and not elector.leading and silent > max(60.0, 4.0 * elector.lease_duration):
+            # A standby that cannot even read the Lease (RBAC, a missing namespace) could never take over.
+            return f"the Lease API has not answered for {silent:.0f} s", report
+        if self.leading and not engine.listed:
+            failures = engine.list_failures
+            why = f"{failures} failed attempts so far" if failures else "in progress"
+            return f"the start-up listing has not succeeded yet ({why})", report
+        return None, report
+
+
+async def _stop_engine(engine: Engine, term: asyncio.Task[None] | None) -> None:
+    """Stop a deposed term's reconciler (work queue, safety net), wait for its tasks, release its threads."""
+    if engine.started:
+        await engine.reconciler.stop()
+    if term is not None:
+        await asyncio.gather(term, return_exceptions=True)
+    await asyncio.gather(*engine.tasks, return_exceptions=True)
+
+
+def new_engine(
+    settings: OperatorSettings, cluster: ClusterConfig, writes: KubeClient, archive: LogArchive, metrics: Metrics
+) -> Engine:
+    gateway = Gateway(writes, archive)
+    holder: dict[str, Reconciler] = {}
+    admission = AdmissionQueue(
+        lambda target: holder["r"].capacity(target),
+        settings.global_max_concurrent,
+        namespace_capacity=lambda namespace: holder["r"].namespace_capacity(namespace),
+        namespace_weight=lambda namespace: holder["r"].namespace_weight(namespace),
+    )
+    scheduler = Scheduler(admission, lambda key: holder["r"].enqueue(key))
+    reconciler = Reconciler(
+        settings=settings,
+        gateway=gateway,
+        admission=admission,
+        kick=scheduler.kick,
+        metrics=metrics,
+        server_url=settings.api_server_url or cluster.server,
+    )
+    holder["r"] = reconciler
+    return Engine(admission, scheduler, reconciler)
+
+
+def leader_identity(settings: OperatorSettings, environ: Any) -> str:
+    """The identity written into the Lease: the setting, else the pod's name (downward API), else the host
+    name with a random suffix (two operators in one host or process must never share an identity)."""
+    if settings.leader_election_identity:
+        return settings.leader_election_identity
+    pod = (environ.get("POD_NAME") or "").strip()
+    if pod:
+        return pod
+    return f"{socket.gethostname()}-{secrets.token_hex(4)}"

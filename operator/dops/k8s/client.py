@@ -11,6 +11,10 @@ retries what is safe to retry:
   already succeeded would fail its own test and be mistaken for a lost race, so writes surface
   `ApiUnavailable` instead.
 
+- 401 with a service-account token: the token file is re-read (the kubelet rotates projected tokens)
+  and the request sent once more when the token changed; the file is also re-read every minute
+  (`ClusterConfig.refresh_token`), so a rotated token is used before the old one expires.
+
 Sessions are per thread (requests sessions are not documented as thread-safe), so one client can be
 shared by threads, as the FiftyOne service is.
 """
@@ -100,6 +104,8 @@ class KubeClient:
             headers["Content-Type"] = content_type
         query = {k: v for k, v in (params or {}).items() if v is not None and v != ""}
         attempt = 0
+        reauthenticated = False
+        self.config.refresh_token()  # cheap: re-reads the token file at most once a minute
         while True:
             try:
                 response = self._http().session.request(
@@ -130,6 +136,11 @@ class KubeClient:
                         method=method,
                         path=path,
                     ) from exc
+            if code == 401 and not reauthenticated and self.config.refresh_token(force=True):
+                # Rejected, and the token file holds a newer token: the old one expired or was revoked.
+                reauthenticated = True
+                log.info("%s %s: 401 Unauthorized; retrying with the re-read service-account token", method, path)
+                continue
             retry_after = _retry_after(response.headers.get("Retry-After"))
             if code in (429, 503, 504) and attempt < self.retries:
                 attempt += 1

@@ -12,6 +12,13 @@ Resolution order of `load_config()` (what kubectl and the official client do):
 
 The namespace is the kubeconfig context's namespace (or the service account's), else `default`.
 
+In a pod the service-account token is a projected, expiring token that the kubelet rewrites (about every
+hour; it expires after the `expirationSeconds` of the projection, an hour by default). A token read once
+turns every request into 401 once it expires, so `ClusterConfig.refresh_token()` re-reads the file — at
+most every `TOKEN_REFRESH_SECONDS` (what client-go does), and at once after a 401 (`force=True`) — and
+hands the new token to both clients: pykube-ng reads it from the shared `KubeConfig` on every request,
+the official client through its `refresh_api_key_hook`.
+
 A kubeconfig is checked before pykube reads it (`check_kubeconfig`), because pykube reports a broken
 file as the raw exception of whatever it tripped over (a YAML scanner error, `TypeError`,
 `KeyError('nope')` for an unknown context). Every problem becomes one ConfigurationError sentence
@@ -21,6 +28,8 @@ that names the file and what is wrong with it.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +41,7 @@ from .errors import ConfigurationError
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 SERVICE_ACCOUNT_DIR_ENV = "DOPS_SERVICE_ACCOUNT_DIR"
+TOKEN_REFRESH_SECONDS = 60.0  # client-go re-reads a token file every minute
 
 
 def default_service_account_dir() -> Path:
@@ -51,6 +61,40 @@ class ClusterConfig:
     context: str | None = None
     service_account_dir: Path | None = None
     _api_client: Any = field(default=None, repr=False)
+    _token_read_at: float = field(default_factory=time.monotonic, repr=False)
+    _token_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def token_file(self) -> Path | None:
+        """The service-account token file this configuration authenticates with (None for a kubeconfig)."""
+        return self.service_account_dir / "token" if self.service_account_dir is not None else None
+
+    def refresh_token(self, *, force: bool = False) -> bool:
+        """Re-read the service-account token when it is older than TOKEN_REFRESH_SECONDS (or `force`).
+
+        Returns True when the token changed. A kubeconfig configuration has nothing to re-read (False).
+        An unreadable file keeps the current token (the kubelet replaces the file atomically; a
+        missing file is a pod being torn down), and the next call tries again.
+        """
+        path = self.token_file
+        if path is None:
+            return False
+        now = time.monotonic()
+        if not force and now - self._token_read_at < TOKEN_REFRESH_SECONDS:
+            return False
+        with self._token_lock:
+            self._token_read_at = now
+            try:
+                token = path.read_text().strip()
+            except OSError:
+                return False
+            user = self.kube_config.user
+            if not token or token == str(user.get("token") or "").strip():
+                return False
+            user["token"] = token  # pykube-ng reads it from here on every request
+            if self._api_client is not None:
+                self._api_client.configuration.api_key["BearerToken"] = f"Bearer {token}"
+            return True
 
     @property
     def server(self) -> str:
@@ -81,6 +125,13 @@ class ClusterConfig:
                 token_filename=str(account / "token"), cert_filename=str(account / "ca.crt")
             )
             loader.load_and_set(client_configuration=configuration)  # type: ignore[no-untyped-call]
+
+            def refresh(conf: Any) -> None:
+                # One token source for both clients: re-read every minute, and at once after a 401.
+                self.refresh_token()
+                conf.api_key["BearerToken"] = f"Bearer {str(self.kube_config.user.get('token') or '').strip()}"
+
+            configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]
             return kubernetes.client.ApiClient(configuration)
         return kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(self.kubeconfig_path), context=self.context

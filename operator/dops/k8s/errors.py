@@ -173,3 +173,14 @@ def error_from_response(
     if cls is TooManyRequests:
         return TooManyRequests(message, retry_after=retry_after, **kwargs)
     return cls(message, **kwargs)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed call may succeed when repeated unchanged: no answer, 429, or any 5xx.
+
+    A 500 is usually an etcd hiccup or an overloaded apiserver, not a verdict on the request, so writes
+    that are safe to repeat (idempotent, or compare-and-set with a JSON Patch `test`) retry it.
+    """
+    if isinstance(exc, ApiUnavailable):
+        return True
+    return isinstance(exc, ApiError) and (exc.code == 429 or exc.code >= 500)

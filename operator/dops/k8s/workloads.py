@@ -28,6 +28,7 @@ from typing import Any
 import requests
 
 from ..api.times import format_time, utcnow
+from ..domain.names import event_name
 from .client import KubeClient
 from .errors import ApiError, ApiUnavailable, error_from_response
 from .resources import ResourceClient
@@ -116,7 +117,10 @@ class EventRecorder:
         return {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{meta.get('name')}.{secrets.token_hex(8)}", "namespace": meta.get("namespace")},
+            "metadata": {
+                "name": event_name(str(meta.get("name")), secrets.token_hex(8)),
+                "namespace": meta.get("namespace"),
+            },
             "involvedObject": {
                 "apiVersion": obj.get("apiVersion"),
                 "kind": obj.get("kind"),

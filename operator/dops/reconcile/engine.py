@@ -18,6 +18,18 @@ lasts, logging each retry; only transient errors go to the work queue's bounded 
 Admission itself (choosing which queued operations run) belongs to the scheduler, injected as
 `Admission` (the scheduler's queue) plus a `kick` callable, so this package does not import it.
 A safety-net pass re-queues every unfinished operation each `reconcile_interval_seconds`.
+
+The cache must not keep ghosts (issue 11 #3). After a watch's 410 Kopf relists and emits nothing for the
+objects that vanished in the gap, so:
+
+- a write that meets 404 (`Gone`) drops the operation (if the cached one still has the UID written: a
+  new operation of the same name is not touched) from the cache and the admission queue, or turns the
+  Job into a tombstone; it is never taken for a lost race, which would be retried forever;
+- an admission that did not happen backs off: the operation leaves the admission queue for 0.5 s, doubling
+  up to 30 s, instead of being picked again at once (`_admission_failed`);
+- every `resync_interval_seconds` operations, Jobs and pods are listed afresh (paged) and the cache is
+  reconciled against the listing: what is missing is added, what is cached but not listed is confirmed
+  gone with a GET and dropped — the informer resync client-go has and Kopf lacks (`resync`).
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ import ctypes
 import datetime as dt
 import gc
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -34,6 +47,7 @@ from typing import Any, Protocol, TypeVar
 from ..api import constants as c
 from ..api.times import parse_time, utcnow
 from ..domain.jobs import job_ttl_patch
+from ..domain.policy import DelegationPolicy, namespace_ceiling, namespace_weight, policy_from_resource
 from ..domain.reconciling import (
     Admit,
     ArchiveResult,
@@ -49,17 +63,20 @@ from ..domain.reconciling import (
     Terminate,
     View,
     WriteStatus,
+    attempt_job_names,
+    explained,
     finished_processed,
     job_create_failed,
     plan,
     queue_entry,
+    state_mark,
     terminal_patch,
 )
 from ..domain.settings import OperatorSettings
 from ..domain.targets import resolve_target, target_from_resource
 from ..k8s import ApiError
-from .cache import Cache, Key
-from .gateway import Gateway
+from .cache import Cache, Key, newer
+from .gateway import Gateway, Gone
 from .metrics import Metrics
 from .workqueue import WorkQueue
 
@@ -67,6 +84,9 @@ log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 T = TypeVar("T")
+READMIT_BASE_SECONDS = 0.5  # an admission that did not happen: the operation waits this long, doubling ...
+READMIT_MAX_SECONDS = 30.0  # ... up to this, before it is offered to the scheduler again
+POLICY_REFRESH_SECONDS = 5.0  # DelegationPolicies are re-listed at most this often, and only to admit
 
 
 class Admission(Protocol):
@@ -120,8 +140,19 @@ class Reconciler:
         self.confirmed: set[tuple[str, Key]] = set()  # objects Kopf's watch streams have shown since start
         self._primed: set[tuple[str, Key]] = set()  # objects the start-up listing found (until confirmed)
         self._tracking = True  # until the start-up listing has been checked against the watch streams
-        self._create_refusals: dict[Key, int] = {}  # refused Job creates in a row, per operation
+        self._create_refusals: dict[str, int] = {}  # refused Job creates in a row, per operation UID
+        self._admit_failures: dict[Key, int] = {}  # admissions in a row that did not happen
+        self._readmit_at: dict[Key, float] = {}  # out of the admission queue until (monotonic time)
+        # The scope of the periodic resync: the namespaces the operator watches (the runtime sets it; () = all).
+        self.namespaces: tuple[str, ...] = settings.watch_namespaces
+        self._resync_removed: set[str] | None = None  # UIDs removed while a resync lists (not to be re-added)
         self._retry_after: dict[Key, float] = {}  # a sooner requeue asked for by a step (refused create)
+        # operation UID → (state mark, when this operator first saw that state): graces run on our own clock
+        self._seen: dict[str, tuple[str, dt.datetime]] = {}
+        # The cluster's DelegationPolicies (issue 13), listed when an operation is about to be admitted.
+        self.policies: tuple[DelegationPolicy, ...] = ()
+        self.policy_refresh_seconds = POLICY_REFRESH_SECONDS
+        self._policies_read_at: float | None = None
 
     # =============================================================================== intake (no I/O)
 
@@ -141,6 +172,8 @@ class Reconciler:
 
     def operation_deleted(self, body: Mapping[str, Any]) -> None:
         key = _key_of(body)
+        self._forget(key, str((body.get("metadata") or {}).get("uid") or ""))
+        self._seen.pop(str((body.get("metadata") or {}).get("uid")), None)
         if self.cache.remove_operation(key, (body.get("metadata") or {}).get("uid")) is not None:
             self.admission.forget(key)
             self.kick()
@@ -153,6 +186,7 @@ class Reconciler:
             self.enqueue(key)
 
     def job_deleted(self, body: Mapping[str, Any]) -> None:
+        self._removed(body)
         key = self.cache.delete_job(body)
         if key is not None and not self._settled(key):
             self.enqueue(key)
@@ -165,9 +199,32 @@ class Reconciler:
             self.enqueue(key)
 
     def pod_deleted(self, body: Mapping[str, Any]) -> None:
+        self._removed(body)
         key = self.cache.delete_pod(body)
         if key is not None and not self._settled(key):
             self.enqueue(key)
+
+    def _removed(self, body: Mapping[str, Any]) -> None:
+        """An object was deleted: a resync listing taken before must not bring it back."""
+        if self._resync_removed is not None:
+            self._resync_removed.add(str((body.get("metadata") or {}).get("uid") or ""))
+
+    def _forget(self, key: Key, uid: str) -> None:
+        """Forget what the operator remembers about operation `uid` (its name `key` may be reused at once)."""
+        if self._resync_removed is not None and uid:
+            self._resync_removed.add(uid)
+        self._create_refusals.pop(uid, None)
+        if self.cache.operation_uid(key) in (uid, None):
+            self._admit_failures.pop(key, None)
+            self._readmit_at.pop(key, None)
+
+    def _drop_operation(self, key: Key, uid: str, why: str) -> None:
+        """Operation `uid` no longer exists though no DELETED event said so: drop it (not a newer namesake)."""
+        self._forget(key, uid)
+        if self.cache.remove_operation(key, uid or None) is not None:
+            log.info("%s/%s (uid %s) no longer exists (%s); forgetting it", key[0], key[1], uid, why)
+            self.admission.forget(key)
+            self.kick()
 
     def target_seen(self, body: Mapping[str, Any]) -> None:
         target = target_from_resource(body, self.settings)
@@ -284,6 +341,14 @@ class Reconciler:
             return None
         return target.max_concurrent
 
+    def namespace_capacity(self, namespace: str) -> int | None:
+        """The DelegationPolicies' ceiling on a namespace's active operations (None: none applies)."""
+        return namespace_ceiling(namespace, self.policies)
+
+    def namespace_weight(self, namespace: str) -> int:
+        """The namespace's admissions per turn under the global cap (DelegationPolicy weight; 1 without one)."""
+        return namespace_weight(namespace, self.policies)
+
     # =============================================================================== running
 
     async def start(self) -> None:
@@ -291,6 +356,7 @@ class Reconciler:
         self._tasks = [
             asyncio.create_task(self.queue.run(self.ready), name="dops-workqueue"),
             asyncio.create_task(self._safety_net(), name="dops-safety-net"),
+            asyncio.create_task(self._resync_loop(), name="dops-resync"),
         ]
 
     async def stop(self) -> None:
@@ -319,6 +385,108 @@ class Reconciler:
                 if status.get("runState") not in ("completed", "failed") or not finished_processed(status):
                     self.enqueue(key)
 
+    async def _resync_loop(self) -> None:
+        """Every `resync_interval_seconds`: `resync()` (a failed one is logged and tried again next time)."""
+        assert self.ready is not None
+        await self.ready.wait()
+        interval = float(self.settings.resync_interval_seconds)
+        if interval <= 0:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.resync()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("the periodic resync failed (tried again in %.0f s): %s", interval, exc)
+
+    async def resync(self) -> dict[str, tuple[int, int]]:
+        """List operations, Jobs and pods afresh (paged) and reconcile the cache against the listing.
+
+        Listed objects the cache lacks (or holds older) go through the usual intake, unless deleted since
+        the listing began; cached objects the listing lacks are asked for with a GET (they may have been
+        created after the listing) and dropped when that says they are gone. Returns, per kind, how many
+        objects were (added or updated, dropped)."""
+        out: dict[str, tuple[int, int]] = {}
+        for kind in ("job", "pod", "op"):  # operations last: their reconciles need the rest
+            self._resync_removed = set()
+            try:
+                out[kind] = await self._resync_kind(kind)
+            finally:
+                self._resync_removed = None
+        if any(added or dropped for added, dropped in out.values()):
+            counts = (f"{kind}s {added} added or updated, {dropped} dropped" for kind, (added, dropped) in out.items())
+            log.info("resync: %s", ", ".join(counts))
+        return out
+
+    async def _resync_kind(self, kind: str) -> tuple[int, int]:
+        present: set[tuple[str, str, str]] = set()  # (namespace, name, uid)
+        added = 0
+        pages = self.gateway.list_pages(kind, self.namespaces)
+        while (page := await self._io(next, pages, None)) is not None:
+            for body in page:
+                meta = body.get("metadata") or {}
+                uid = str(meta.get("uid") or "")
+                present.add((str(meta.get("namespace") or ""), str(meta.get("name") or ""), uid))
+                if self._resync_removed is not None and uid in self._resync_removed:
+                    continue  # deleted since the listing was taken
+                added += self._resync_put(kind, body)
+        dropped = 0
+        for namespace, name, uid in self._cached(kind):
+            if (namespace, name, uid) in present or (self.namespaces and namespace not in self.namespaces):
+                continue
+            if await self._io(self.gateway.uid_of, kind, namespace, name) == uid:
+                continue  # created after the listing
+            dropped += 1
+            if kind == "op":
+                self._drop_operation((namespace, name), uid, "not found by the periodic resync")
+            elif kind == "job":
+                self._job_gone(namespace, name, uid)
+            else:
+                op_key = self.cache.pod_gone(namespace, name, uid)
+                if op_key is not None:
+                    self.enqueue(op_key)
+        return added, dropped
+
+    def _resync_put(self, kind: str, body: Mapping[str, Any]) -> int:
+        """One listed object through the usual intake; 1 when the cache lacked it or held it older."""
+        meta = body.get("metadata") or {}
+        key = _key_of(body)
+        rv, uid = meta.get("resourceVersion"), meta.get("uid")
+        if kind == "op":
+            current = self.cache.ops.get(key)
+            known = current["metadata"] if current is not None else None
+        elif kind == "job":
+            known = self.cache.jobs.get(key)
+        else:
+            known = self.cache.cached_pod(body)
+        if known is not None and known.get("uid") == uid and not known.get("gone"):
+            cached_rv = known.get("resourceVersion")
+            if rv == cached_rv or not newer(rv, cached_rv):
+                return 0  # as cached, or the cache already holds a later version
+        if kind == "op":
+            self.operation_seen(body)
+        elif kind == "job":
+            self.job_seen(body)
+        else:
+            self.pod_seen(body)
+        return 1
+
+    def _cached(self, kind: str) -> list[tuple[str, str, str]]:
+        """(namespace, name, uid) of the live objects of `kind` in the cache (tombstones excluded)."""
+        if kind == "op":
+            return [(k[0], k[1], str(op["metadata"].get("uid") or "")) for k, op in self.cache.iter_operations()]
+        if kind == "job":
+            items: Iterable[JSON] = list(self.cache.jobs.values())
+        else:
+            items = list(self.cache.iter_pods())
+        return [
+            (str(o.get("namespace") or ""), str(o.get("name") or ""), str(o.get("uid") or ""))
+            for o in items
+            if not o.get("gone")
+        ]
+
     async def _verify_unconfirmed(self) -> None:
         """Objects the start-up listing found but no watch event has shown since: deleted in between? Ask."""
         pending = [item for item in self._primed if item not in self.confirmed]
@@ -340,16 +508,11 @@ class Reconciler:
             elif kind == "job":
                 job = self.cache.jobs.get(key)
                 if job is not None:
-                    op_key = self.cache.delete_job(
-                        {"metadata": {"name": key[1], "namespace": key[0], "uid": job.get("uid")}}
-                    )
-                    if op_key is not None:
-                        self.enqueue(op_key)
+                    self._job_gone(key[0], key[1], str(job.get("uid")))
             elif kind == "pod":
-                for pods in self.cache.pods.values():
-                    pod = pods.get(key[1])
-                    if pod is not None and pod.get("namespace") == key[0]:
-                        pod["gone"] = True
+                op_key = self.cache.pod_gone(key[0], key[1], None)
+                if op_key is not None:
+                    self.enqueue(op_key)
 
     async def _io(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -371,39 +534,113 @@ class Reconciler:
     def view(self, key: Key, op: JSON) -> View:
         spec = op.get("spec") or {}
         target = resolve_target(key[0], spec.get("delegationTarget"), self.cache.targets, self.settings)
+        now = self.clock()
         return View(
             op=op,
             target=target,
             job=self.cache.job_for(op),
             pods=self.cache.pods_for(op),
-            now=self.clock(),
+            now=now,
             settings=self.settings,
             reserved=self.admission.is_reserved(key),
             server_url=self.server_url,
+            seen_at=self._seen_at(op, now),
+            older_jobs=self._older_jobs(key[0], op),
+            policies=self.policies,
         )
+
+    def _older_jobs(self, namespace: str, op: JSON) -> tuple[JSON, ...]:
+        """Cached Jobs of the operation's earlier attempts (looked up by their deterministic names)."""
+        found = (self.cache.job_named(op, name) for name in attempt_job_names(op))  # this operation's, by UID
+        return tuple(j for j in found if j is not None)
+
+    def _seen_at(self, op: JSON, now: dt.datetime) -> dt.datetime | None:
+        """When this operator first saw `op` in its current state (None for settled operations)."""
+        uid = str((op.get("metadata") or {}).get("uid"))
+        if op.get("slim"):
+            self._seen.pop(uid, None)
+            return None
+        mark = state_mark(op)
+        seen = self._seen.get(uid)
+        if seen is None or seen[0] != mark:
+            seen = self._seen[uid] = (mark, now)
+        return seen[1]
 
     async def reconcile(self, key: Key) -> float | None:
         op = self.cache.ops.get(key)
         if op is None:
             self.admission.forget(key)
-            self._create_refusals.pop(key, None)
+            self._admit_failures.pop(key, None)
+            self._readmit_at.pop(key, None)
             return None
+        readmit = self._readmit_at.get(key)
+        if readmit is not None and time.monotonic() >= readmit:
+            del self._readmit_at[key]
+            self._observe_admission(op)  # its admission backoff is over: back in line
         self.metrics.reconciles.inc()
+        if _admittable(op):
+            await self._refresh_policies()
         view = self.view(key, op)
         decided = plan(view)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("reconcile %s/%s: %s", key[0], key[1], describe(decided))
         self._retry_after.pop(key, None)
         try:
             for step in decided.steps:
                 if not await self.execute(view, step):
                     break
+        except Gone as gone:
+            if not self._gone(view, gone):
+                return None
         finally:
             if view.reserved and self.admission.is_reserved(key):
-                self.admission.release(key)
-                self.kick()
+                self._admission_failed(key)
         retry = self._retry_after.pop(key, None)
         if retry is None:
             return decided.requeue_after
         return retry if decided.requeue_after is None else min(retry, decided.requeue_after)
+
+    async def _refresh_policies(self) -> None:
+        """Re-list the DelegationPolicies when the last listing is older than `policy_refresh_seconds`. A failed
+        listing (e.g. 403) fails this reconcile (retried with backoff): nothing is admitted unjudged."""
+        now = time.monotonic()
+        if self._policies_read_at is not None and now - self._policies_read_at < self.policy_refresh_seconds:
+            return
+        items = await self._io(self.gateway.list_policies)
+        policies = tuple(policy_from_resource(item) for item in items)
+        self._policies_read_at = now
+        if policies != self.policies:
+            self.policies = policies
+            self.kick()  # a namespace ceiling may have changed
+
+    def _gone(self, view: View, gone: Gone) -> bool:
+        """A write met 404; False when that was the operation itself (dropped: nothing more to do)."""
+        if gone.kind == "op":
+            self._drop_operation((gone.namespace, gone.name), str(view.meta.get("uid") or ""), "a write met 404")
+            return False
+        job = view.job if view.job is not None and view.job.get("name") == gone.name else None
+        self._job_gone(gone.namespace, gone.name, str(job.get("uid")) if job is not None else None)
+        return True
+
+    def _job_gone(self, namespace: str, name: str, uid: str | None) -> None:
+        if self._resync_removed is not None and uid:
+            self._resync_removed.add(uid)
+        op_key = self.cache.job_gone(namespace, name, uid)
+        if op_key is not None:
+            log.info("Job %s/%s no longer exists though no event said so; its operation is reconciled", namespace, name)
+            self.enqueue(op_key)
+
+    def _admission_failed(self, key: Key) -> None:
+        """A picked operation was not admitted (a lost race, an error): free its slot, and keep it out of the
+        admission queue for a while (doubling) so that it is not picked again in a tight loop."""
+        failures = self._admit_failures.get(key, 0) + 1
+        self._admit_failures[key] = failures
+        delay = min(READMIT_BASE_SECONDS * 2.0 ** min(failures - 1, 16), READMIT_MAX_SECONDS)
+        self.admission.forget(key)
+        self._readmit_at[key] = time.monotonic() + delay
+        self.enqueue(key, delay)
+        self.kick()
+        log.debug("%s/%s was not admitted (%d in a row); offered again in %.1f s", key[0], key[1], failures, delay)
 
     # =============================================================================== steps
 
@@ -443,7 +680,8 @@ class Reconciler:
         if isinstance(step, Terminate):
             return await self._terminate(view, step)
         if isinstance(step, StopJob):
-            await self._io(self.gateway.delete_job, ns, step.job)
+            if not await self._io(self.gateway.delete_job, ns, step.job):
+                self._job_gone(ns, step.job, self._job_uid(view, step.job))
             self.metrics.write("delete", "jobs")
             self.cache.mark_job_deleted(ns, step.job, self.clock())
             self._event(view, "Normal", c.EventReasons.JOB_STOPPED, f"stopped Job {step.job}: {step.reason}")
@@ -451,8 +689,7 @@ class Reconciler:
         if isinstance(step, SetJobTTL):
             job = await self._io(self.gateway.patch_job, ns, step.job, job_ttl_patch(step.seconds))
             self.metrics.write("patch", "jobs")
-            if job is not None:
-                self.cache.put_job(job)
+            self.cache.put_job(job)
             return True
         if isinstance(step, DeleteOperation):
             deleted = await self._io(self.gateway.delete_operation, ns, name, view.meta.get("uid"))
@@ -461,6 +698,10 @@ class Reconciler:
                 log.info("deleted %s/%s: %s", ns, name, step.reason)
             return deleted
         raise TypeError(f"unknown step {step!r}")
+
+    @staticmethod
+    def _job_uid(view: View, name: str) -> str | None:
+        return str(view.job.get("uid")) if view.job is not None and view.job.get("name") == name else None
 
     def _sync_labels(self, obj: JSON) -> None:
         updated = self.gateway.sync_labels(obj)
@@ -477,6 +718,7 @@ class Reconciler:
         self.metrics.write("patch", "delegatedoperations/status")
         if obj is None:
             return False
+        self._admit_failures.pop((ns, name), None)
         if self.first_admission is None:
             self.first_admission = asyncio.get_running_loop().time()
         queued = parse_time(view.status.get("queuedAt"))
@@ -490,11 +732,12 @@ class Reconciler:
     async def _create_job(self, view: View, job: JSON) -> bool:
         ns = view.namespace
         key = (ns, view.name)
+        uid = str(view.meta.get("uid") or "")
         try:
             created = await self._io(self.gateway.create_job, ns, job)
         except ApiError as exc:
             self.metrics.write("create", "jobs")
-            refusals = self._create_refusals.get(key, 0) + 1
+            refusals = self._create_refusals.get(uid, 0) + 1
             # Decide on the operation as it is now (an admission has just made it `scheduled`).
             current = self.view(key, self.cache.ops.get(key) or view.op)
             decided = job_create_failed(
@@ -511,10 +754,10 @@ class Reconciler:
                 raise  # the work queue's bounded retries, then the next event or the safety net
             log.warning("%s", decided.log)
             if decided.kind is CreateErrorKind.PERSISTENT:
-                self._create_refusals[key] = refusals
+                self._create_refusals[uid] = refusals
                 self.metrics.reconcile_errors.labels("JobCreateRefused").inc()
             else:
-                self._create_refusals.pop(key, None)
+                self._create_refusals.pop(uid, None)
             if decided.retry_after is not None:
                 self._retry_after[key] = decided.retry_after
             for step in decided.steps:
@@ -522,7 +765,7 @@ class Reconciler:
                     break
             return False
         self.metrics.write("create", "jobs")
-        refused = self._create_refusals.pop(key, None)
+        refused = self._create_refusals.pop(uid, None)
         if refused:
             log.info("created Job %s/%s after %d refused attempts", ns, job["metadata"]["name"], refused)
         self.cache.put_job(created)
@@ -530,6 +773,8 @@ class Reconciler:
 
     async def _terminate(self, view: View, step: Terminate) -> bool:
         ns, name = view.namespace, view.name
+        if step.explain_job:
+            step = explained(step, await self._io(self.gateway.job_warning, ns, step.explain_job))
         attempt = view.status.get("attempt") or 1
         archive: ArchiveResult | None = None
         if step.archive_pod:
@@ -544,7 +789,8 @@ class Reconciler:
             return False
         self._observe_duration(obj)
         if step.stop_job:
-            await self._io(self.gateway.delete_job, ns, step.stop_job)
+            if not await self._io(self.gateway.delete_job, ns, step.stop_job):
+                self._job_gone(ns, step.stop_job, self._job_uid(view, step.stop_job))
             self.metrics.write("delete", "jobs")
             self.cache.mark_job_deleted(ns, step.stop_job, self.clock())
         self._event(view, step.event.type, step.event.reason, step.event.message)
@@ -570,6 +816,13 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+def _admittable(op: Mapping[str, Any]) -> bool:
+    """Whether the plan may admit `op` now (queued, or scheduled by hand without a Job): DelegationPolicies matter."""
+    status = op.get("status") or {}
+    state = status.get("runState")
+    return state == "queued" or (state == "scheduled" and not status.get("jobName"))
 
 
 def _key_of(body: Mapping[str, Any]) -> Key:

@@ -3,12 +3,14 @@
 Every method maps the outcomes the reconcile must tell apart:
 
 - a CAS status patch returns the new object, or None when the race was lost (the JSON Patch `test`
-  failed, 422) or the operation is gone (404);
+  failed, 422);
 - a first-sight merge patch with a resourceVersion precondition returns None on 409 (changed since read);
+- a write that meets 404 raises `Gone`: the object was deleted, whatever the cache still believes (after
+  a watch gap Kopf's relist emits nothing for what vanished), and a lost race would be retried forever;
 - a Job create that meets AlreadyExists adopts the existing Job when it belongs to the same
   operation (same owner uid) and raises `JobNameTaken` otherwise (an older operation's Job that is
   still being garbage-collected);
-- deletes treat NotFound as done.
+- deletes of Jobs treat NotFound as done (and return False, so the caller can forget the Job).
 
 Other API errors propagate (`dops.k8s.ApiError`); the reconcile retries them with a bounded backoff.
 """
@@ -48,6 +50,16 @@ class JobNameTaken(ApiError):
     """A Job with the deterministic name exists but belongs to another operation (uid)."""
 
 
+class Gone(Exception):
+    """A write met 404: `kind` ("op" or "job") `namespace`/`name` no longer exists."""
+
+    def __init__(self, kind: str, namespace: str, name: str) -> None:
+        super().__init__(f"{kind} {namespace}/{name} no longer exists")
+        self.kind = kind
+        self.namespace = namespace
+        self.name = name
+
+
 class Gateway:
     """Blocking API access for the reconcile (thread-safe: one HTTP session per thread)."""
 
@@ -56,6 +68,7 @@ class Gateway:
         self.ops = DelegatedOperationRepository(client)
         self.targets = DelegationTargetRepository(client)
         self.jobs = JobRepository(client)
+        self.policies = ResourceClient(client, c.GROUP, c.VERSION, c.POLICY_PLURAL, namespaced=False)
         self.pods = PodRepository(client)
         self.logs = PodLogs(client)
         self.events = EventRecorder(client)
@@ -69,7 +82,7 @@ class Gateway:
                 namespace, name, ops, json_patch=True, subresource="status", field_manager=self.field_manager
             )
         except NotFound:
-            return None
+            raise Gone("op", namespace, name) from None
         except Invalid as exc:
             if exc.is_patch_test_failure:
                 return None
@@ -79,7 +92,9 @@ class Gateway:
         """A merge patch carrying metadata.resourceVersion: applied only if nothing changed since."""
         try:
             return self.ops.patch(namespace, name, patch, subresource="status", field_manager=self.field_manager)
-        except (NotFound, Conflict):
+        except NotFound:
+            raise Gone("op", namespace, name) from None
+        except Conflict:
             return None
 
     def sync_labels(self, obj: Mapping[str, Any]) -> JSON | None:
@@ -115,10 +130,11 @@ class Gateway:
             return None
 
     def delete_operation(self, namespace: str, name: str, uid: str | None) -> bool:
+        """Delete the operation with that UID; `Gone` when it (that UID) no longer exists."""
         try:
             self.ops.delete(namespace, name, uid=uid, propagation_policy="Background")
-        except (NotFound, Conflict):
-            return False
+        except (NotFound, Conflict):  # Conflict: the UID precondition failed, another object has the name now
+            raise Gone("op", namespace, name) from None
         return True
 
     # ------------------------------------------------------------------------------------ jobs
@@ -145,15 +161,16 @@ class Gateway:
             return False
         return True
 
-    def patch_job(self, namespace: str, name: str, patch: JSON) -> JSON | None:
+    def patch_job(self, namespace: str, name: str, patch: JSON) -> JSON:
         try:
             return self.jobs.patch(namespace, name, patch, field_manager=self.field_manager)
         except NotFound:
-            return None
+            raise Gone("job", namespace, name) from None
 
     # ------------------------------------------------------------------------------------ start-up listing
     def list_pages(self, kind: str, namespaces: tuple[str, ...] = (), page_size: int = 500) -> Iterator[list[JSON]]:
-        """Every object of `kind` (op, target, job, pod; Jobs and pods: dops' own only), one page at a time."""
+        """Every object of `kind` (op, target, job, pod; Jobs and pods: dops' own only), one page at a time
+        (the start-up listing and the periodic resync)."""
         repo = self._repo(kind)
         selector = MANAGED_SELECTOR if kind in ("job", "pod") else ""
         for namespace in namespaces or (None,):
@@ -165,12 +182,24 @@ class Gateway:
                 if not token:
                     break
 
-    def exists(self, kind: str, namespace: str, name: str) -> bool:
+    def list_policies(self) -> list[JSON]:
+        """Every DelegationPolicy; [] when their CRD is not installed (dops without policies works as before).
+        Any other error (a 403: the role lacks the rule) propagates: the operator admits nothing it cannot judge."""
         try:
-            self._repo(kind).get(namespace, name)
+            return self.policies.list(None).items
         except NotFound:
-            return False
-        return True
+            return []
+
+    def exists(self, kind: str, namespace: str, name: str) -> bool:
+        return self.uid_of(kind, namespace, name) is not None
+
+    def uid_of(self, kind: str, namespace: str, name: str) -> str | None:
+        """The UID of the object now stored under that name (None: there is none)."""
+        try:
+            obj = self._repo(kind).get(namespace, name)
+        except NotFound:
+            return None
+        return str((obj.get("metadata") or {}).get("uid") or "")
 
     def _repo(self, kind: str) -> ResourceClient:
         return {"op": self.ops, "target": self.targets, "job": self.jobs, "pod": self.pods}[kind]
@@ -189,6 +218,20 @@ class Gateway:
         except ArchiveError as exc:
             return ArchiveResult(error=f"attempt {attempt}: {exc}")
         return ArchiveResult(path=path, size=size)
+
+    def job_warning(self, namespace: str, job: str) -> str | None:
+        """`reason: message` of the newest Warning Event about Job `job` (its FailedCreate), None if none or
+        unreadable (the failure it would explain is recorded anyway)."""
+        selector = f"involvedObject.kind=Job,involvedObject.name={job},type=Warning"
+        try:
+            items = self.events.events.list(namespace, field_selector=selector, limit=100).items
+        except ApiError as exc:
+            log.debug("could not read the events of Job %s/%s: %s", namespace, job, exc)
+            return None
+        if not items:
+            return None
+        newest = max(items, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+        return f"{newest.get('reason')}: {newest.get('message')}"
 
     def post_event(self, obj: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
         body = {"apiVersion": c.API_VERSION, "kind": c.KIND, "metadata": dict(obj.get("metadata") or {})}

@@ -8,7 +8,14 @@ when it surfaces, so every update is O(log n) and nothing is ever scanned.
 
 Capacity comes from `capacity(target_key)`: the target's maxConcurrent, or None when operations on
 that target must not be admitted (unknown target, `mode: external`). The global cap (0 = unlimited)
-bounds the sum over all targets, and targets take turns (round robin) when it is the bottleneck.
+bounds the sum over all targets.
+
+Fair share (issue 13): when the global cap is the bottleneck, *namespaces* take turns (round robin, one
+admission per namespace per pass), and within a namespace its targets take turns; so a tenant cannot take
+over the cap by creating more targets or queueing more operations. A namespace's turn admits up to
+`namespace_weight(namespace)` operations (a DelegationPolicy's weight; 1 by default): weighted round robin.
+`namespace_capacity(namespace)` is the administrator's ceiling on a namespace's active operations over all its
+targets (a DelegationPolicy's maxConcurrent; None = no ceiling).
 """
 
 from __future__ import annotations
@@ -33,9 +40,17 @@ class QueueStats:
 
 
 class AdmissionQueue:
-    def __init__(self, capacity: Callable[[TargetKey], int | None], global_cap: int = 0) -> None:
+    def __init__(
+        self,
+        capacity: Callable[[TargetKey], int | None],
+        global_cap: int = 0,
+        namespace_capacity: Callable[[str], int | None] | None = None,
+        namespace_weight: Callable[[str], int] | None = None,
+    ) -> None:
         self.capacity = capacity
         self.global_cap = global_cap
+        self.namespace_capacity = namespace_capacity or (lambda namespace: None)
+        self.namespace_weight = namespace_weight or (lambda namespace: 1)
         self._entries: dict[Key, QueueEntry] = {}
         self._version: dict[Key, int] = {}
         self._heaps: dict[TargetKey, list[tuple[int, str, str, int, Key]]] = {}
@@ -44,6 +59,7 @@ class AdmissionQueue:
         self._reserved: dict[Key, TargetKey] = {}
         self._counter = itertools.count()
         self._turn = 0
+        self._target_turn: dict[str, int] = {}  # per namespace: which of its targets goes first next time
 
     # ------------------------------------------------------------------------------------ updates
     def observe(self, entry: QueueEntry) -> bool:
@@ -122,43 +138,78 @@ class AdmissionQueue:
 
     # ------------------------------------------------------------------------------------ admission
     def pick(self, limit: int | None = None) -> list[Key]:
-        """Reserve the operations to admit now (best first per target, targets taking turns)."""
+        """Reserve the operations to admit now: best first per target; namespaces take turns, then their targets."""
         picked: list[Key] = []
         reserved_per_target: dict[TargetKey, int] = {}
         for target in self._reserved.values():
             reserved_per_target[target] = reserved_per_target.get(target, 0) + 1
         total = sum(len(s) for s in self._active.values()) + len(self._reserved)
-        targets = sorted(self.waiting_targets())
-        if not targets:
+        waiting = sorted(self.waiting_targets())
+        if not waiting:
             return picked
-        self._turn = (self._turn + 1) % len(targets)
-        targets = targets[self._turn :] + targets[: self._turn]
         free: dict[TargetKey, int] = {}
-        for target in targets:
+        by_namespace: dict[str, list[TargetKey]] = {}
+        for target in waiting:
             cap = self.capacity(target)
             if cap is None:
                 continue
             free[target] = cap - len(self._active.get(target, ())) - reserved_per_target.get(target, 0)
+            by_namespace.setdefault(target[0], []).append(target)
+        namespace_free: dict[str, int | None] = {}
+        for namespace in by_namespace:
+            ceiling = self.namespace_capacity(namespace)
+            namespace_free[namespace] = None if ceiling is None else ceiling - self._namespace_active(namespace)
+        namespaces = sorted(by_namespace)
+        if not namespaces:
+            return picked
+        self._turn = (self._turn + 1) % len(namespaces)
+        namespaces = namespaces[self._turn :] + namespaces[: self._turn]
+        weights = {namespace: max(1, self.namespace_weight(namespace)) for namespace in namespaces}
         progress = True
         while progress:
             progress = False
-            for target in targets:
-                if limit is not None and len(picked) >= limit:
-                    return picked
-                if self.global_cap and total >= self.global_cap:
-                    return picked
-                if free.get(target, 0) <= 0:
-                    continue
-                popped = self._pop(target)
-                if popped is None:
-                    free[target] = 0
-                    continue
-                self._reserved[popped] = target
-                picked.append(popped)
-                free[target] -= 1
-                total += 1
-                progress = True
+            for namespace in namespaces:
+                for _ in range(weights[namespace]):
+                    if limit is not None and len(picked) >= limit:
+                        return picked
+                    if self.global_cap and total >= self.global_cap:
+                        return picked
+                    room = namespace_free[namespace]
+                    if room is not None and room <= 0:
+                        break
+                    popped = self._pick_in(namespace, by_namespace[namespace], free)
+                    if popped is None:
+                        break
+                    key, target = popped
+                    self._reserved[key] = target
+                    picked.append(key)
+                    free[target] -= 1
+                    if room is not None:
+                        namespace_free[namespace] = room - 1
+                    total += 1
+                    progress = True
         return picked
+
+    def _pick_in(
+        self, namespace: str, targets: list[TargetKey], free: dict[TargetKey, int]
+    ) -> tuple[Key, TargetKey] | None:
+        """One operation of `namespace`, from the next of its targets (in turn) that has room and a waiter."""
+        start = self._target_turn.get(namespace, 0) % len(targets)
+        for i in range(len(targets)):
+            target = targets[(start + i) % len(targets)]
+            if free.get(target, 0) <= 0:
+                continue
+            key = self._pop(target)
+            if key is None:
+                free[target] = 0
+                continue
+            self._target_turn[namespace] = (start + i + 1) % len(targets)
+            return key, target
+        return None
+
+    def _namespace_active(self, namespace: str) -> int:
+        active = sum(len(keys) for target, keys in self._active.items() if target[0] == namespace)
+        return active + sum(1 for target in self._reserved.values() if target[0] == namespace)
 
     def _pop(self, target: TargetKey) -> Key | None:
         heap = self._heaps.get(target)

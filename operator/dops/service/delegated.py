@@ -27,9 +27,11 @@ How the FiftyOne contract maps onto Kubernetes:
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import socket
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..api import constants as c
@@ -43,7 +45,7 @@ from ..api.types import (
 )
 from ..domain import names, query, resources, results, transitions
 from ..domain.labels import labels_out_of_date
-from ..k8s import AlreadyExists, ApiUnavailable, Conflict, DelegatedOperationRepository, Invalid, NotFound
+from ..k8s import AlreadyExists, ApiError, ApiUnavailable, Conflict, DelegatedOperationRepository, Invalid, NotFound
 from . import executor
 
 # A delete re-reads and retries this often when the operation keeps changing under it (409 on its preconditions).
@@ -52,7 +54,20 @@ _DELETE_ATTEMPTS = 5
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
+
+
+def caller_identity() -> str:
+    """`user@host` of this process: who a cancel through this service is recorded as."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in this environment (e.g. a uid without a passwd entry)
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
 Clock = Callable[[], dt.datetime]
+# JSON Patch `test` operations a write must pass besides its run-state test (a worker's attempt identity).
+Fence = Sequence[Mapping[str, Any]]
 Entropy = Callable[[int], bytes]
 
 
@@ -168,8 +183,12 @@ class DelegatedOperationService:
         monitored: bool = False,
         *,
         pod_name: str | None = None,
+        fence: Fence = (),
     ) -> DelegatedOperationDocument | None:
-        """FiftyOne's `set_running`; `pod_name` (dops) records the worker pod in `status.podName` in the same write."""
+        """FiftyOne's `set_running`; `pod_name` (dops) records the worker pod in `status.podName` in the same write.
+
+        `fence` (dops): extra JSON Patch `test` operations the write must also pass (a worker tests its
+        attempt's identity), only with `required_state`."""
         extra: JSON = {}
         if pod_name:
             extra["podName"] = names.validate_name(pod_name, "pod_name")
@@ -178,6 +197,7 @@ class DelegatedOperationService:
             ExecutionRunState.RUNNING,
             required_state,
             extra_fields=extra,
+            fence=fence,
             progress=progress,
             run_link=run_link,
             log_path=log_path,
@@ -198,11 +218,14 @@ class DelegatedOperationService:
         run_link: str | None = None,
         log_path: str | None = None,
         required_state: Any = None,
+        *,
+        fence: Fence = (),
     ) -> DelegatedOperationDocument | None:
         return self._set_state(
             doc_id,
             ExecutionRunState.COMPLETED,
             required_state,
+            fence=fence,
             result=results.coerce_result(result),
             progress=progress,
             run_link=run_link,
@@ -218,7 +241,14 @@ class DelegatedOperationService:
         log_path: str | None = None,
         required_state: Any = None,
         update_pipeline: str | None = None,
+        *,
+        cancel: bool = True,
+        cancelled_by: str | None = None,
+        fence: Fence = (),
     ) -> DelegatedOperationDocument | None:
+        """FiftyOne's `set_failed`. Called by anyone but the executor running the operation, marking an
+        operation failed is a cancel: the write records who (`cancelled_by`, default `user@host`) and the
+        operator reports it `Cancelled`. The executor records its own failures with `cancel=False`."""
         coerced = results.coerce_result(result)
         doc = self._set_state(
             doc_id,
@@ -228,6 +258,8 @@ class DelegatedOperationService:
             progress=progress,
             run_link=run_link,
             log_path=log_path,
+            cancelled_by=(cancelled_by or caller_identity()) if cancel else None,
+            fence=fence,
         )
         if update_pipeline and coerced is not None and coerced.error:
             # FiftyOne records the child's error on the parent even when the child's own CAS failed.
@@ -245,11 +277,14 @@ class DelegatedOperationService:
         state: ExecutionRunState,
         required_state: Any,
         extra_fields: JSON | None = None,
+        fence: Fence = (),
         **change: Any,
     ) -> DelegatedOperationDocument | None:
         namespace, name = self._split(doc_id)
         # Exact, as FiftyOne's filter: a required state no operation can be in ("QUEUED", "bogus") loses.
         required = transitions.required_state_value(required_state) if required_state is not None else None
+        if fence and required is None:
+            raise ValueError("fence (identity tests) needs a required_state: it rides along the run-state test")
         status = transitions.state_change(state, self._clock(), **change)  # validates before any request
         status.fields.update(extra_fields or {})
         if state is ExecutionRunState.QUEUED:
@@ -259,7 +294,9 @@ class DelegatedOperationService:
             if required is None:
                 obj = self._repo.patch_status(namespace, name, transitions.merge_patch(status))
             else:
-                obj = self._repo.patch_status(namespace, name, transitions.cas_patch(status, required), json_patch=True)
+                ops = transitions.cas_patch(status, required)
+                ops[1:1] = [dict(test) for test in fence]  # the identity tests ride along the state test
+                obj = self._repo.patch_status(namespace, name, ops, json_patch=True)
         except NotFound:
             return None
         except Invalid as exc:
@@ -298,8 +335,10 @@ class DelegatedOperationService:
             return self._repo.patch(namespace, name, resources.labels_patch(wanted))
         except (NotFound, Invalid):
             return obj  # deleted, or the state moved on: its writer syncs the labels
-        except ApiUnavailable as exc:
-            log.warning("could not update the labels of %s/%s: %s", namespace, name, exc)
+        except ApiError as exc:
+            # Best effort, never fatal: the state write that matters succeeded, and the operator keeps the
+            # mirror labels in step anyway (a 500 here must not abort a run that was just claimed).
+            log.warning("could not update the labels of %s/%s (the operator will): %s", namespace, name, exc)
             return obj
 
     def _add_child_error(self, parent_id: str, child: str, error: str) -> None:
@@ -313,9 +352,28 @@ class DelegatedOperationService:
 
     # ================================================================================== other updates
 
-    def set_progress(self, doc_id: str, progress: Any) -> DelegatedOperationDocument:
-        """Replace the progress (`doc.status`); any state; does not move `updated_at`."""
+    def set_progress(self, doc_id: str, progress: Any, *, fence: Fence = ()) -> DelegatedOperationDocument | None:
+        """Replace the progress (`doc.status`); any state; does not move `updated_at`.
+
+        With a `fence` (dops: a worker's identity tests) the write is a JSON Patch that applies only while
+        every test holds; None when one fails (the attempt was superseded, or the operation is gone)."""
         change = transitions.progress_change(progress, self._clock())
+        if fence:
+            namespace, name = self._split(doc_id)
+            ops = [dict(test) for test in fence] + [
+                {"op": "add", "path": f"/status/{key}", "value": value}
+                for key, value in change.fields.items()
+                if value is not None
+            ]
+            try:
+                obj = self._repo.patch_status(namespace, name, ops, json_patch=True)
+            except NotFound:
+                return None
+            except Invalid as exc:
+                if exc.is_patch_test_failure:
+                    return None
+                raise
+            return DelegatedOperationDocument.from_resource(obj)
         doc = self._patch_status(doc_id, change)
         assert doc is not None
         return doc

@@ -33,7 +33,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -49,10 +48,11 @@ from ..api.types import (
 from ..execution import Engine, ExecutionOutcome, ExecutionRequest
 from ..execution.runner import failure
 from ..k8s import ApiError, ApiUnavailable, DelegationTargetRepository, KubernetesError, NotFound
+from ..k8s.retry import patiently
 from .processes import describe_exit, kill_process_tree
 
 if TYPE_CHECKING:
-    from .delegated import DelegatedOperationService
+    from .delegated import DelegatedOperationService, Fence
 
 _log = logging.getLogger("dops.executor")
 
@@ -60,7 +60,7 @@ ALLOW_IMPORT_PATHS_ENV = "DOPS_ALLOW_IMPORT_PATHS"
 STATE_CHANGED = "Operation state changed externally during execution."
 KILL_GRACE_SECONDS = 10.0  # SIGTERM → SIGKILL for a monitored child (FiftyOne: 10 s)
 MONITOR_API_FAILURES = 3  # consecutive unreachable-API checks a monitor tolerates before giving up
-RECORD_ATTEMPTS = 5
+RECORD_PATIENCE_SECONDS = 60.0  # the FiftyOne-style executors; the dops worker waits longer (dops.worker.run)
 
 
 def parse_bool(value: str | None, default: bool = False) -> bool:
@@ -126,8 +126,19 @@ def run_claimed(
     engine: Engine | None = None,
     logger: logging.Logger | None = None,
     progress_interval: float | None = None,
+    fence: Fence = (),
+    owns: Callable[[DelegatedOperationDocument], bool] | None = None,
+    on_superseded: Callable[[str], None] | None = None,
+    write_patience: float = 0.0,
+    record_patience: float = RECORD_PATIENCE_SECONDS,
 ) -> ClaimedRun:
-    """Run a `running` operation claimed by the caller and record completed/failed with a CAS from running."""
+    """Run a `running` operation claimed by the caller and record completed/failed with a CAS from running.
+
+    The dops worker fences its writes (`fence`: JSON Patch tests of its attempt's identity, `owns`: the
+    same identity as a predicate on a read document): a progress write that fails its tests means the
+    attempt was superseded, and `on_superseded(message)` is called (the worker exits). Progress writes
+    are retried on transient errors for `write_patience` seconds, the outcome for `record_patience`.
+    """
     ref = ref_of(doc, service.namespace)
     engine = engine or Engine(allow_import_paths=import_paths_allowed(service, doc))
     request_params = dict(doc.context.request_params) if doc.context is not None else {}
@@ -140,8 +151,18 @@ def run_claimed(
         operation_id=doc.id,
     )
 
+    progress_fence = [{"op": "test", "path": "/status/runState", "value": "running"}, *fence] if fence else []
+
     def write_progress(progress: ExecutionProgress) -> None:
-        service.set_progress(ref, progress)
+        written = patiently(
+            f"recording the progress of {ref}",
+            lambda: service.set_progress(ref, progress, fence=progress_fence),
+            write_patience,
+        )
+        if written is None and fence and on_superseded is not None:
+            why = _superseded_by(service, ref, owns)
+            if why is not None:
+                on_superseded(f"its progress write failed its attempt tests: {why}")
 
     def on_pipeline(info: PipelineRunInfo) -> None:
         service.set_pipeline_run_info(ref, info)
@@ -150,8 +171,29 @@ def run_claimed(
     if progress_interval is not None:
         extra["progress_interval"] = progress_interval
     outcome = engine.run_sync(request, write_progress=write_progress, on_pipeline=on_pipeline, logger=logger, **extra)
-    recorded, error = record_outcome(service, ref, outcome, parent_id=doc.parent_id)
+    recorded, error = record_outcome(
+        service, ref, outcome, parent_id=doc.parent_id, fence=fence, owns=owns, patience=record_patience
+    )
     return ClaimedRun(outcome, recorded, error)
+
+
+def _superseded_by(
+    service: DelegatedOperationService, ref: str, owns: Callable[[DelegatedOperationDocument], bool] | None
+) -> str | None:
+    """Why a fenced write lost, in words, when another attempt owns the operation now (or it is gone); None when
+    it is still this attempt's (cancelled, or its outcome already written: the run carries on to its end)."""
+    try:
+        current = service.get(ref)
+    except OperationNotFound:
+        return f"operation {ref} no longer exists"
+    except ApiError:
+        return None  # cannot tell: carry on; the outcome write is fenced too
+    if owns is None or owns(current):
+        return None
+    return (
+        f"operation {ref} is now {current.run_state.value if current.run_state else 'without a state'}, "
+        f"attempt {current.attempt}, Job {current.job_name}, pod {current.pod_name}"
+    )
 
 
 def record_outcome(
@@ -160,42 +202,57 @@ def record_outcome(
     outcome: ExecutionOutcome,
     *,
     parent_id: str | None = None,
+    fence: Fence = (),
+    owns: Callable[[DelegatedOperationDocument], bool] | None = None,
+    patience: float = RECORD_PATIENCE_SECONDS,
 ) -> tuple[DelegatedOperationDocument | None, BaseException | None]:
-    """Write completed/failed with `required_state=RUNNING`, retrying when the API is unreachable.
+    """Write completed/failed with `required_state=RUNNING` (and the `fence` tests), retrying transient errors
+    (no answer, 429, 5xx) with backoff for `patience` seconds.
 
-    A write whose response was lost may have been applied: before each retry the operation is read,
-    and a state other than `running` ends the retries (somebody, maybe this very write, recorded it)."""
-    last: BaseException | None = None
-    for attempt in range(RECORD_ATTEMPTS):
-        try:
-            if outcome.succeeded:
-                try:
-                    return service.set_completed(
-                        ref, result=outcome.result, progress=outcome.pending_progress, required_state="running"
-                    ), None
-                except ValueError as exc:  # not storable after all (e.g. an outputs schema that is not JSON)
-                    outcome.result = failure(exc, with_traceback=False)
-            return service.set_failed(
-                ref,
-                result=outcome.result,
-                progress=outcome.pending_progress,
-                required_state="running",
-                update_pipeline=parent_id,
-            ), None
-        except ApiUnavailable as exc:
-            last = exc
-            time.sleep(min(0.5 * 2**attempt, 5.0))
+    A write whose response was lost may have been applied: before each retry the operation is read; a
+    state other than `running` ends the retries (somebody, maybe this very write, recorded it), and so does
+    a `running` state that `owns` says is no longer this executor's (another attempt runs it: lost)."""
+
+    def write() -> DelegatedOperationDocument | None:
+        if outcome.succeeded:
             try:
-                current = service.get(ref)
-            except OperationNotFound:
-                return None, None
-            except ApiError:
-                continue
-            if current.run_state is not ExecutionRunState.RUNNING:
-                return current, None
-        except ApiError as exc:
-            return None, exc
-    return None, last
+                return service.set_completed(
+                    ref,
+                    result=outcome.result,
+                    progress=outcome.pending_progress,
+                    required_state="running",
+                    fence=fence,
+                )
+            except ValueError as exc:  # not storable after all (e.g. an outputs schema that is not JSON)
+                outcome.result = failure(exc, with_traceback=False)
+        return service.set_failed(
+            ref,
+            result=outcome.result,
+            progress=outcome.pending_progress,
+            required_state="running",
+            update_pipeline=parent_id,
+            cancel=False,
+            fence=fence,
+        )
+
+    lost = object()  # `check`'s "decided: the write lost" (None would mean "retry")
+
+    def check() -> Any:
+        try:
+            current = service.get(ref)
+        except OperationNotFound:
+            return lost
+        if current.run_state is not ExecutionRunState.RUNNING:
+            return current
+        if owns is not None and not owns(current):
+            return lost
+        return None
+
+    try:
+        recorded = patiently(f"recording the outcome of {ref}", write, patience, check=check)
+    except ApiError as exc:
+        return None, exc
+    return (None, None) if recorded is lost else (recorded, None)
 
 
 # ================================================================================== FiftyOne's API
@@ -214,7 +271,8 @@ def execute_queued_operations(
 ) -> list[Any]:
     """List the queued operations once (FiftyOne's order: newest first), execute each; one entry per
     operation (None for those another executor claimed first)."""
-    paging = DelegatedOperationPagingParams(limit=limit) if limit else None
+    # As FiftyOne: any given limit pages, and a falsy one (0) pages without a limit; only None is no paging (1000)
+    paging = DelegatedOperationPagingParams(limit=limit) if limit is not None else None
     queued = service.list_operations(
         operator=operator,
         dataset_name=dataset_name,
@@ -270,7 +328,9 @@ def execute_operation(
             result = ExecutionResult(error=f"{message}\n{result.error}", error_message=message)
         emit(logging.ERROR, "Operation %s failed\n%s", ref, result.error)
         try:
-            service.set_failed(ref, result=result, required_state="running", update_pipeline=operation.parent_id)
+            service.set_failed(
+                ref, result=result, required_state="running", update_pipeline=operation.parent_id, cancel=False
+            )
         except Exception as record_exc:
             _log.error("could not mark operation %s failed: %s", ref, record_exc)
         if not isinstance(exc, Exception):
@@ -373,7 +433,9 @@ def _execute_monitored(
         result = ExecutionResult(error=message, error_message=message)
         if current.run_state is ExecutionRunState.RUNNING:
             # FiftyOne leaves the operation running here; dops records the failure (CAS: only if still running).
-            service.set_failed(ref, result=result, required_state="running", update_pipeline=doc.parent_id)
+            service.set_failed(
+                ref, result=result, required_state="running", update_pipeline=doc.parent_id, cancel=False
+            )
         emit(logging.ERROR, "Operation %s: %s", ref, message)
         return result
     finally:

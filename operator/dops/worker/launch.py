@@ -14,7 +14,7 @@ are never touched. Order: **oldest first** (FIFO; FiftyOne's launcher takes the 
 `once`: run what is queued now (at most `limit`), then return. Otherwise poll every `interval`
 seconds until SIGTERM/SIGINT or until `limit` operations ran. A signal during a run stops it: the
 operation is marked failed ("the executor was interrupted (SIGTERM) ...") and a monitored child's
-process tree is stopped. Exit codes: 0 (stopped or done), 1 (the API stayed unreachable), 2 (usage).
+process tree is stopped. Exit codes: 0 (stopped or done), 4 (the API stayed unreachable), 2 (usage); 1 is a crash.
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ from ..k8s import (
     load_config,
 )
 from ..service import DelegatedOperationService
-from .run import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, configure_logging
+from .run import EXIT_OK, EXIT_UNRECORDED, EXIT_USAGE, UsageError, configure_logging
 
 log = logging.getLogger("dops.worker.launch")
 
-MAX_API_FAILURES = 10  # consecutive failed polls before the launcher gives up (exit 1)
+MAX_API_FAILURES = 10  # consecutive failed polls before the launcher gives up (exit 4)
 
 
 class Terminated(BaseException):
@@ -147,7 +147,7 @@ def launch(
                 return EXIT_USAGE
             except ApiError as exc:
                 print(f"dops worker launch: cannot read DelegationTarget {ns}/{target}: {exc}", file=sys.stderr)
-                return EXIT_FAILED
+                return EXIT_UNRECORDED
             if spec.get("mode") != c.MODE_EXTERNAL:
                 print(
                     f"dops worker launch: DelegationTarget {ns}/{target} has mode {spec.get('mode', c.MODE_JOB)}: "
@@ -191,7 +191,7 @@ def _loop(
             log.warning("cannot list queued operations (%d/%d): %s", failures, MAX_API_FAILURES, exc)
             if failures >= MAX_API_FAILURES:
                 log.error("giving up: the API server stayed unreachable")
-                return EXIT_FAILED
+                return EXIT_UNRECORDED
             state.stop.wait(min(interval * failures, 60.0))
             continue
         if not names and not warned_no_targets:
@@ -213,7 +213,7 @@ def _loop(
             failures += 1
             log.warning("could not execute %s/%s (%d/%d): %s", op.namespace, op.id, failures, MAX_API_FAILURES, exc)
             if failures >= MAX_API_FAILURES:
-                return EXIT_FAILED
+                return EXIT_UNRECORDED
             state.stop.wait(interval)
             continue
         finally:

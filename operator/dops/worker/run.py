@@ -7,16 +7,41 @@
    another pod. Two exceptions: an operation already `running` *for this pod* (the operator's
    fallback claim, or a claim whose response was lost) is run; and an operation `running` under an
    *earlier pod of the same Job* (a retry after a crash/eviction: the Job only starts a replacement
-   once the old pod failed) is taken over, after checking that the old pod is gone or finished, with a
-   CAS that also tests the old `podName`.
+   once the old pod failed: `podReplacementPolicy: Failed`) is taken over, with a CAS that also tests the old
+   `podName`. A Job's worker tells an earlier pod of its Job by name and never reads pods (its role has no
+   `pods get`); one run by hand checks that the old pod is gone or finished.
    `--from-queued` claims from `queued` instead (running an operation by hand, without the operator);
    `--claimed` skips the claim because a supervisor (`execute_operation(monitor=True)`) made it.
 2. **Run** the operator (`dops.service.executor.run_claimed` → `dops.execution`): progress is written
    to `status.progress` at most twice a second; pipelines run stage by stage.
 3. **Record** `completed` + result or `failed` + error (traceback) with a CAS from `running` (a lost
    CAS means the operation was cancelled meanwhile: the external state stays), write the termination
-   message, and exit **0** (completed, or nothing to do), **1** (the operation failed, or its outcome
-   could not be recorded) or **2** (usage or configuration error).
+   message, and exit (see the table below).
+
+**Fenced by attempt.** A Job's worker knows its attempt from the Job (`$DOPS_JOB_NAME`, `$DOPS_ATTEMPT`,
+`$DOPS_OPERATION_UID`, and its pod name). Its claim, progress and terminal writes are JSON Patches that
+also `test` `status.jobName`, `status.attempt`, `metadata.uid` (and, once claimed, `status.podName`):
+after a re-queue admitted attempt 2, attempt 1's writes fail their tests, so its progress and result
+never land on attempt 2; the old worker then says so in one line and exits 0 without writing anything.
+
+**Patient writes.** Every one of these writes is safe to repeat (a compare-and-set, or idempotent), so
+transient API failures (no answer, 429, any 5xx) are retried with capped exponential backoff, one log
+line per retry: the claim and progress for `$DOPS_WORKER_WRITE_RETRY_SECONDS` (default 300), the
+outcome three times as long. The run-state label mirror written after the claim is best effort: its
+failure is logged, never fatal. When the outcome still cannot be recorded, it goes into the termination
+message (`recorded: false`, with the result when it fits), from which the operator records it.
+
+Exit codes (the Job's podFailurePolicy fails the Job at once on 3 and 4, which no retry can fix):
+
+| code | meaning |
+|------|---------|
+| 0    | completed and recorded, or nothing to do (not claimable, superseded by a newer attempt) |
+| 1    | the worker crashed (an unhandled Python error: Python's own exit code); never used on purpose |
+| 2    | usage or configuration error (bad reference, no cluster configuration, operation not found) |
+| 3    | the operation failed, and its failure is recorded in the status |
+| 4    | the API stayed unreachable: the outcome is only in the termination message (or nothing was claimed) |
+| 130  | interrupted by Ctrl-C (the failure is recorded) |
+| 143  | stopped by SIGTERM (whoever sent it records the outcome) |
 
 SIGTERM (the operator deleted the Job to cancel the operation, the pod was deleted or evicted, or the
 Job's deadline passed) stops the worker at once with exit code 143 and a termination message, without
@@ -41,10 +66,10 @@ from typing import Any
 
 from ..api.times import utcnow
 from ..api.types import DelegatedOperationDocument, ExecutionResult, ExecutionRunState, OperationNotFound
-from ..domain import names, transitions
+from ..domain import jobs, names, results, transitions
+from ..execution import Engine
 from ..k8s import (
     ApiError,
-    ApiUnavailable,
     ConfigurationError,
     DelegatedOperationRepository,
     Invalid,
@@ -52,9 +77,10 @@ from ..k8s import (
     NotFound,
     load_config,
 )
+from ..k8s.retry import OUTCOME_PATIENCE_FACTOR, patiently, write_retry_seconds
 from ..service import DelegatedOperationService
-from ..service.executor import run_claimed
-from .termination import write_termination_message
+from ..service.executor import ClaimedRun, parse_bool, run_claimed
+from .termination import MAX_BYTES, render, write_termination_message
 
 log = logging.getLogger("dops.worker")
 
@@ -63,11 +89,12 @@ POD_NAMESPACE_ENVS = ("DOPS_POD_NAMESPACE", "POD_NAMESPACE")
 RUN_LINK_ENV = "DOPS_RUN_LINK"
 LOG_LEVEL_ENV = "DOPS_LOG_LEVEL"
 EXIT_OK = 0
-EXIT_FAILED = 1
+EXIT_CRASHED = 1  # Python's own code for an unhandled exception; the worker never returns it
 EXIT_USAGE = 2
+EXIT_FAILED = jobs.WORKER_FAILED_EXIT_CODE  # 3: the operation failed and its failure is recorded
+EXIT_UNRECORDED = jobs.WORKER_UNRECORDED_EXIT_CODE  # 4: the API stayed unreachable (outcome in the message)
 EXIT_SIGTERM = 143
 EXIT_SIGINT = 130
-CLAIM_ATTEMPTS = 4
 TAKEOVER_WAIT_SECONDS = 40.0  # how long a retry pod waits for a terminating predecessor to finish
 
 
@@ -112,6 +139,54 @@ def parse_ref(ref: str, namespace: str | None) -> tuple[str | None, str]:
     return ns, name
 
 
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """The attempt this worker belongs to, from its Job's env; None fields are unknown (not tested).
+
+    A worker started by hand or by a launcher has no Job: only what it knows is tested."""
+
+    pod: str | None = None
+    job: str | None = None
+    attempt: int | None = None
+    uid: str | None = None
+
+    @classmethod
+    def from_env(cls, pod: str | None) -> Identity:
+        raw_attempt = _env((jobs.ENV_ATTEMPT,))
+        try:
+            attempt = int(raw_attempt) if raw_attempt is not None else None
+        except ValueError:
+            log.warning("ignoring invalid %s=%r from the environment", jobs.ENV_ATTEMPT, raw_attempt)
+            attempt = None
+        return cls(pod=pod, job=_env((jobs.ENV_JOB_NAME,)), attempt=attempt, uid=_env((jobs.ENV_OPERATION_UID,)))
+
+    def tests(self, *, claimed: bool) -> list[dict[str, Any]]:
+        """JSON Patch tests of this attempt (besides the run state); `claimed` adds the pod that claimed it."""
+        ops: list[dict[str, Any]] = []
+        if self.uid:
+            ops.append({"op": "test", "path": "/metadata/uid", "value": self.uid})
+        if self.job:
+            ops.append({"op": "test", "path": "/status/jobName", "value": self.job})
+        if self.attempt is not None:
+            ops.append({"op": "test", "path": "/status/attempt", "value": self.attempt})
+        if claimed and self.pod:
+            ops.append({"op": "test", "path": "/status/podName", "value": self.pod})
+        return ops
+
+    def owns(self, doc: DelegatedOperationDocument, *, claimed: bool = True) -> bool:
+        """Whether `doc` (as read) is still this attempt's (the uid is checked by the writes' tests)."""
+        if self.job and doc.job_name != self.job:
+            return False
+        if self.attempt is not None and doc.attempt != self.attempt:
+            return False
+        return not (claimed and self.pod and doc.pod_name != self.pod)
+
+    def describe(self) -> str:
+        parts = [f"attempt {self.attempt}" if self.attempt is not None else "", f"Job {self.job}" if self.job else ""]
+        parts.append(f"pod {self.pod}" if self.pod else "")
+        return ", ".join(p for p in parts if p) or "no Job"
+
+
 @dataclasses.dataclass
 class Claim:
     doc: DelegatedOperationDocument | None
@@ -126,6 +201,7 @@ class _Run:
     ref: str
     pod: str | None = None
     running: bool = False
+    identity: Identity = dataclasses.field(default_factory=Identity)
 
 
 # ================================================================================== claiming
@@ -138,45 +214,58 @@ def claim(
     pod: str | None,
     run_link: str | None,
     mode: str = "scheduled",
+    identity: Identity | None = None,
+    patience: float | None = None,
 ) -> Claim:
-    """Claim `ref` for this worker (see the module docstring); `mode` is scheduled, queued or claimed."""
+    """Claim `ref` for this worker (see the module docstring); `mode` is scheduled, queued or claimed.
+
+    Transient API failures are retried for `patience` seconds (default `$DOPS_WORKER_WRITE_RETRY_SECONDS`);
+    ApiError when the API stays unreachable."""
+    me = identity or Identity(pod=pod)
+    wait = write_retry_seconds() if patience is None else patience
     if mode == "claimed":
         try:
-            doc = service.get(ref)
+            doc = patiently(f"reading {ref}", lambda: service.get(ref), wait)
         except OperationNotFound:
-            return Claim(None, f"operation {ref} not found", EXIT_FAILED)
+            return Claim(None, f"operation {ref} not found", EXIT_USAGE)
         if doc.run_state is ExecutionRunState.RUNNING:
             return Claim(doc)
         return Claim(None, _why_not(ref, doc, pod))
     required = ExecutionRunState.QUEUED if mode == "queued" else ExecutionRunState.SCHEDULED
-    for attempt in range(CLAIM_ATTEMPTS):
+    decided = object()  # the claim's answer was lost and the state moved on: decided below
+
+    def write() -> Any:
+        return service.set_running(
+            ref, run_link=run_link, required_state=required, pod_name=pod, fence=me.tests(claimed=False)
+        )
+
+    def check() -> Any:
+        # The CAS may or may not have been applied: look before trying again.
         try:
-            doc_ = service.set_running(ref, run_link=run_link, required_state=required, pod_name=pod)
-        except ApiUnavailable as exc:
-            # The CAS may or may not have been applied: look before trying again.
-            log.warning("claiming %s: %s (attempt %d/%d)", ref, exc, attempt + 1, CLAIM_ATTEMPTS)
-            time.sleep(min(0.5 * 2**attempt, 4.0))
-            try:
-                if service.get(ref).run_state is required:
-                    continue  # not applied: try again
-            except ApiUnavailable:
-                continue
-            except OperationNotFound:
-                pass
-            break  # applied (by this worker or someone else): decided below
-        if doc_ is not None:
-            return Claim(doc_)
-        break
+            return None if service.get(ref).run_state is required else decided
+        except OperationNotFound:
+            return decided
+
+    claimed = patiently(f"claiming {ref}", write, wait, check=check)
+    if isinstance(claimed, DelegatedOperationDocument):
+        return Claim(claimed)
     try:
-        current = service.get(ref)
+        current = patiently(f"reading {ref}", lambda: service.get(ref), wait)
     except OperationNotFound:
-        return Claim(None, f"operation {ref} not found (deleted?)", EXIT_FAILED)
+        return Claim(None, f"operation {ref} not found (deleted?)", EXIT_USAGE)
+    if not me.owns(current, claimed=False):
+        return Claim(None, _superseded(ref, current, me))
     if current.run_state is ExecutionRunState.RUNNING and pod:
         if current.pod_name == pod:
             log.info("operation %s is already running for this pod (%s); running it", ref, pod)
             return Claim(current)
-        if current.pod_name and current.pod_name != pod and mode == "scheduled" and _pod_finished(service, current):
-            taken = _take_over(service, current, pod, run_link)
+        if (
+            current.pod_name
+            and current.pod_name != pod
+            and mode == "scheduled"
+            and _predecessor_done(service, current, me, pod)
+        ):
+            taken = _take_over(service, current, pod, run_link, me)
             if taken is not None:
                 log.warning(
                     "operation %s was running in pod %s, which is gone: this pod (%s) takes over (Job retry)",
@@ -186,6 +275,21 @@ def claim(
                 )
                 return Claim(taken)
     return Claim(None, _why_not(ref, current, pod))
+
+
+def _predecessor_done(
+    service: DelegatedOperationService, doc: DelegatedOperationDocument, me: Identity, pod: str
+) -> bool:
+    """Whether the pod that claimed `doc` can no longer run it, so that `pod` may take over.
+
+    A Job's worker decides from names alone, never from a pod read (its role has no `pods get`): both pods are
+    its Job's (`me.job`, whose attempt `claim` has checked) and the Job's `podReplacementPolicy: Failed` means
+    the controller started this pod only once the earlier one had failed. A worker without a Job (run by hand)
+    reads the pod, with its user's credentials."""
+    assert doc.pod_name is not None
+    if me.job is not None:
+        return jobs.is_pod_of_job(doc.pod_name, me.job) and jobs.is_pod_of_job(pod, me.job)
+    return _pod_finished(service, doc)
 
 
 def _pod_finished(service: DelegatedOperationService, doc: DelegatedOperationDocument) -> bool:
@@ -210,13 +314,18 @@ def _pod_finished(service: DelegatedOperationService, doc: DelegatedOperationDoc
 
 
 def _take_over(
-    service: DelegatedOperationService, doc: DelegatedOperationDocument, pod: str, run_link: str | None
+    service: DelegatedOperationService,
+    doc: DelegatedOperationDocument,
+    pod: str,
+    run_link: str | None,
+    identity: Identity | None = None,
 ) -> DelegatedOperationDocument | None:
     """CAS: running under `doc.pod_name` → running under `pod` (fresh startedAt); None when it lost."""
     change = transitions.state_change(ExecutionRunState.RUNNING, utcnow(), run_link=run_link)
     change.fields["podName"] = pod
     ops = transitions.cas_patch(change, ExecutionRunState.RUNNING)
-    ops.insert(1, {"op": "test", "path": "/status/podName", "value": doc.pod_name})
+    ops[1:1] = [{"op": "test", "path": "/status/podName", "value": doc.pod_name}]
+    ops[1:1] = (identity or Identity()).tests(claimed=False)
     namespace = doc.namespace or service.namespace
     assert doc.id is not None
     try:
@@ -228,6 +337,22 @@ def _take_over(
             return None
         raise
     return DelegatedOperationDocument.from_resource(obj)
+
+
+def _superseded(ref: str, doc: DelegatedOperationDocument, me: Identity) -> str:
+    now = ", ".join(
+        p
+        for p in (
+            f"attempt {doc.attempt}" if doc.attempt is not None else "",
+            f"Job {doc.job_name}" if doc.job_name else "",
+        )
+        if p
+    )
+    state = doc.run_state.value if doc.run_state else "without a state"
+    return (
+        f"operation {ref} was re-queued: it is now {state} ({now or 'no Job'}), and this worker belongs to "
+        f"{me.describe()}, which was superseded; not writing anything"
+    )
 
 
 def _why_not(ref: str, doc: DelegatedOperationDocument, pod: str | None) -> str:
@@ -305,7 +430,7 @@ def run_operation(
     kubeconfig: str | None = None,
     context: str | None = None,
 ) -> int:
-    """Claim, run and record one operation; returns the process exit code (0, 1 or 2; see the module docstring)."""
+    """Claim, run and record one operation; returns the process exit code (see the module docstring)."""
     configure_logging()
     try:
         if claimed and from_queued:
@@ -324,9 +449,13 @@ def run_operation(
         log.warning("ignoring invalid pod name %r from the environment", pod)
         pod = None
     client = KubeClient(config)
-    run = _Run(full_ref, pod)
+    run = _Run(full_ref, pod, identity=Identity.from_env(pod))
     try:
-        service = DelegatedOperationService(DelegatedOperationRepository(client), namespace=ns)
+        # A Job's worker writes only its operation's status (its role has no `patch` on the operation: issue 13);
+        # the operator keeps the run-state mirror label in step. By hand, the worker mirrors it itself.
+        service = DelegatedOperationService(
+            DelegatedOperationRepository(client), namespace=ns, sync_labels=run.identity.job is None
+        )
         with _signal_handlers(run):
             return _run(service, run, mode="claimed" if claimed else "queued" if from_queued else "scheduled")
     finally:
@@ -335,38 +464,81 @@ def run_operation(
 
 def _run(service: DelegatedOperationService, run: _Run, *, mode: str) -> int:
     ref = run.ref
+    me = run.identity
+    patience = write_retry_seconds()
     try:
-        claimed = claim(service, ref, pod=run.pod, run_link=_env((RUN_LINK_ENV,)), mode=mode)
+        claimed = claim(service, ref, pod=run.pod, run_link=_env((RUN_LINK_ENV,)), mode=mode, identity=me)
     except ApiError as exc:
-        message = f"cannot claim operation {ref}: {exc}"
+        message = f"cannot claim operation {ref}: the API server stayed unreachable for {patience:.0f} s: {exc}"
         log.error("%s", message)
-        write_termination_message({"operation": ref, "runState": None, "message": message})
-        return EXIT_FAILED
+        write_termination_message({"operation": ref, "runState": None, "claimed": False, "message": message})
+        return EXIT_UNRECORDED
     if claimed.doc is None:
         log.info("%s", claimed.reason)
         write_termination_message({"operation": ref, "claimed": False, "message": claimed.reason})
         return claimed.exit_code
     doc = claimed.doc
-    log.info("running operation %s: %s%s", ref, doc.operator, " (pipeline)" if doc.pipeline else "")
+    log.info("running operation %s (%s): %s%s", ref, me.describe(), doc.operator, " (pipeline)" if doc.pipeline else "")
     run.running = True
     try:
-        result = run_claimed(service, doc, logger=logging.getLogger(f"dops.operator.{doc.operator}"))
+        result = run_claimed(
+            service,
+            doc,
+            engine=job_engine(me),
+            logger=logging.getLogger(f"dops.operator.{doc.operator}"),
+            fence=me.tests(claimed=True),
+            owns=me.owns,
+            on_superseded=lambda why: _stop_superseded(ref, me, why),
+            write_patience=patience,
+            record_patience=patience * OUTCOME_PATIENCE_FACTOR,
+        )
     except KeyboardInterrupt:
         return _interrupted(service, ref)
     finally:
         run.running = False
+    return _report(service, ref, me, result)
+
+
+def job_engine(me: Identity) -> Engine | None:
+    """A Job's worker runs with what the operator decided at admission, from its Job's env; None elsewhere.
+
+    The operator copies the DelegationTarget's `allowImportPaths` into `$DOPS_ALLOW_IMPORT_PATHS` when it builds
+    the Job (a variable a target's env cannot replace). Re-reading the target here would let whoever edits it
+    later enable `py:` code on the image and ServiceAccount of a Job admitted without it (issue 13), and the
+    worker's role has no access to targets. A worker without a Job (run by hand, `dops worker launch`) is
+    judged by `import_paths_allowed` as before."""
+    if me.job is None:
+        return None
+    try:
+        allowed = parse_bool(os.environ.get(jobs.ENV_ALLOW_IMPORT_PATHS))
+    except ValueError as exc:
+        log.warning("%s; import paths stay disallowed", exc)
+        allowed = False
+    return Engine(allow_import_paths=allowed)
+
+
+def _report(service: DelegatedOperationService, ref: str, me: Identity, result: ClaimedRun) -> int:
+    """Log the outcome, write the termination message, and choose the exit code."""
     outcome = result.outcome
-    summary: dict[str, Any] = {"operation": ref, "runState": "completed" if outcome.succeeded else "failed"}
+    state = "completed" if outcome.succeeded else "failed"
+    summary: dict[str, Any] = {"operation": ref, "runState": state}
     if result.record_error is not None:
-        message = f"could not record the outcome ({summary['runState']}: {outcome.message}): {result.record_error}"
-        log.error("operation %s: %s", ref, message)
-        write_termination_message({**summary, "recorded": False, "message": message})
-        return EXIT_FAILED
+        message = f"could not record the outcome ({state}: {outcome.message}): {result.record_error}"
+        log.error("operation %s: %s; it is in the termination message for the operator to record", ref, message)
+        write_termination_message(unrecorded_summary(ref, me, outcome.result, state, message))
+        return EXIT_UNRECORDED
     if result.state_changed_externally:
+        try:
+            current = service.get(ref)
+        except (ApiError, OperationNotFound):
+            current = None
+        if current is not None and not me.owns(current):
+            why = _superseded(ref, current, me)
+            log.warning("operation %s %s, but %s", ref, state, why)
+            write_termination_message({**summary, "recorded": False, "superseded": True, "message": why})
+            return EXIT_OK
         log.warning(
-            "operation %s %s, but its state changed meanwhile (cancelled?): the outcome was not recorded",
-            ref,
-            "completed" if outcome.succeeded else "failed",
+            "operation %s %s, but its state changed meanwhile (cancelled?): the outcome was not recorded", ref, state
         )
         summary["recorded"] = False
     if outcome.succeeded:
@@ -380,10 +552,55 @@ def _run(service: DelegatedOperationService, run: _Run, *, mode: str) -> int:
     return EXIT_FAILED
 
 
+def unrecorded_summary(
+    ref: str, me: Identity, result: ExecutionResult, state: str, message: str, limit: int = MAX_BYTES
+) -> dict[str, Any]:
+    """The termination message of an outcome the worker could not record: enough for the operator to record it.
+
+    `result` is the `status.result` object when the whole message fits in the kubelet's 4096 bytes; otherwise
+    it is left out and `resultOmitted` says so (the operator then records the state without the result)."""
+    summary: dict[str, Any] = {
+        "operation": ref,
+        "runState": state,
+        "recorded": False,
+        "attempt": me.attempt,
+        "job": me.job,
+        "pod": me.pod,
+        "uid": me.uid,
+        "message": message[:1024],
+    }
+    try:
+        stored = results.result_status(result)
+    except ValueError:
+        stored = {}
+    with_result = {**summary, "result": stored}
+    if len(render(with_result, limit=limit * 2)) <= limit:
+        return with_result
+    if state == "failed":
+        brief = {k: v for k, v in stored.items() if k == "errorMessage"}
+        with_message = {**summary, "result": brief, "resultOmitted": True}
+        if len(render(with_message, limit=limit * 2)) <= limit:
+            return with_message
+    return {**summary, "resultOmitted": True}
+
+
+def _stop_superseded(ref: str, me: Identity, why: str) -> None:
+    """A fenced write lost: another attempt owns the operation now. Exit at once, writing nothing more."""
+    message = f"this worker ({me.describe()}) was superseded: {why}; stopping without writing anything"
+    log.error("operation %s: %s", ref, message)
+    write_termination_message({"operation": ref, "runState": None, "superseded": True, "message": message})
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(EXIT_OK)  # called from the progress thread: the operator's code must not run on
+
+
 def _interrupted(service: DelegatedOperationService, ref: str) -> int:
     message = "interrupted (SIGINT) while running"
     log.warning("operation %s: %s", ref, message)
     with contextlib.suppress(Exception):
-        service.set_failed(ref, result=ExecutionResult(error=message, error_message=message), required_state="running")
+        service.set_failed(
+            ref, result=ExecutionResult(error=message, error_message=message), required_state="running", cancel=False
+        )
     write_termination_message({"operation": ref, "runState": "failed", "message": message})
     return EXIT_SIGINT

@@ -3,8 +3,11 @@
 Kubernetes reads at most 4096 bytes from `terminationMessagePath` (default `/dev/termination-log`) and
 shows them in `status.containerStatuses[].state.terminated.message` (`kubectl describe pod`). The
 worker writes `{"operation": "NS/NAME", "runState": ..., "message": ...}`; `message` is shortened so
-the whole document fits. The path is `$DOPS_TERMINATION_MESSAGE_PATH` when set (the embedded kubelet
-sets it), else `/dev/termination-log` when that file exists and is writable; otherwise nothing is written.
+the whole document fits. An outcome the worker could not record (exit code 4) also carries `recorded:
+false`, the attempt's identity and, when it fits, the `status.result` to write: the operator records it
+from there (`dops.domain.observe.unrecorded_outcome`).
+The path is `$DOPS_TERMINATION_MESSAGE_PATH` when set (the embedded kubelet sets it), else
+`/dev/termination-log` when that file exists and is writable; otherwise nothing is written.
 """
 
 from __future__ import annotations

@@ -26,6 +26,23 @@ def dev(
         Path | None,
         typer.Option("--crds", help="Directory of CRD manifests (default: the CRDs this dops installation ships)."),
     ] = None,
+    image_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--image-map",
+            metavar="PATTERN=MODE",
+            help="Run more images: PATTERN (shell-style, e.g. 'ghcr.io/acme/*') = process (as this dops "
+            "installation), simulated, or missing (ErrImagePull). Repeatable.",
+        ),
+    ] = None,
+    python_path: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--python-path",
+            metavar="DIR",
+            help="Put DIR on every worker pod's PYTHONPATH (for py:module:function operators). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Run dops on an embedded Kubernetes control plane — no cluster needed.
 
@@ -35,12 +52,22 @@ def dev(
     Stopping leaves no process behind. Paths are printed absolute; one dops dev at a time may use a
     state dir (a second one exits with code 2, naming the pid of the first).
     """
-    from ..dev import DevError, DevOptions, run_dev
+    from ..dev import DevError, DevOptions, parse_image_rule, run_dev
 
+    try:
+        rules = dict(parse_image_rule(rule) for rule in image_map or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     # `--kubeconfig PATH` is the root option (also accepted after `dev`): here it names the file to write.
     kubeconfig = Path(session().kubeconfig or state_dir / "kubeconfig")
     options = DevOptions(
-        port=port, kubeconfig=kubeconfig, state_dir=state_dir, with_operator=not no_operator, crds=crds
+        port=port,
+        kubeconfig=kubeconfig,
+        state_dir=state_dir,
+        with_operator=not no_operator,
+        crds=crds,
+        image_rules=rules,
+        python_path=list(python_path or []),
     )
     try:
         code = run_dev(options)

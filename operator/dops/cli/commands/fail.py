@@ -8,6 +8,7 @@ import typer
 
 from ...api.types import DelegatedOperationDocument, ExecutionResult
 from ...service import DelegatedOperationService
+from ...service.delegated import caller_identity
 from ..command import register as add
 from ..errors import CliError
 from ..ops import for_each
@@ -30,6 +31,7 @@ def fail(
     the operation's Job. Completed and failed operations are left alone (exit 1).
     """
     sess = session()
+    who = f"dops fail ({caller_identity()})"
 
     def action(svc: DelegatedOperationService, doc: DelegatedOperationDocument) -> str:
         assert doc.id is not None
@@ -37,7 +39,7 @@ def fail(
             if doc.run_state is not None and doc.run_state.is_terminal():
                 raise CliError(f'operation "{doc.id}" is already {doc.run_state}: nothing to fail')
             result = ExecutionResult(error=reason, error_message=reason)
-            updated = svc.set_failed(doc.id, result=result, required_state=doc.run_state)
+            updated = svc.set_failed(doc.id, result=result, required_state=doc.run_state, cancelled_by=who)
             if updated is not None:
                 return f"operation {doc.id} marked as failed: {reason}"
             doc = svc.get(doc.id)  # the state moved on meanwhile: look again

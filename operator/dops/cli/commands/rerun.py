@@ -9,7 +9,7 @@ import typer
 from ..command import register as add
 from ..errors import CliError
 from ..ops import get_operation
-from ..options import NamespaceOption, Output, TimeoutOption, parse_duration
+from ..options import NamespaceOption, TimeoutOption, parse_duration, parse_output
 from ..session import session
 from ..waiting import Target, report, wait_for
 from .submit import show_new
@@ -23,16 +23,15 @@ def rerun(
     ] = False,
     timeout: TimeoutOption = None,
     output: Annotated[
-        Output,
-        typer.Option(
-            "-o", "--output", case_sensitive=False, help="How to print the new operation: table, name, json or yaml."
-        ),
-    ] = Output.table,
+        str,
+        typer.Option("-o", "--output", help="How to print the new operation: table, name, json, yaml or jsonpath=…."),
+    ] = "table",
 ) -> None:
     """Rerun an operation: queue a new operation with the same operator, parameters, label and target.
 
     Pipeline children and operations marked not rerunnable are refused (FiftyOne's rules).
     """
+    fmt = parse_output(output, ("table", "json", "yaml", "name"))
     sess = session()
     seconds = parse_duration(timeout)
     svc, original = get_operation(sess, name, namespace)
@@ -42,7 +41,7 @@ def rerun(
         raise CliError(f'operation "{original.id}" is not marked as rerunnable')
     assert original.id is not None
     doc = svc.rerun_operation(original.id)
-    show_new(sess, doc, output, f'operation {doc.id} queued as a rerun of {original.id} in namespace "{doc.namespace}"')
+    show_new(sess, doc, fmt, f'operation {doc.id} queued as a rerun of {original.id} in namespace "{doc.namespace}"')
     if wait:
         assert doc.id is not None
         final, code = wait_for(sess, svc, doc.id, Target.terminal, seconds)

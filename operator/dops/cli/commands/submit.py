@@ -9,7 +9,7 @@ import typer
 from ...api.types import DelegatedOperationDocument
 from .. import render
 from ..command import register as add
-from ..options import NamespaceOption, Output, TimeoutOption, parse_duration, parse_params
+from ..options import NamespaceOption, OutputFormat, TimeoutOption, parse_duration, parse_output, parse_params
 from ..session import Session, session
 from ..waiting import Target, report, wait_for
 
@@ -26,6 +26,15 @@ def submit(
     ] = None,
     params_json: Annotated[
         str | None, typer.Option("--params-json", help="All parameters as one JSON object (--param adds to it).")
+    ] = None,
+    params_file: Annotated[
+        str | None,
+        typer.Option(
+            "--params-file",
+            help="All parameters from a YAML or JSON file holding an object; - reads stdin "
+            "(--params-json and --param add to it).",
+            show_default=False,
+        ),
     ] = None,
     label: Annotated[str | None, typer.Option("--label", help="Display label (default: the operator URI).")] = None,
     target: Annotated[
@@ -44,21 +53,29 @@ def submit(
     timeout: TimeoutOption = None,
     namespace: NamespaceOption = None,
     output: Annotated[
-        Output,
+        str,
         typer.Option(
             "-o",
             "--output",
-            case_sensitive=False,
-            help="How to print the new operation: table (a sentence), name, json or yaml.",
+            help="How to print the new operation: table (a sentence), name, json, yaml, jsonpath=… "
+            "or custom-columns=….",
         ),
-    ] = Output.table,
+    ] = "table",
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Validate (schema, target, operator) and print what would be queued; queue nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Queue an operation for OPERATOR and print its name.
 
     Example: dops submit @dops/examples/count --param n=5 --label "count to five" --wait
     """
+    fmt = parse_output(output, ("table", "json", "yaml", "name"))
     sess = session()
-    params = parse_params(param, params_json)
+    params = parse_params(param, params_json, params_file)
     seconds = parse_duration(timeout)
     request: dict[str, Any] = {"params": params}
     if dataset:
@@ -66,6 +83,22 @@ def submit(
     if dataset_id:
         request["dataset_id"] = dataset_id
     svc = sess.service(namespace)
+    if dry_run:
+        from ..lint import dry_run_submit
+
+        raise typer.Exit(
+            dry_run_submit(
+                sess,
+                svc.namespace,
+                operator=operator,
+                params=params,
+                request=request,
+                label=label,
+                target=target,
+                rerunnable=not not_rerunnable,
+                output=fmt,
+            )
+        )
     doc = svc.queue_operation(
         operator,
         label=label,
@@ -73,7 +106,7 @@ def submit(
         context={"request_params": request},
         rerunnable=not not_rerunnable,
     )
-    show_new(sess, doc, output, f'operation {doc.id} queued ({doc.operator}) in namespace "{doc.namespace}"')
+    show_new(sess, doc, fmt, f'operation {doc.id} queued ({doc.operator}) in namespace "{doc.namespace}"')
     if wait:
         assert doc.id is not None
         final, code = wait_for(sess, svc, doc.id, Target.terminal, seconds)
@@ -81,13 +114,12 @@ def submit(
         raise typer.Exit(code)
 
 
-def show_new(sess: Session, doc: DelegatedOperationDocument, output: Output, sentence: str) -> None:
-    """Print a new operation: its name (-o name), its resource (-o json|yaml), else `sentence`."""
-    if output is Output.name:
-        sess.out.print(doc.id or "", markup=False, soft_wrap=True)
-    elif output in (Output.json, Output.yaml):
-        text = render.machine_output([doc], output.value, single=True, namespaces=False)
-        sess.out.print(text, markup=False, soft_wrap=True)
+def show_new(sess: Session, doc: DelegatedOperationDocument, output: OutputFormat, sentence: str) -> None:
+    """Print a new operation: `delegatedoperation.dops.io/NAME` (-o name, as kubectl create), its resource
+    (-o json|yaml|jsonpath=…|custom-columns=…), else `sentence`."""
+    if output.machine:
+        text = render.machine_output([doc], output.kind, single=True, arg=output.arg)
+        sess.out.print(text, markup=False, soft_wrap=True, end=output.end)
     else:
         sess.out.print(sentence, markup=False, soft_wrap=True)
 

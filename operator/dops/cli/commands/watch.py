@@ -20,8 +20,16 @@ from ...domain import query
 from .. import render
 from ..command import register as add
 from ..follow import Follower
-from ..ops import now
-from ..options import AllNamespacesOption, NamespaceOption, State, TimeoutOption, parse_duration
+from ..ops import join_selectors, now
+from ..options import (
+    AllNamespacesOption,
+    FieldSelectorOption,
+    NamespaceOption,
+    SelectorOption,
+    State,
+    TimeoutOption,
+    parse_duration,
+)
 from ..session import Session, session
 
 JSON = dict[str, Any]
@@ -94,9 +102,9 @@ def watch(
     include_archived: Annotated[
         bool, typer.Option("-a", "--include-archived", help="Include archived operations.")
     ] = False,
-    limit: Annotated[
-        int | None, typer.Option("-l", "--limit", min=0, help="Show at most this many (newest first).")
-    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, help="Show at most this many (newest first).")] = None,
+    selector: SelectorOption = None,
+    field_selector: FieldSelectorOption = None,
     until_done: Annotated[
         bool, typer.Option("--until-done", help="Stop once every shown operation is completed or failed.")
     ] = False,
@@ -108,19 +116,22 @@ def watch(
     """
     sess = session()
     seconds = parse_duration(timeout)
-    deadline = None if seconds is None else time.monotonic() + seconds
-    q = query.list_query(
+    follower, board = _start(
+        sess,
+        namespace=namespace,
+        all_namespaces=all_namespaces,
+        state=state.value if state is not None else None,
         operator=operator,
-        run_state=state.value if state is not None else None,
-        delegation_target=target,
-        search={search: ["operator", "label"]} if search else None,
+        target=target,
+        search=search,
         include_archived=include_archived,
+        limit=limit,
+        selector=selector,
+        field_selector=field_selector,
     )
-    ns = None if all_namespaces else sess.resolve_namespace(namespace)
-    follower = Follower(sess.repo(), ns, label_selector=q.label_selector, field_selector=q.field_selector)
-    board = Board(q, all_namespaces, limit)
-    board.replace(follower.list())
+    deadline = None if seconds is None else time.monotonic() + seconds
     if until_done and board.empty():
+        ns = follower.namespace
         where = "in any namespace" if ns is None else f'in namespace "{ns}"'
         sess.err.print(f"No operations found {where}: nothing to wait for.", markup=False, soft_wrap=True)
         return
@@ -129,6 +140,46 @@ def watch(
         _live(sess, follower, board, deadline, until_done)
     else:
         _lines(sess, follower, board, deadline, until_done)
+
+
+def _start(
+    sess: Session,
+    *,
+    namespace: str | None,
+    all_namespaces: bool,
+    state: str | None,
+    operator: str | None,
+    target: str | None,
+    search: str | None,
+    include_archived: bool,
+    limit: int | None,
+    selector: str | None,
+    field_selector: str | None,
+) -> tuple[Follower, Board]:
+    """List what matches (the service's filters and the user's kubectl selectors) and prepare to follow it."""
+    q = query.list_query(
+        operator=operator,
+        run_state=state,
+        delegation_target=target,
+        search={search: ["operator", "label"]} if search else None,
+        include_archived=include_archived,
+    )
+    ns = None if all_namespaces else sess.resolve_namespace(namespace)
+    follower = Follower(
+        sess.repo(),
+        ns,
+        label_selector=join_selectors(q.label_selector, selector),
+        field_selector=join_selectors(q.field_selector, field_selector),
+    )
+    board = Board(q, all_namespaces, limit)
+    board.replace(follower.list())
+    return follower, board
+
+
+def watch_lines(sess: Session, **filters: Any) -> None:
+    """`list -w` / `get -w`: the table once, then one line per change until Ctrl-C (kubectl `get -w`)."""
+    follower, board = _start(sess, **filters)
+    _lines(sess, follower, board, None, False)
 
 
 def _live(sess: Session, follower: Follower, board: Board, deadline: float | None, until_done: bool) -> None:

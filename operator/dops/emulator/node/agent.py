@@ -21,8 +21,11 @@ real kubelet's, makes the Node authorizer and NodeRestriction apply to it):
   ServiceAccount volume (volumes.py) at `$DOPS_SERVICE_ACCOUNT_DIR`.
 - **the kubelet API** (kubeletapi.py): `kubectl logs` through the API server's proxy.
 
-The pod state machine mirrors controllers/kubelet/controller.py step for step and shares its
-runtime classes and pure functions; what differs is only how state reaches the API server.
+The pod state machine is the embedded kubelet's own (`PodLifecycle`, controllers/kubelet/lifecycle.py,
+one implementation for both); this module supplies its hooks: status and the final DELETE over HTTP
+(retried when the API server is unreachable), env references fetched over HTTP, the in-cluster
+environment, Events sent in the background, volume mounts before the sandbox, token refresh, and
+the watchdog's list of process groups.
 """
 
 from __future__ import annotations
@@ -30,12 +33,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import ipaddress
 import logging
 import os
-import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -50,45 +50,24 @@ import aiohttp
 
 from ..clock import rfc3339, rfc3339_micro
 from ..controllers.base import Key, WorkQueue
-from ..controllers.kubelet.config import (
-    ANNOTATION_SIM_DURATION,
-    ANNOTATION_SIM_EXIT_CODE,
-    ANNOTATION_SIM_LOGS,
-    ANNOTATION_SIM_MESSAGE,
-    MISSING,
-    SIMULATED,
-    TERMINATION_MESSAGE_ENV,
-    ImageMap,
-    KubeletOptions,
-    normalize_image,
-)
-from ..controllers.kubelet.controller import (
-    START_ERROR_TIME,
-    Attempt,
-    ContainerRuntime,
-    PodRuntime,
-    compose_pod_status,
-    container_command,
-    finish_attempt,
-)
-from ..controllers.kubelet.env import ConfigError, container_env, referenced_sources
+from ..controllers.kubelet.config import ImageMap, KubeletOptions
+from ..controllers.kubelet.env import ConfigError, referenced_sources
+from ..controllers.kubelet.lifecycle import RETRY, PodLifecycle
 from ..controllers.kubelet.logs import LogWriter
-from ..controllers.kubelet.node import machine_capacity, node_conditions, node_object
-from ..controllers.kubelet.process import Exit, ProcessRunner, SimulatedRunner, StartError
-from ..controllers.kubelet.status import go_duration
+from ..controllers.kubelet.node import node_conditions, node_object
+from ..controllers.kubelet.process import Exit, ProcessRunner
+from ..controllers.kubelet.runtime import TERMINAL, ContainerRuntime, PodRuntime, compose_pod_status
 from . import watchdog as watchdog_module
 from .client import MERGE_PATCH, ApiClient, ApiError, Credentials
 from .kubeletapi import KubeletApi, ServingConfig
 from .volumes import MAX_TOKEN_AGE, SERVICE_ACCOUNT_DIR_ENV, SERVICE_ACCOUNT_MOUNT, PodVolumes, VolumeError
 
 JSON = dict[str, Any]
-TERMINAL = ("Succeeded", "Failed")
 LEASE_NAMESPACE = "kube-node-lease"
 SHUTDOWN_REASON = "Terminated"  # what a kubelet's graceful node shutdown reports on the pods it stops
 SHUTDOWN_MESSAGE = "Pod was terminated in response to imminent node shutdown."
 # Status fields the kubelet owns that it may stop reporting: a null in the merge patch drops them.
 _OWNED = ("podIP", "podIPs", "initContainerStatuses", "reason", "message", "observedGeneration")
-_RETRY = 1.0
 
 log = logging.getLogger("dops.emulator.node")
 
@@ -116,8 +95,7 @@ class AgentPod(PodRuntime):
 
     def __init__(self, pod: JSON, images: ImageMap, now: datetime, directory: Path, max_token_age: float) -> None:
         super().__init__(pod, images, now)
-        self.root = directory  # logs, volumes and the default working directory of its containers
-        self.directory = directory
+        self.directory = directory  # logs, volumes and the default working directory of its containers
         self.volumes = PodVolumes(pod, directory, max_token_age)
         self.mount_error = ""
         self.mount_failures = 0
@@ -176,26 +154,21 @@ class Watchdog:
             self._proc.wait(5)
 
 
-class NodeAgent:
+class NodeAgent(PodLifecycle[AgentPod]):
     """One node: `await NodeAgent(options).run()` until `stop()` (or SIGTERM in __main__)."""
 
+    runtime_label = "dops node agent"
+    pull_hint = 'map {image!r} with --image-map to "process" or "simulated"'
+
     def __init__(self, options: AgentOptions, credentials: Credentials, client: ApiClient) -> None:
+        super().__init__(options.kubelet, options.node_name)
         self.options = options
-        self.kopts = options.kubelet
-        self.node_name = options.node_name
         self.credentials = credentials
         self.client = client
-        self.images = self.kopts.image_rules()
         self.queue = WorkQueue()
         self.work_dir = Path(os.path.abspath(self.kopts.work_dir)) if self.kopts.work_dir else None
         self._owns_work_dir = self.work_dir is None
         self._cache: dict[str, JSON] = {}  # uid → the pod as last seen (bound to this node)
-        self._pods: dict[str, AgentPod] = {}  # uid → runtime state
-        self._base_env = self.kopts.base_env()
-        self._allocatable = machine_capacity()
-        network = ipaddress.ip_network(self.kopts.sim_pod_cidr, strict=False)
-        self._sim_network = (int(network.network_address), max(network.num_addresses - 3, 1), network.version)
-        self._sim_counter = 0
         self._events: asyncio.Queue[JSON] = asyncio.Queue(maxsize=1000)
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -269,23 +242,6 @@ class NodeAgent:
             self._watchdog.close()
         if self.work_dir is not None and self._owns_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
-
-    async def _kill_everything(self, grace: float) -> None:
-        runners = [
-            c.current.runner
-            for rt in self._pods.values()
-            for c in rt.all
-            if c.current is not None and c.current.runner is not None and c.current.runner.running
-        ]
-        for runner in runners:
-            runner.signal(signal.SIGTERM)
-        if runners:
-            await asyncio.wait([r.done for r in runners], timeout=grace)
-        for runner in runners:
-            if runner.running:
-                runner.signal(signal.SIGKILL)
-        if runners:
-            await asyncio.wait([r.done for r in runners], timeout=5.0)
 
     # ------------------------------------------------------------------------------ the node
     def _node_status(self, ready: bool) -> JSON:
@@ -441,7 +397,7 @@ class NodeAgent:
                             version = None  # too old: relist
                         else:
                             log.warning("node agent %s: watch error: %s", self.node_name, obj.get("message"))
-                            await asyncio.sleep(_RETRY)
+                            await asyncio.sleep(RETRY)
                         break
                     version = str(obj["metadata"]["resourceVersion"])
                     if kind == "DELETED":
@@ -455,10 +411,10 @@ class NodeAgent:
                     version = None
                 else:
                     log.warning("node agent %s: pod list/watch failed: %s", self.node_name, exc)
-                    await asyncio.sleep(_RETRY)
+                    await asyncio.sleep(RETRY)
             except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError) as exc:
                 log.warning("node agent %s: pod watch interrupted: %s", self.node_name, exc)
-                await asyncio.sleep(_RETRY)
+                await asyncio.sleep(RETRY)
 
     # ------------------------------------------------------------------------------ PodSource
     def pod_by_name(self, namespace: str, name: str) -> JSON | None:
@@ -487,7 +443,7 @@ class NodeAgent:
                 raise
             except Exception:
                 log.exception("node agent %s: sync of pod %s/%s failed; retrying", self.node_name, key[2], key[3])
-                again = _RETRY
+                again = RETRY
             if again is not None:
                 self.queue.add_after(key, again)
             await asyncio.sleep(0)
@@ -506,85 +462,27 @@ class NodeAgent:
                 return None
             assert self.work_dir is not None
             directory = self.work_dir / "pods" / f"{meta.get('namespace', '')}_{meta['name']}_{uid}"
-            rt = AgentPod(pod, self.images, datetime.now(UTC), directory, self.options.token_max_age)
+            rt = AgentPod(pod, self.images, self._now(), directory, self.options.token_max_age)
             if meta.get("deletionTimestamp"):
                 rt.announced = True  # deleted before it ever started: nothing to run
             self._pods[uid] = rt
         return await self._sync(pod, rt)
 
-    async def _sync(self, pod: JSON, rt: AgentPod) -> float | None:
-        """One step of the embedded kubelet's `_sync` (same order, same rules), writing over HTTP."""
-        now = time.monotonic()
-        meta = pod["metadata"]
-        spec = pod.get("spec") or {}
-        if rt.terminal:
-            if meta.get("deletionTimestamp") and not rt.finalized:
-                rt.finalized = await self._delete_pod(pod)
-                return None if rt.finalized else _RETRY
-            return None
-        deleting = bool(meta.get("deletionTimestamp"))
-        if deleting:
-            grace = float(meta.get("deletionGracePeriodSeconds") or 0)
-            if not rt.killing:
-                self._begin_kill(pod, rt, grace)
-            else:
-                rt.kill_deadline = min(rt.kill_deadline, rt.kill_started + max(grace, self.kopts.minimum_grace_period))
-        deadline = spec.get("activeDeadlineSeconds")
-        if not rt.killing and isinstance(deadline, int) and now - rt.started_mono >= deadline:
-            rt.reason = "DeadlineExceeded"
-            rt.message = "Pod was active on the node longer than the specified deadline"
-            self._event(pod, "Normal", "DeadlineExceeded", rt.message)
-            self._begin_kill(pod, rt, float(spec.get("terminationGracePeriodSeconds", 30) or 0))
-        if not rt.announced:
-            rt.announced = True
-            delay = self.kopts.sim_start_delay if rt.simulated else self.kopts.pod_start_delay
-            rt.start_after = now + delay
-            if not rt.simulated or self.kopts.sim_pending:
-                if not await self._write_status(rt):
-                    rt.announced = False
-                    return _RETRY
-                return max(delay, 0.0)
-        for container in rt.all:
-            current = container.current
-            if current is not None and current.exit is not None and not current.handled:
-                self._handle_exit(pod, rt, container, now)
-        if rt.killing:
-            running = rt.running()
-            if running:
-                if now >= rt.kill_deadline and not rt.sigkill_sent:
-                    rt.sigkill_sent = True
-                    for container in running:
-                        assert container.current is not None and container.current.runner is not None
-                        container.current.runner.signal(signal.SIGKILL)
-                return None if rt.sigkill_sent else max(rt.kill_deadline - now, 0.01)
-            rt.stopped = True
-            if not await self._write_status(rt):
-                return _RETRY
-            if deleting:
-                rt.finalized = await self._delete_pod(pod)
-                return None if rt.finalized else _RETRY
-            return None
-        if now < rt.start_after:
-            return rt.start_after - now
-        if not rt.sandbox_ready:
-            wait = await self._mount(pod, rt)
-            if wait is not None:
-                return wait
-            rt.sandbox_ready = True
-            rt.pod_ip = self._sim_ip() if rt.simulated else self.kopts.node_ip
-        waits = await self._advance(pod, rt, time.monotonic())
-        if not await self._write_status(rt):
-            return _RETRY
-        if rt.terminal:
-            return None
-        refresh = await self._refresh_tokens(pod, rt)
-        if refresh is not None:
-            waits.append(refresh)
-        if isinstance(deadline, int):
-            waits.append(rt.started_mono + deadline - time.monotonic())
-        return max(min(waits), 0.0) if waits else None
+    # ------------------------------------------------------------------------------ PodLifecycle hooks
+    def _now(self) -> datetime:
+        return datetime.now(UTC)
 
-    async def _mount(self, pod: JSON, rt: AgentPod) -> float | None:
+    def _requeue(self, rt: AgentPod) -> None:
+        self.queue.add(("", "pods", rt.namespace, rt.uid))
+
+    def _container_started(self, runner: ProcessRunner) -> None:
+        """Tell the watchdog about the new process group (and when it is gone)."""
+        if self._watchdog is not None:
+            pgid = runner.pgid
+            self._watchdog.add(pgid)
+            runner.done.add_done_callback(functools.partial(self._release, pgid))
+
+    async def _prepare_sandbox(self, pod: JSON, rt: AgentPod) -> float | None:
         """Set up the pod's projected volumes before its sandbox; a failure is FailedMount and a retry."""
         if rt.simulated or rt.volumes.ready:
             return None
@@ -600,7 +498,7 @@ class NodeAgent:
         rt.mount_error = ""
         return None
 
-    async def _refresh_tokens(self, pod: JSON, rt: AgentPod) -> float | None:
+    async def _maintain(self, pod: JSON, rt: AgentPod) -> float | None:
         """Replace tokens past 80 % of their life; seconds until the next one is due."""
         due = rt.volumes.next_refresh
         if due is None:
@@ -616,118 +514,7 @@ class NodeAgent:
             due = rt.volumes.next_refresh
         return max((due or time.time()) - time.time(), 0.05)
 
-    async def _advance(self, pod: JSON, rt: AgentPod, now: float) -> list[float]:
-        """Start what should run now: init containers one by one, then every regular container."""
-        policy = (pod.get("spec") or {}).get("restartPolicy") or "Always"
-        waits: list[float] = []
-        initialized = True
-        for container in rt.init_containers:
-            current = container.current
-            if current is not None and current.exit is not None and current.exit.exit_code == 0:
-                continue
-            initialized = False
-            if container.running or (current is not None and policy == "Never"):
-                break
-            waits.extend(await self._try_start(pod, rt, container, now))
-            break
-        if initialized:
-            for container in rt.containers:
-                if container.current is None:
-                    waits.extend(await self._try_start(pod, rt, container, now))
-        return waits
-
-    def _handle_exit(self, pod: JSON, rt: AgentPod, container: ContainerRuntime, now: float) -> None:
-        attempt = container.current
-        assert attempt is not None and attempt.exit is not None
-        attempt.handled = True
-        if rt.killing:
-            return
-        policy = (pod.get("spec") or {}).get("restartPolicy") or "Always"
-        code = attempt.exit.exit_code
-        if container.init:
-            restart = code != 0 and policy != "Never"
-        else:
-            restart = policy == "Always" or (policy == "OnFailure" and code != 0)
-        if not restart:
-            return
-        opts = self.kopts
-        if now - attempt.started_mono > 2 * opts.restart_backoff_max:
-            container.crashes = 0
-        delay = (
-            0.0
-            if container.crashes == 0
-            else min(opts.restart_backoff_base * 2 ** (container.crashes - 1), opts.restart_backoff_max)
-        )
-        container.crashes += 1
-        if container.last is not None:
-            container.last.discard_logs()
-        container.last, container.current = attempt, None
-        container.retry_at = now + delay
-        pod_ref = f"{rt.name}_{rt.namespace}({rt.uid})"
-        if delay > 0:
-            container.waiting = (
-                "CrashLoopBackOff",
-                f"back-off {go_duration(delay)} restarting failed container={container.name} pod={pod_ref}",
-            )
-            self._event(
-                pod,
-                "Warning",
-                "BackOff",
-                f"Back-off restarting failed container {container.name} in pod {pod_ref}",
-                container,
-            )
-
-    async def _try_start(self, pod: JSON, rt: AgentPod, container: ContainerRuntime, now: float) -> list[float]:
-        opts = self.kopts
-        if now < container.retry_at:
-            waits = [container.retry_at - now]
-            if container.waiting[0] == "ErrImagePull":
-                if now >= container.hold_until:
-                    message = f'Back-off pulling image "{container.image}": ErrImagePull: {container.waiting[1]}'
-                    container.waiting = ("ImagePullBackOff", message)
-                    self._event(pod, "Normal", "BackOff", f'Back-off pulling image "{container.image}"', container)
-                    self._event(pod, "Warning", "Failed", "Error: ImagePullBackOff", container)
-                else:
-                    waits.append(container.hold_until - now)
-            return waits
-        if container.mode == MISSING:
-            container.pull_failures += 1
-            backoff = min(
-                opts.image_pull_backoff_base * 2 ** (container.pull_failures - 1), opts.image_pull_backoff_max
-            )
-            reference = normalize_image(container.image)
-            message = (
-                f'failed to pull and unpack image "{reference}": failed to resolve reference "{reference}": '
-                f"{reference}: not found (the dops node agent never pulls images: map {container.image!r} "
-                'with --image-map to "process" or "simulated")'
-            )
-            container.waiting = ("ErrImagePull", message)
-            container.retry_at = now + backoff
-            container.hold_until = now + min(opts.image_pull_error_hold, backoff)
-            self._event(pod, "Normal", "Pulling", f'Pulling image "{container.image}"', container)
-            self._event(pod, "Warning", "Failed", f'Failed to pull image "{container.image}": {message}', container)
-            self._event(pod, "Warning", "Failed", "Error: ErrImagePull", container)
-            return [container.hold_until - now]
-        try:
-            sources = await self._fetch_sources(pod, container.spec)
-            env = container_env(
-                pod,
-                container.spec,
-                sources,
-                pod_ip=rt.pod_ip,
-                host_ip=self.kopts.node_ip,
-                allocatable=self._allocatable,
-            )
-        except ConfigError as exc:
-            if container.waiting != ("CreateContainerConfigError", str(exc)):
-                self._event(pod, "Warning", "Failed", f"Error: {exc}", container)
-            container.waiting = ("CreateContainerConfigError", str(exc))
-            container.retry_at = now + opts.config_retry
-            return [opts.config_retry]
-        await self._start_attempt(pod, rt, container, env)
-        return []
-
-    async def _fetch_sources(self, pod: JSON, container: JSON) -> _Sources:
+    async def _env_sources(self, pod: JSON, container: JSON) -> _Sources:
         """The ConfigMaps and Secrets the container's env reads, fetched now (a kubelet's Get strategy)."""
         namespace = str(pod["metadata"].get("namespace", ""))
         found = _Sources()
@@ -743,112 +530,26 @@ class NodeAgent:
                 found.objects[(plural, namespace, name)] = obj
         return found
 
-    async def _start_attempt(self, pod: JSON, rt: AgentPod, container: ContainerRuntime, env: dict[str, str]) -> None:
-        if container.ever_started:
-            container.restart_count += 1
-        container.ever_started = True
-        attempt = Attempt("containerd://" + secrets.token_hex(32), rfc3339(datetime.now(UTC)))
-        if container.mode == SIMULATED:
-            annotations = pod["metadata"].get("annotations") or {}
-            text = annotations.get(ANNOTATION_SIM_LOGS)
-            if text:
-                attempt.log = self._log_writer(rt, container)
-                attempt.log.write_text(str(text) if str(text).endswith("\n") else f"{text}\n")
-            attempt.runner = SimulatedRunner(
-                self._sim_duration(pod, annotations),
-                _int(annotations.get(ANNOTATION_SIM_EXIT_CODE), self.kopts.sim_exit_code),
-                str(annotations.get(ANNOTATION_SIM_MESSAGE) or ""),
-            )
-        else:
-            attempt.log = self._log_writer(rt, container)
-            attempt.termination_file = attempt.log.path.with_suffix(".termination-log")
-            attempt.termination_file.write_bytes(b"")
-            attempt.fallback_to_logs = container.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError"
-            self._event(
-                pod,
-                "Normal",
-                "Pulled",
-                f'Container image "{container.image}" already present on machine and can be accessed by the pod',
-                container,
-            )
-            try:
-                process_env = self._process_env(pod, rt, container, env, attempt.termination_file)
-                argv, executable, cwd = container_command(container, env, process_env, lambda: rt.root / "cwd")
-                attempt.runner = await ProcessRunner.start(argv, executable, process_env, cwd, attempt.log)
-            except StartError as exc:
-                attempt.started_at = START_ERROR_TIME
-                attempt.log.finish()
-                self._event(pod, "Normal", "Created", f"Created container: {container.name}", container)
-                self._event(pod, "Warning", "Failed", f"Error: {exc}", container)
-                finish_attempt(attempt, Exit(128, "StartError", str(exc)), rfc3339(datetime.now(UTC)))
-                container.current = attempt
-                return
-            if self._watchdog is not None:
-                pgid = attempt.runner.pgid
-                self._watchdog.add(pgid)
-                attempt.runner.done.add_done_callback(functools.partial(self._release, pgid))
-            self._event(pod, "Normal", "Created", f"Created container: {container.name}", container)
-            self._event(pod, "Normal", "Started", f"Started container {container.name}", container)
-        container.current = attempt
-        assert attempt.runner is not None
-        attempt.runner.done.add_done_callback(functools.partial(self._on_exit, rt, attempt))
-
     def _release(self, pgid: int, _done: asyncio.Future[Exit]) -> None:
         if self._watchdog is not None:
             self._watchdog.remove(pgid)
 
-    def _process_env(
-        self, pod: JSON, rt: AgentPod, container: ContainerRuntime, env: dict[str, str], termination_file: Path
-    ) -> dict[str, str]:
-        """The agent's allowlist, the image rule's env, what a kubelet adds, then the pod's own env."""
-        process_env = dict(self._base_env)
-        process_env.update(container.rule.env)
-        process_env["HOSTNAME"] = str((pod.get("spec") or {}).get("hostname") or rt.name)
+    def _node_env(self, pod: JSON, rt: AgentPod, container: ContainerRuntime) -> dict[str, str]:
+        """What a kubelet gives a pod to find its API server: in-cluster variables and the ServiceAccount volume."""
         host, port = self.credentials.host_port
-        process_env.update(
-            {
-                "KUBERNETES_SERVICE_HOST": host,
-                "KUBERNETES_SERVICE_PORT": str(port),
-                "KUBERNETES_SERVICE_PORT_HTTPS": str(port),
-                "KUBERNETES_PORT": f"tcp://{host}:{port}",
-            }
-        )
+        env = {
+            "KUBERNETES_SERVICE_HOST": host,
+            "KUBERNETES_SERVICE_PORT": str(port),
+            "KUBERNETES_SERVICE_PORT_HTTPS": str(port),
+            "KUBERNETES_PORT": f"tcp://{host}:{port}",
+        }
         account_dir = rt.volumes.mounted_at(container.spec, SERVICE_ACCOUNT_MOUNT)
         if account_dir is not None:
-            process_env[SERVICE_ACCOUNT_DIR_ENV] = str(account_dir)
-        process_env[TERMINATION_MESSAGE_ENV] = str(termination_file)
-        process_env.update(env)
-        return process_env
+            env[SERVICE_ACCOUNT_DIR_ENV] = str(account_dir)
+        return env
 
-    def _sim_duration(self, pod: JSON, annotations: dict[str, Any]) -> float | None:
-        raw = annotations.get(ANNOTATION_SIM_DURATION)
-        if raw is not None:
-            with contextlib.suppress(ValueError):
-                return float(raw)
-        if ((pod.get("spec") or {}).get("restartPolicy") or "Always") == "Always":
-            return None
-        return self.kopts.sim_duration
-
-    def _on_exit(self, rt: AgentPod, attempt: Attempt, done: asyncio.Future[Exit]) -> None:
-        if done.cancelled():
-            return
-        try:
-            result = done.result()
-        except Exception as exc:  # a pump or wait failure: report it instead of losing the container
-            result = Exit(128, "Error", f"dops node agent: {exc}")
-        finish_attempt(attempt, result, rfc3339(datetime.now(UTC)))
-        self.queue.add(("", "pods", rt.namespace, rt.uid))
-
-    # ------------------------------------------------------------------------------ termination
-    def _begin_kill(self, pod: JSON, rt: AgentPod, grace: float) -> None:
-        now = time.monotonic()
-        rt.killing = True
-        rt.kill_started = now
-        rt.kill_deadline = now + max(grace, self.kopts.minimum_grace_period)
-        for container in rt.running():
-            assert container.current is not None and container.current.runner is not None
-            self._event(pod, "Normal", "Killing", f"Stopping container {container.name}", container)
-            container.current.runner.signal(signal.SIGTERM)
+    async def _final_delete(self, pod: JSON, rt: AgentPod) -> bool:
+        return await self._delete_pod(pod)
 
     async def _delete_pod(self, pod: JSON) -> bool:
         """The kubelet's last word on a deleted pod: DELETE with grace 0 and its uid as precondition."""
@@ -873,45 +574,13 @@ class NodeAgent:
             return False
         return True
 
-    def _teardown(self, rt: AgentPod) -> float | None:
-        """The pod is gone from the API (force-deleted): stop its containers, then forget it."""
-        running = rt.running()
-        if running:
-            now = time.monotonic()
-            if not rt.killing:
-                rt.killing = True
-                rt.kill_started = now
-                rt.kill_deadline = now + self.kopts.minimum_grace_period
-                for container in running:
-                    assert container.current is not None and container.current.runner is not None
-                    container.current.runner.signal(signal.SIGTERM)
-            if now >= rt.kill_deadline and not rt.sigkill_sent:
-                rt.sigkill_sent = True
-                for container in running:
-                    assert container.current is not None and container.current.runner is not None
-                    container.current.runner.signal(signal.SIGKILL)
-            return None if rt.sigkill_sent else max(rt.kill_deadline - now, 0.01)
-        self._forget(rt)
-        return None
-
-    def _forget(self, rt: AgentPod, remove_files: bool = True) -> None:
-        self._pods.pop(rt.uid, None)
-        for container in rt.all:
-            for attempt in container.attempts():
-                if isinstance(attempt.runner, SimulatedRunner):
-                    attempt.runner.cancel()
-                if attempt.log is not None:
-                    attempt.log.finish()
-        if remove_files and rt.directory is not None:
-            shutil.rmtree(rt.directory, ignore_errors=True)
-
     # ------------------------------------------------------------------------------ status
     async def _write_status(self, rt: AgentPod) -> bool:
         """Post the composed status (merge patch on pods/status, uid precondition); False to retry."""
         pod = self._cache.get(rt.uid)
         if pod is None:
             return True
-        status = compose_pod_status(pod, rt, self.kopts.node_ip, rfc3339(datetime.now(UTC)))
+        status = compose_pod_status(pod, rt, self.kopts.node_ip, rfc3339(self._now()))
         if rt.reason == SHUTDOWN_REASON and rt.stopped:
             status["phase"] = "Failed"
             conditions = [c for c in status["conditions"] if c.get("type") != "DisruptionTarget"]
@@ -921,7 +590,7 @@ class NodeAgent:
                     "status": "True",
                     "reason": "TerminationByKubelet",
                     "message": SHUTDOWN_MESSAGE,
-                    "lastTransitionTime": rfc3339(datetime.now(UTC)),
+                    "lastTransitionTime": rfc3339(self._now()),
                 }
             )
             status["conditions"] = conditions
@@ -954,55 +623,9 @@ class NodeAgent:
         rt.terminal = rt.terminal or terminal
         return True
 
-    # ------------------------------------------------------------------------------ helpers
-    def _sim_ip(self) -> str:
-        base, size, version = self._sim_network
-        self._sim_counter += 1
-        address = base + 2 + (self._sim_counter - 1) % size
-        return str(ipaddress.IPv4Address(address) if version == 4 else ipaddress.IPv6Address(address))
-
-    def _log_writer(self, rt: AgentPod, container: ContainerRuntime) -> LogWriter:
-        directory = rt.root / container.name
-        directory.mkdir(parents=True, exist_ok=True)
-        return LogWriter(
-            directory / f"{container.restart_count}.log", self.kopts.log_max_bytes, self.kopts.log_max_files
-        )
-
-    def _event(
-        self, pod: JSON, event_type: str, reason: str, message: str, container: ContainerRuntime | None = None
-    ) -> None:
-        """Queue a core/v1 Event about the pod, as the kubelet's recorder writes it (sent in the background)."""
-        if not self.kopts.events:
-            return
-        meta = pod["metadata"]
-        runtime = self._pods.get(str(meta.get("uid")))
-        if runtime is not None and runtime.simulated:
-            return
-        now = rfc3339(datetime.now(UTC))
-        involved: JSON = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "name": meta["name"],
-            "namespace": meta.get("namespace", ""),
-            "uid": meta.get("uid", ""),
-        }
-        if container is not None:
-            involved["fieldPath"] = container.field_path
-        body: JSON = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": meta.get("namespace", "")},
-            "involvedObject": involved,
-            "reason": reason,
-            "message": message,
-            "source": {"component": "kubelet", "host": self.node_name},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-            "type": event_type,
-            "reportingComponent": "kubelet",
-            "reportingInstance": self.node_name,
-        }
+    # ------------------------------------------------------------------------------ events
+    def _emit_event(self, body: JSON) -> None:
+        """Queue the Event: `_event_loop` sends it, so a slow API server never holds up a pod's step."""
         with contextlib.suppress(asyncio.QueueFull):
             self._events.put_nowait(body)
 
@@ -1024,10 +647,3 @@ class _Sources:
 
     def get(self, resource: tuple[str, str], namespace: str, name: str, /) -> JSON | None:
         return self.objects.get((resource[1], namespace, name))
-
-
-def _int(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default

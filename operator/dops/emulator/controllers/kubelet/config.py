@@ -143,6 +143,9 @@ class KubeletOptions:
     work_dir: str | None = None  # logs, kubeconfigs, per-pod scratch; default: a temp dir removed on stop
     image_map: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None
     mode: str = MISSING  # for images the map does not match
+    # How to make a `missing` image runnable, appended to its ErrImagePull message ({image}: as written);
+    # "" keeps the kubelet's own wording. `dops dev` names its --image-map option here.
+    pull_hint: str = ""
     schedule: bool = True  # act as the scheduler: bind unscheduled pods to this node
     node_ip: str = "127.0.0.1"  # hostIP, and podIP of process pods (they share the host's network)
     sim_pod_cidr: str = "10.244.0.0/16"  # podIPs handed to simulated pods

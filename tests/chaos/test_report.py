@@ -1,0 +1,177 @@
+"""The chaos suite's judgement without a cluster: which watched facts break which invariant (table tests).
+
+Why: the chaos run takes minutes and its failures are read by people fixing the operator, so what it
+calls "stuck", "double-Job" or "untouched failure" must be exactly what `tests/chaos/run.py` says. These
+tests feed the ledger synthetic watch events and judge synthetic final states.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.chaos.run import PROC_TARGET, SIM_TARGET, ChaosConfig, Ledger, OpRecord, Report
+
+JSON = dict[str, Any]
+CAPS = {SIM_TARGET: 2, PROC_TARGET: 1}
+
+
+def op(name: str, state: str, *, reason: str = "", message: str = "", result: Any = None, error: str = "") -> JSON:
+    status: JSON = {"runState": state}
+    if state in ("completed", "failed"):
+        status["result"] = {"result": result, "error": error or None}
+        status["conditions"] = [
+            {
+                "type": "Succeeded",
+                "status": "True" if state == "completed" else "False",
+                "reason": reason,
+                "message": message,
+            }
+        ]
+    return {"metadata": {"name": name, "uid": f"uid-{name}"}, "status": status}
+
+
+def job(name: str, owner: str, *, finished: bool = False, deleting: bool = False) -> JSON:
+    meta: JSON = {
+        "name": name,
+        "uid": f"uid-{name}",
+        "ownerReferences": [{"kind": "DelegatedOperation", "name": owner}],
+    }
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    conditions = [{"type": "Complete", "status": "True"}] if finished else []
+    return {"metadata": meta, "status": {"conditions": conditions}}
+
+
+def record(name: str, kind: str = "fast", target: str = SIM_TARGET) -> OpRecord:
+    expected: Any = "chaos designed failure" if kind == "fail" else {"ok": 1}
+    return OpRecord(name, kind, target, {}, expected)
+
+
+def report(ledger: Ledger, final: list[JSON]) -> Report:
+    return Report(
+        config=ChaosConfig(seed=1, operations=len(ledger.ops)),
+        ops=ledger.ops,
+        final={o["metadata"]["name"]: o for o in final},
+        faults=ledger.faults,
+        caps=ledger.caps,
+        max_active_ops=ledger.max_active_ops,
+        max_active_jobs=ledger.max_active_jobs,
+        max_active_jobs_at=ledger.max_active_jobs_at,
+        over_cap=ledger.over_cap,
+        kills=0,
+        operators=1,
+        takeovers=[],
+        seconds=1.0,
+        quiesced=True,
+    )
+
+
+def ledger_with(*records: OpRecord) -> Ledger:
+    ledger = Ledger(CAPS)
+    for rec in records:
+        ledger.ops[rec.name] = rec
+    return ledger
+
+
+FAILED_PLAIN = op("a", "failed", reason="NonZeroExitCode", message="exit 1", error="boom")
+
+CASES = [
+    # (id, kind, faults on it, final object, the invariant it breaks or None)
+    ("completed with its result", "fast", [], op("a", "completed", reason="Completed", result={"ok": 1}), None),
+    (
+        "completed with another result",
+        "fast",
+        [],
+        op("a", "completed", result={"ok": 2}),
+        "completed without its result",
+    ),
+    (
+        "designed failure",
+        "fail",
+        [],
+        op("a", "failed", reason="OperatorFailed", message="m", error="chaos designed failure"),
+        None,
+    ),
+    ("designed failure completed", "fail", [], op("a", "completed", result=None), "completed without its result"),
+    ("failed, no fault", "fast", [], FAILED_PLAIN, "failed though no disruptive fault touched it"),
+    ("failed after an API error", "fast", ["api-500"], FAILED_PLAIN, "failed though no disruptive fault touched it"),
+    ("failed after an operator kill", "fast", [None], FAILED_PLAIN, "failed though no disruptive fault touched it"),
+    ("failed after a re-queue", "fast", ["requeue"], FAILED_PLAIN, "failed though no disruptive fault touched it"),
+    ("failed after its pod was deleted", "fast", ["delete-pod"], FAILED_PLAIN, None),
+    ("failed after a cancel", "fast", ["cancel"], FAILED_PLAIN, None),
+    ("failed without a reason", "fail", [], op("a", "failed"), "failed without a reason"),
+    ("still running", "sleep", [], op("a", "running"), "stuck (not terminal after quiescence)"),
+    ("never got a state", "sleep", [], {"metadata": {"name": "a"}}, "stuck (not terminal after quiescence)"),
+    (
+        "completed, never processed",
+        "fast",
+        [],
+        {"metadata": {"name": "a"}, "status": {"runState": "completed", "result": {"result": {"ok": 1}}}},
+        "stuck (not terminal after quiescence)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "faults", "final", "broken"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_outcomes_are_judged(kind: str, faults: list[str | None], final: JSON, broken: str | None) -> None:
+    ledger = ledger_with(record("a", kind))
+    ledger.op_event("ADDED", op("a", "queued"))
+    for fault in faults:
+        # None: a fault on every unfinished operation (an operator kill); else one aimed at "a"
+        ledger.record_fault(fault or "operator-kill", "test", None if fault is None else ["a"])
+    problems = report(ledger, [final]).problems()
+    assert {title for title, items in problems.items() if items} == ({broken} if broken else set()), problems
+
+
+def test_deleted_operations_must_be_gone_and_are_not_stuck_when_gone() -> None:
+    ledger = ledger_with(record("a"), record("b"))
+    ledger.ops["a"].deleted = ledger.ops["b"].deleted = True
+    judged = report(ledger, [op("b", "running")]).problems()["stuck (not terminal after quiescence)"]
+    assert [line.split()[0] for line in judged] == ["b"]
+    assert "deleted by the harness but still present" in judged[0]
+
+
+def test_two_active_jobs_of_one_operation_are_seen_and_finished_or_deleting_jobs_are_not_active() -> None:
+    ledger = ledger_with(record("a"), record("b"))
+    ledger.job_event("ADDED", job("a-1", "a"))
+    ledger.job_event("MODIFIED", job("a-1", "a", deleting=True))
+    ledger.job_event("ADDED", job("a-2", "a"))  # after attempt 1's Job was being deleted: fine
+    ledger.job_event("ADDED", job("b-1", "b"))
+    ledger.job_event("MODIFIED", job("b-1", "b", finished=True))
+    ledger.job_event("ADDED", job("b-2", "b"))
+    assert report(ledger, []).double_job() == []
+    ledger.job_event("ADDED", job("b-3", "b"))  # b-2 still active
+    assert report(ledger, []).double_job() == ["b: ['b-2', 'b-3'] active at once"]
+    ledger.job_event("DELETED", job("a-2", "a"))
+    assert report(ledger, []).jobs_left() == ["b: ['b-2', 'b-3']"]
+
+
+def test_concurrency_counts_scheduled_and_running_operations_per_target() -> None:
+    ledger = ledger_with(record("a", target=PROC_TARGET), record("b", target=PROC_TARGET), record("c"))
+    ledger.op_event("MODIFIED", op("a", "scheduled"))
+    ledger.op_event("MODIFIED", op("c", "running"))
+    ledger.op_event("MODIFIED", op("a", "completed"))
+    ledger.op_event("MODIFIED", op("b", "running"))
+    assert ledger.max_active_ops == {SIM_TARGET: 1, PROC_TARGET: 1}
+    assert report(ledger, []).problems()["maxConcurrent exceeded"] == []
+    ledger.op_event("MODIFIED", op("a", "running"))  # re-queued and admitted while b still runs: 2 > 1
+    assert report(ledger, []).problems()["maxConcurrent exceeded"][0] == f"{PROC_TARGET}: max 2 > 1"
+    ledger.op_event("DELETED", op("a", "running"))
+    assert ledger.active_ops[PROC_TARGET] == {"b"}
+
+
+def test_operations_of_other_tests_or_namespaces_are_ignored() -> None:
+    ledger = ledger_with(record("a"))
+    ledger.op_event("ADDED", op("stranger", "running"))
+    ledger.job_event("ADDED", job("stranger-1", "stranger"))
+    assert set(ledger.ops) == {"a"} and ledger.jobs == {}
+
+
+def test_the_figures_line_names_the_seed_and_every_count() -> None:
+    ledger = ledger_with(record("a"))
+    line = report(ledger, [op("a", "completed", result={"ok": 1})]).line()
+    assert line.startswith("chaos: seed 1, 1 ops, 1 terminal (1 completed), 0 deleted on purpose, 0 stuck, ")
+    for part in ("0 double-Job", "0 untouched failures", "0 failures without reason", "max concurrency 0/1"):
+        assert part in line

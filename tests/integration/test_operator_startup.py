@@ -1,0 +1,107 @@
+"""Issue 11 item 1: a start-up listing that fails is retried until it succeeds, never skipped.
+
+The operator lists targets, Jobs, pods and operations before it admits anything. Before the fix, one
+failed request in that listing made Kopf retry the startup handler, which saw the runtime already
+marked started and returned: the operator ran, its probes were green, and it never admitted anything.
+
+Each test stops the module's operator, injects one fault on a listing request through the embedded
+control plane's fault hooks, starts the operator again and asserts that an operation applied afterwards
+is admitted and finished, and that the fault was really hit:
+- one 500 on `GET /api/v1/pods` (the issue's reproduction);
+- its twin on the operations listing (`GET .../delegatedoperations`);
+- a 410 Expired on the Jobs listing (what an expired `continue` token answers: the listing restarts);
+- a listing that fails on every attempt: retried (Kopf never reports the operator started), and the
+  operator still stops cleanly when asked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from dops.emulator.faults import FaultRule
+from dops.handlers import run_operator
+from tests.helpers import eventually
+from tests.integration.operator_env import OperatorEnv, namespace, operator_env
+from tests.op_builders import operation
+
+__all__ = ["namespace", "operator_env"]  # fixtures
+
+
+@pytest.fixture
+def restartable(operator_env: OperatorEnv) -> Iterator[OperatorEnv]:
+    """The module's operator; whatever a test does to it, it runs again (without faults) after."""
+    yield operator_env
+    operator_env.server.call(operator_env.server.faults.clear)
+    if not operator_env.operator_running:
+        operator_env.start_operator()
+
+
+@pytest.mark.parametrize(
+    ("code", "path"),
+    [
+        (500, "^/api/v1/pods$"),
+        (500, "^/apis/dops.io/v1alpha1/delegatedoperations$"),
+        (410, "^/apis/batch/v1/jobs$"),
+    ],
+    ids=["pods-500", "operations-500", "jobs-410-expired"],
+)
+def test_a_failed_start_up_listing_is_retried(
+    restartable: OperatorEnv, namespace: str, code: int, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = restartable
+    env.stop_operator()
+    caplog.set_level(logging.WARNING, logger="dops.operator")
+    rule: FaultRule = env.server.call(lambda: env.server.faults.add(code, "GET", path, times=1))
+    env.start_operator()
+    assert rule.matched == 1, f"the fault on GET {path} was never hit: {rule.describe()}"
+    env.create(namespace, operation("after-fault", namespace).params(x=1).build())
+    obj = env.wait_processed(namespace, "after-fault", timeout=60)
+    assert obj["status"]["runState"] == "completed"
+    assert obj["status"]["result"]["result"] == {"x": 1}
+    # One WARNING per failure, saying it retries.
+    failures = [r.getMessage() for r in caplog.records if "start-up listing failed" in r.getMessage()]
+    assert len(failures) == 1 and "(attempt 1)" in failures[0] and "retrying in" in failures[0], failures
+
+
+def test_stopping_while_the_start_up_listing_fails(restartable: OperatorEnv) -> None:
+    """The listing fails on every attempt (500 on `GET /api/v1/pods`): the operator keeps retrying (never
+    reports started) and still stops cleanly when asked, releasing its metrics port."""
+    env = restartable
+    env.stop_operator()
+    rule: FaultRule = env.server.call(lambda: env.server.faults.add(500, "GET", "^/api/v1/pods$", times=-1))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    settings = dataclasses.replace(env.settings, metrics_port=port, bind_address="127.0.0.1")
+    stop, ready = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            run_operator(
+                all_namespaces=True,
+                settings=settings,
+                stop_flag=stop,
+                ready_flag=ready,
+                kubeconfig=str(env.kubeconfig),
+                configure_logging=False,
+            )
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=main, name="dops-operator-failing-start", daemon=True)
+    thread.start()
+    eventually(lambda: rule.matched, lambda n: n >= 3, timeout=30, describe="the listing retried twice")
+    assert not ready.is_set(), "Kopf reported the operator started although its listing never succeeded"
+    stop.set()
+    thread.join(60)
+    assert not thread.is_alive(), "the operator did not stop within 60 s"
+    assert not errors, errors
+    with socket.socket() as s:  # the metrics server is gone: the port can be bound again
+        s.bind(("127.0.0.1", port))
