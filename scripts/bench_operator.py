@@ -38,7 +38,8 @@ operation, operator RSS ≤ 250 MiB at 10,000 operations. On the real plane the 
 judged (its speed is the upstream control plane's on this machine).
 
 Usage: python scripts/bench_operator.py [--plane embedded|real] [--ops 2000] [--stored 10000]
-       [--concurrency 100] [--raw-jobs 500]
+       [--concurrency 100] [--raw-jobs 500] [--controller-qps N]
+(BENCH_VERBOSE=1: the operator logs each reconcile's plan at DEBUG in its log, to see where writes go.)
 """
 
 from __future__ import annotations
@@ -301,7 +302,7 @@ if profile:  # a sampling profiler over every thread (developer aid)
     sys.path.insert(0, os.path.dirname(profile))
     import sampler
     sampler.start(f"{profile}.{os.getpid()}.txt")
-run_operator(all_namespaces=True, kubeconfig=sys.argv[1])
+run_operator(all_namespaces=True, kubeconfig=sys.argv[1], verbose=bool(os.environ.get("BENCH_VERBOSE")))
 """
 
 
@@ -892,7 +893,10 @@ def main() -> int:
             ),
             (states.get("completed", 0) == n and not run_errors, "every operation completed, no harness error"),
         ]
-        print("\nfloors:")
+        if plane.name != "embedded":
+            # The floors are the embedded plane's: on the real one only completeness is judged, the rest is printed.
+            verdicts = verdicts[-1:]
+        print("\nfloors:" if plane.name == "embedded" else "\nfloors (the real plane's speed is printed, not judged):")
         for ok, text in verdicts:
             print(f"  {'ok  ' if ok else 'FAIL'} {text}")
             failed = failed or not ok

@@ -350,6 +350,19 @@ class DelegatedOperationService:
         except NotFound:
             log.debug("pipeline parent %s not found; child error of %s not recorded", parent_id, child)
 
+    def patch_status_guarded(self, namespace: str, name: str, ops: list[JSON]) -> DelegatedOperationDocument | None:
+        """Apply a status JSON Patch guarded by its `test` ops (a compare-and-set): the document it wrote, or None
+        when a test failed or the operation is gone (another writer won, nothing was written)."""
+        try:
+            obj = self._repo.patch_status(namespace, name, ops, json_patch=True)
+        except NotFound:
+            return None
+        except Invalid as exc:
+            if exc.is_patch_test_failure:
+                return None
+            raise
+        return DelegatedOperationDocument.from_resource(obj)
+
     # ================================================================================== other updates
 
     def set_progress(self, doc_id: str, progress: Any, *, fence: Fence = ()) -> DelegatedOperationDocument | None:
@@ -365,15 +378,7 @@ class DelegatedOperationService:
                 for key, value in change.fields.items()
                 if value is not None
             ]
-            try:
-                obj = self._repo.patch_status(namespace, name, ops, json_patch=True)
-            except NotFound:
-                return None
-            except Invalid as exc:
-                if exc.is_patch_test_failure:
-                    return None
-                raise
-            return DelegatedOperationDocument.from_resource(obj)
+            return self.patch_status_guarded(namespace, name, ops)
         doc = self._patch_status(doc_id, change)
         assert doc is not None
         return doc

@@ -72,7 +72,6 @@ from ..k8s import (
     ApiError,
     ConfigurationError,
     DelegatedOperationRepository,
-    Invalid,
     KubeClient,
     NotFound,
     load_config,
@@ -328,15 +327,7 @@ def _take_over(
     ops[1:1] = (identity or Identity()).tests(claimed=False)
     namespace = doc.namespace or service.namespace
     assert doc.id is not None
-    try:
-        obj = service.repo.patch_status(namespace, doc.id, ops, json_patch=True)
-    except NotFound:
-        return None
-    except Invalid as exc:
-        if exc.is_patch_test_failure:
-            return None
-        raise
-    return DelegatedOperationDocument.from_resource(obj)
+    return service.patch_status_guarded(namespace, doc.id, ops)
 
 
 def _superseded(ref: str, doc: DelegatedOperationDocument, me: Identity) -> str:
