@@ -82,6 +82,9 @@ SIMULATE_ANNOTATION = "dops.emulator/simulate"
 TRANSIENT_CODES = (429, 500, 502, 503, 504)
 JSON_PATCH = "application/json-patch+json"
 WORKER_PATIENCE = 300.0  # seconds the harness's worker retries a claim or an outcome (a worker outlasts outages)
+# The fake worker writes as the dops worker does (field manager `dops`): the operator tells a worker's own
+# `failed` from a cancel by someone else by the status write's field manager (docs/operator.md).
+AS_WORKER = {"fieldManager": "dops"}
 BACKGROUND = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
 # Faults that may legitimately fail the operation they touch; every other fault must leave outcomes alone.
 DISRUPTIVE = ("delete-pod", "delete-job", "cancel", "delete-op")
@@ -1042,7 +1045,9 @@ class ChaosRun:
             {"op": "add", "path": "/status/updatedAt", "value": stamp},
             {"op": "add", "path": "/status/podName", "value": pod},
         ]
-        code, _ = self.api.call("PATCH", path, claim, content_type=JSON_PATCH, patience=WORKER_PATIENCE)
+        code, _ = self.api.call(
+            "PATCH", path, claim, params=AS_WORKER, content_type=JSON_PATCH, patience=WORKER_PATIENCE
+        )
         if code != 200:
             code, current = self.api.call("GET", path)
             status = current.get("status") or {}
@@ -1081,7 +1086,9 @@ class ChaosRun:
             {"op": "add", "path": "/status/updatedAt", "value": stamp},
             {"op": "add", "path": "/status/result", "value": result},
         ]
-        code, payload = self.api.call("PATCH", path, record, content_type=JSON_PATCH, patience=WORKER_PATIENCE)
+        code, payload = self.api.call(
+            "PATCH", path, record, params=AS_WORKER, content_type=JSON_PATCH, patience=WORKER_PATIENCE
+        )
         if code not in (200, 404, 422, 409) and not self.stop.is_set():
             self.harness_errors.append(f"fake worker {pod}: recording {state}: {code} {payload.get('message')}")
         self._exit_simulated(uid, 1 if (code == 200 and state == "failed") else 0)
