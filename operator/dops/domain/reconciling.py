@@ -628,18 +628,23 @@ def _policy_refusal(view: View, required_state: str, target: Target) -> Plan | N
     if not broken:
         return None
     text = _clip("; ".join(broken) + "; the operation was not run")
-    failing = Terminate(
+    failing = _refused(required_state, c.Reasons.POLICY_VIOLATION, c.EventReasons.POLICY_VIOLATION, text)
+    return Plan((failing,), note="policy violation")
+
+
+def _refused(required_state: str, reason: str, event_reason: str, text: str) -> Terminate:
+    """Fail an operation the operator will not run (no Job, no log): the reason in conditions, Event and result."""
+    return Terminate(
         required_state=required_state,
         state="failed",
-        reason=c.Reasons.POLICY_VIOLATION,
+        reason=reason,
         message=text,
         archive_pod=None,
         stop_job=None,
-        event=Event("Warning", c.EventReasons.POLICY_VIOLATION, text),
+        event=Event("Warning", event_reason, text),
         sync_labels=True,
-        result_error=f"{c.Reasons.POLICY_VIOLATION}: {text}",
+        result_error=f"{reason}: {text}",
     )
-    return Plan((failing,), note="policy violation")
 
 
 def _plan_admit(view: View, required_state: str, target: Target) -> Plan:
@@ -1171,17 +1176,7 @@ def job_create_failed(
         return CreateFailure(kind, (), None, f"creating Job {job} of {ref} failed ({what}): {message}; retrying")
     if kind is CreateErrorKind.INVALID:
         text = _clip(f"the Job for this operation was rejected by the API server: {message}")
-        failing = Terminate(
-            required_state=state,
-            state="failed",
-            reason=c.Reasons.INVALID_SPEC,
-            message=text,
-            archive_pod=None,
-            stop_job=None,
-            event=Event("Warning", c.EventReasons.INVALID_SPEC, text),
-            sync_labels=True,
-            result_error=f"{c.Reasons.INVALID_SPEC}: {text}",
-        )
+        failing = _refused(state, c.Reasons.INVALID_SPEC, c.EventReasons.INVALID_SPEC, text)
         return CreateFailure(kind, (failing,), None, f"Job {job} of {ref} is invalid ({what}): {message}")
     delay = create_retry_delay(failures)
     # The message must not change from one retry to the next (no counters, no delays): the condition is
