@@ -20,9 +20,17 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "› installing dops with the test and fiftyone extras into $(VENV)"
-	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@# the fiftyone extra (FiftyOne + mongomock) runs tests/fiftyone: the differential suite and the bridge
-	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,fiftyone]'
+	@# uv installs the same packages as pip in seconds from its cache (~/.cache/uv) and skips compiling ~1 GB
+	@# of bytecode up front; it tries the cache alone first and asks the index only for what is missing there.
+	@# Without uv (it cannot be installed), plain pip does the same job, only slower.
+	@# The fiftyone extra (FiftyOne + mongomock) runs tests/fiftyone: the differential suite and the bridge.
+	@if $(PY) -m pip install --quiet --disable-pip-version-check uv >/dev/null 2>&1; then \
+		$(PY) -m uv pip install --quiet --python $(PY) --offline -e '.[test,fiftyone]' 2>/dev/null || \
+		$(PY) -m uv pip install --quiet --python $(PY) -e '.[test,fiftyone]'; \
+	else \
+		$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip && \
+		$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,fiftyone]'; \
+	fi
 	@rm -f $(VENV)/.installed-*; touch $@
 
 venv: $(STAMP)
@@ -52,7 +60,8 @@ realcluster-down: venv
 
 lint: venv
 	@echo "› ruff"; $(VENV)/bin/ruff check operator tests scripts
-	@echo "› mypy"; cd operator && ../$(VENV)/bin/mypy -p dops
+	@# mypy's cache lives outside the checkout, so a fresh clone type-checks in seconds instead of a minute
+	@echo "› mypy"; cd operator && MYPY_CACHE_DIR="$${MYPY_CACHE_DIR:-$$HOME/.cache/dops/mypy}" ../$(VENV)/bin/mypy -p dops
 	@echo "› import-linter"; $(VENV)/bin/lint-imports --no-cache
 
 test: lint clients
@@ -74,6 +83,8 @@ bench: venv
 	$(PY) scripts/bench_service.py
 	$(PY) scripts/bench_operator.py
 	$(PY) scripts/bench_ui.py
+	$(PY) scripts/bench_progress.py
+	$(PY) scripts/bench_scale.py
 
 # The chaos suite (tests/chaos; also part of `make test`): operations under operator kills, deletions, API
 # faults, cancels and re-queues; prints the seed and one line of figures.

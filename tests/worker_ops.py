@@ -62,3 +62,32 @@ def handshake(ctx: Any) -> dict[str, Any]:
         ctx.set_progress(0.9, "after the handshake")
         time.sleep(float(ctx.params.get("linger", 0)))
     return {"handshake": ctx.params.get("value", "done")}
+
+
+def logged_run(ctx: Any) -> dict[str, Any]:
+    """Append this run's pod and pid to params.runs (one line per run, so a test counts the runs of an operation
+    across pods and restarts), then wait (≤ 120 s) for params.go to exist and return the number of runs."""
+    runs = Path(ctx.params["runs"])
+    with runs.open("a") as out:
+        out.write(f"{os.environ.get('DOPS_POD_NAME', '?')} {os.getpid()}\n")
+    go = Path(ctx.params["go"])
+    deadline = time.monotonic() + 120
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {"runs": len(runs.read_text().splitlines())}
+
+
+def report_fast(ctx: Any) -> dict[str, Any]:
+    """Report progress as fast as possible for params.seconds (default 1), then report 1.0 "done", wait
+    params.linger seconds (default 0) and return: the progress coalescing tests count what reaches the API server
+    (issue 15)."""
+    seconds = float(ctx.params.get("seconds", 1.0))
+    start = time.monotonic()
+    reports = 0
+    while time.monotonic() - start < seconds:
+        reports += 1
+        ctx.set_progress(min(0.99, (time.monotonic() - start) / seconds), f"report {reports}")
+        time.sleep(0.001)
+    ctx.set_progress(1.0, "done")
+    time.sleep(float(ctx.params.get("linger", 0)))
+    return {"reports": reports + 1}

@@ -45,7 +45,8 @@ def operation(
             "resourceVersion": rv,
             "generation": 1,
             "creationTimestamp": created,
-            "labels": {"app.kubernetes.io/managed-by": "dops"},
+            # the run-state mirror in step, as the operator keeps it (DOPS_RUN_STATE_LABEL=always)
+            "labels": {"app.kubernetes.io/managed-by": "dops", **({"dops.io/run-state": state} if state else {})},
         },
         "spec": {"operator": "@dops/examples/echo", "context": {"params": {"message": "hi"}}},
         "status": st,

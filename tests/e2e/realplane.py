@@ -63,8 +63,9 @@ EXTRA_CONTROLLERS = (
     "persistentvolumeclaim-protection-controller",
     "persistentvolume-protection-controller",
 )
-# The chart's operator ports (values.yaml metrics.port, health.port), given free host ports by the entrypoint.
-PORT_VARIABLES = ("DOPS_METRICS_PORT", "DOPS_HEALTH_PORT")
+# The chart's fixed ports (values.yaml metrics.port, health.port; the dashboard's ui.port), given free host ports by
+# the entrypoint.
+PORT_VARIABLES = ("DOPS_METRICS_PORT", "DOPS_HEALTH_PORT", "DOPS_UI_PORT")
 AGENT_READY_TIMEOUT = 60.0
 AGENT_STOP_GRACE = 20.0
 

@@ -86,7 +86,7 @@ def install_crd(http: Http, crd: WidgetCRD | None = None) -> JSON:
     eventually(
         lambda: http.call("GET", f"/apis/{group}/v1/namespaces/default/{plural}").status_code,
         lambda code: code == 200,  # a real apiserver answers 429 while the new CRD's storage initializes
-        timeout=10,
+        timeout=60,
         describe=f"{plural}.{group} served",
     )
     return created

@@ -79,12 +79,15 @@ class Kube:
         eventually(
             lambda: self.get(f"/apis/{group}/v1").json(),
             lambda doc: any(r.get("name") == plural for r in doc.get("resources", [])),
+            timeout=60,  # a real apiserver's discovery follows the CRD from a controller: slower under load
             describe=f"{plural} in discovery",
         )
         # A real apiserver answers 429 "storage is (re)initializing" for about a second after that.
         scoped = manifest["spec"].get("scope", "Namespaced") == "Namespaced"
         listing = f"/apis/{group}/v1/namespaces/default/{plural}" if scoped else f"/apis/{group}/v1/{plural}"
-        eventually(lambda: self.get(listing).status_code, lambda code: code == 200, describe=f"{plural} listable")
+        eventually(
+            lambda: self.get(listing).status_code, lambda code: code == 200, timeout=60, describe=f"{plural} listable"
+        )
         return created
 
     def close(self) -> None:

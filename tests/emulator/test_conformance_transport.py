@@ -466,7 +466,7 @@ def test_discovery_follows_crd_before_its_watch_event(http: Http, plane: Plane) 
         assert results == [201]
         assert added["object"]["metadata"]["name"] == "widgets.example.com"
         if plane.real:
-            eventually(lambda: _crd_visibility(http), lambda seen: seen == (True, True, True), timeout=10)
+            eventually(lambda: _crd_visibility(http), lambda seen: seen == (True, True, True), timeout=60)
         else:
             assert at_event == (True, True, True)
 
@@ -476,7 +476,7 @@ def test_discovery_follows_crd_before_its_watch_event(http: Http, plane: Plane) 
             # timeout; what this statement says of the real plane is that discovery follows, so poll for it.
             eventually(lambda: http.call("GET", CRDS + "/widgets.example.com").status_code, lambda c: c == 404,
                        timeout=60, describe="the CRD gone")  # fmt: skip
-            eventually(lambda: _crd_visibility(http), lambda seen: seen == (False, False, False), timeout=10)
+            eventually(lambda: _crd_visibility(http), lambda seen: seen == (False, False, False), timeout=60)
         else:
             deleted = next(e for e in events if e["type"] == "DELETED")
             assert deleted["object"]["metadata"]["name"] == "widgets.example.com"
@@ -551,7 +551,7 @@ def test_openapi_hash_changes_with_the_document(widgets: Http) -> None:
     after = eventually(
         lambda: widgets.get("/openapi/v3")["paths"],
         lambda paths: paths["apis/example.com/v1"] != before["apis/example.com/v1"],
-        timeout=10,
+        timeout=60,
         describe="a new hash for apis/example.com/v1",
     )
     assert after["api/v1"] == before["api/v1"]
@@ -582,7 +582,7 @@ def test_kubectl_explain_reads_crd_schemas_and_follows_changes(widgets: Http, ku
     weight = eventually(
         lambda: kubectl.run("explain", "widgets.spec.weight", check=False),
         lambda result: result.returncode == 0,
-        timeout=15,
+        timeout=60,
         describe="kubectl explain widgets.spec.weight",
     ).stdout
     assert "FIELD: weight <integer>" in weight and "How heavy it is." in weight

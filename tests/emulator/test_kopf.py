@@ -36,7 +36,7 @@ from kopf.testing import KopfRunner
 
 from dops.emulator import EmbeddedServer
 from tests.builders import WidgetCRD, widget
-from tests.emulator.kube_http import WIDGETS, Kube
+from tests.emulator.kube_http import CRDS, WIDGETS, Kube
 from tests.helpers import eventually
 from tests.planes import Plane
 
@@ -166,7 +166,7 @@ def handled(op: Operator, handler: str, name: str, count: int = 1) -> list[JSON]
     return eventually(
         lambda: op.calls(handler, name),
         lambda calls: len(calls) >= count,
-        timeout=10,
+        timeout=60,  # returns as soon as the handler ran: the slack is for a loaded machine
         describe=f"{count} {handler} call(s) for {name}",
     )
 
@@ -308,15 +308,24 @@ def test_kopf_info_posts_an_event_listable_by_involved_object_uid(kube: Kube, ru
             assert event["source"] == {"component": "kopf"}
 
 
-def test_crd_created_while_running_is_picked_up_without_restart(kube: Kube, run_operator: Any) -> None:
+@pytest.mark.gap("kopf re-scans discovery on CRD events only; a real server's discovery can list a new CRD after them")
+def test_crd_created_while_running_is_picked_up_without_restart(kube: Kube, plane: Plane, run_operator: Any) -> None:
     """S9 / statement 51: a CRD created while the operator runs is discovered from the CRD watch and its
-    objects are handled without an operator restart."""
+    objects are handled without an operator restart.
+
+    kopf re-scans the group's discovery on each event of the CRD watch, and nothing else makes it look again.
+    The embedded plane updates discovery before it sends the CRD's ADDED event. A real apiserver updates it from
+    a controller of its own (docs/GAPS.md, "CRD → discovery"): on a loaded machine the CRD's own events (ADDED,
+    NamesAccepted, Established) can all reach kopf before `/apis/example.com/v1` lists gadgets, and then kopf
+    never serves them. There, one more event of the CRD after discovery lists gadgets (a label) is needed."""
     with run_operator as op:
         create_widget(kube, "w1", size=1)
         handled(op, "create", "w1")  # the operator is up and serving
         gadgets = WidgetCRD(plural="gadgets", kind="Gadget")
         gadgets.short_names = ["gd"]  # widgets own "wd": a CRD whose names conflict is never established
-        kube.install_crd(gadgets)
+        kube.install_crd(gadgets)  # returns once discovery lists gadgets and they can be listed
+        if plane.real:
+            kube.ok(kube.patch(f"{CRDS}/gadgets.example.com", {"metadata": {"labels": {"dops.test/seen": "yes"}}}))
         kube.create(GADGETS, {**widget("g1", size=9), "kind": "Gadget"})
         calls = handled(op, "gadget-create", "g1")
         assert calls[0]["spec"] == {"size": 9, "color": "red"}

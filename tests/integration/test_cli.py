@@ -154,7 +154,7 @@ class Dops:
 
         def run() -> None:
             try:
-                eventually(self.watchers, opened, timeout=15, describe="the CLI's watch to open")
+                eventually(self.watchers, opened, timeout=60, describe="the CLI's watch to open")
                 drive()
             except BaseException as exc:  # surfaced by join()
                 failure.append(exc)
@@ -385,7 +385,7 @@ def test_wait_resumes_dropped_watches_and_relists_after_410(
     url = cluster.url  # the emulator's fault hooks drop and expire the watch
 
     def new_watch(before: list[Any]) -> None:
-        eventually(dops.watchers, lambda now: any(all(w is not old for old in before) for w in now), timeout=15,
+        eventually(dops.watchers, lambda now: any(all(w is not old for old in before) for w in now), timeout=60,
                    describe="the CLI to watch again")  # fmt: skip
 
     def drive() -> None:

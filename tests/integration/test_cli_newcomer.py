@@ -329,19 +329,23 @@ def test_lint_and_submit_dry_run_check_before_anything_runs(project: Project) ->
 
 
 def test_missing_crds_are_the_same_line_from_get_and_list(tmp_path: Path) -> None:
-    """issue 14 #6: without the dops CRDs, `get`, `list`, `wait` and `submit` say so the same way, exit 3."""
+    """issue 14 #6: without the dops CRDs, `get`, `list`, `wait`, `submit`, `logs`, `watch` and `ui` say so the
+    same way, exit 3 (the real control plane's twin: tests/integration/test_cli_missing_crds_real.py)."""
     with EmbeddedServer.run_in_thread(ServerSettings(controllers=())) as server:
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
         env = user_env(KUBECONFIG=str(kubeconfig))
         argvs = [["get", "some-op"], ["list"], ["list", "-A"], ["wait", "some-op"], ["submit", "@dops/examples/echo"]]
+        argvs += [["logs", "some-op"], ["logs", "-f", "some-op"], ["watch"], ["watch", "-A"], ["ui", "--port", "0"]]
         runs = [
-            subprocess.run([*dops_binary().split(), *args], cwd=tmp_path, env=env, capture_output=True, text=True)
+            subprocess.run(
+                [*dops_binary().split(), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+            )
             for args in argvs
         ]
     expected = f"error: {crds_missing(server.url).message}"
     for run in runs:
-        assert run.returncode == 3, run.stderr
-        assert run.stderr.strip() == expected
+        assert run.returncode == 3, (run.args, run.stderr)
+        assert run.stderr.strip() == expected, run.args
 
 
 # --------------------------------------------------------------------------------------------- reaching the tools

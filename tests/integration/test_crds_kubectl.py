@@ -47,7 +47,10 @@ def installed(kubectl: CLI) -> CLI:
 @pytest.fixture
 def service(emulator: EmbeddedServer) -> DelegatedOperationService:
     client = KubeClient(load_config(emulator.kubeconfig))  # type: ignore[attr-defined]
-    return DelegatedOperationService(DelegatedOperationRepository(client), namespace="default")
+    # The label mirror kept (as on a server without selectableFields), so that `-l dops.io/run-state` is tested too.
+    return DelegatedOperationService(
+        DelegatedOperationRepository(client), namespace="default", run_state_label="always"
+    )
 
 
 def manifest(tmp_path: Path, obj: dict[str, object]) -> str:

@@ -247,7 +247,7 @@ def test_readme_dev_stops_on_ctrl_c_leaving_nothing(readme_dev: ReadmeDev) -> No
     eventually(
         lambda: leftovers(readme_dev.server.proc, seen),
         lambda left: left == set(),
-        timeout=10,
+        timeout=60,
         describe="no process of dops dev left",
     )
 
@@ -277,7 +277,7 @@ def test_dev_runs_an_example_and_stops_cleanly(dev: Dev, tools: tuple[str, str],
     eventually(
         lambda: [p for p in started if alive(p)],
         lambda left: left == [],
-        timeout=10,
+        timeout=60,
         describe="no process of dops dev left",
     )
 

@@ -117,7 +117,7 @@ def test_installed_dops_dev_runs_outside_a_checkout(tmp_path: Path) -> None:
         seen = descendants(dev.proc.pid)
         assert dev.interrupt() == 0, dev.output
         eventually(
-            lambda: leftovers(dev.proc, seen), lambda left: left == set(), timeout=10, describe="no process left"
+            lambda: leftovers(dev.proc, seen), lambda left: left == set(), timeout=60, describe="no process left"
         )
     finally:
         dev.close(seen)

@@ -14,6 +14,7 @@ goes `Ready=Unknown` and its pods `Ready=False` within the test's time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -52,6 +53,25 @@ class Agent:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_stopped(self, timeout: float) -> int:
+        """The exit code of a graceful stop already asked for; AssertionError with the agent's log and what it waits
+        for (SIGUSR1, see dops.emulator.node) when it is still running after `timeout`."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGUSR1)
+            with contextlib.suppress(AssertionError):
+                eventually(
+                    self.output,
+                    lambda text: "--- task" in text or "most recent call first" in text,
+                    timeout=10,
+                    describe="the dump of its tasks (event loop) or threads (interpreter exit)",
+                )
+            raise AssertionError(
+                f"node agent {self.name} still runs {timeout} s after SIGTERM:\n{self.output()}"
+            ) from None
 
     def stop(self, grace: float = 20.0) -> None:
         """SIGTERM the group (a graceful node shutdown), SIGKILL what is left after `grace`."""
@@ -512,7 +532,7 @@ def test_an_agent_killed_with_sigkill_loses_its_processes_its_node_and_its_pods_
 
         os.kill(doomed.proc.pid, signal.SIGKILL)
         doomed.proc.wait(10)
-        eventually(lambda: [pid for pid in pids if process_alive(pid)], lambda alive: not alive, timeout=10)
+        eventually(lambda: [pid for pid in pids if process_alive(pid)], lambda alive: not alive, timeout=60)
 
         node = eventually(
             lambda: ns.get(node_path),
@@ -577,7 +597,7 @@ def test_a_graceful_stop_fails_the_pods_and_marks_the_node_not_ready(
         ns.create_pod(pod("evicted", name, "import time\nprint('up', flush=True)\ntime.sleep(600)"))
         ns.wait_pod("evicted", lambda p: (p["status"].get("containerStatuses") or [{}])[0].get("ready") is True)
         os.killpg(leaving.proc.pid, signal.SIGTERM)
-        assert leaving.proc.wait(90) == 0, leaving.output()
+        assert leaving.wait_stopped(90) == 0, leaving.output()
         node = ns.get(f"/api/v1/nodes/{name}")
         assert node_ready(node) == "False"
         failed = ns.pod("evicted")

@@ -58,7 +58,7 @@ def test_persistent_403_on_job_create_is_recorded_then_cleared(operator_env: Ope
         obj = eventually(
             lambda: env.get_op(namespace, "refused"),
             lambda o: (create_failed(o) or {}).get("status") == "True",
-            timeout=15,
+            timeout=60,
             interval=0.1,
             describe="the JobCreateFailed condition",
         )
@@ -68,11 +68,11 @@ def test_persistent_403_on_job_create_is_recorded_then_cleared(operator_env: Ope
         assert QUOTA_MESSAGE in cond["message"] and "403" in cond["message"]
         assert obj["status"]["runState"] == "scheduled"
         events = eventually(
-            lambda: warnings(env, namespace, "refused"), describe="a JobCreateFailed Warning Event", timeout=15
+            lambda: warnings(env, namespace, "refused"), describe="a JobCreateFailed Warning Event", timeout=60
         )
         assert QUOTA_MESSAGE in events[0]["message"]
         # Retries go on (the fault keeps answering) but the condition is written once: no flapping.
-        eventually(lambda: env.server.call(lambda: rule.matched) >= 3, describe="create retries", timeout=15)
+        eventually(lambda: env.server.call(lambda: rule.matched) >= 3, describe="create retries", timeout=60)
         again = env.get_op(namespace, "refused")
         assert create_failed(again) == cond
         assert env.jobs_of(namespace, "refused") == []

@@ -11,7 +11,10 @@ is admitted and finished, and that the fault was really hit:
 - its twin on the operations listing (`GET .../delegatedoperations`);
 - a 410 Expired on the Jobs listing (what an expired `continue` token answers: the listing restarts);
 - a listing that fails on every attempt: retried (Kopf never reports the operator started), and the
-  operator still stops cleanly when asked.
+  operator still stops cleanly when asked;
+- issue 15: the start-up listing asks only for the unfinished operations (a field selector; the 500 above is
+  that request), and the finished ones reach the cache through Kopf's own listing after it: a finished
+  operation's retention still happens after a restart.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import pytest
 
 from dops.emulator.faults import FaultRule
 from dops.handlers import run_operator
+from dops.reconcile.gateway import UNFINISHED_SELECTOR
 from tests.helpers import eventually
 from tests.integration.operator_env import OperatorEnv, namespace, operator_env
 from tests.op_builders import operation
@@ -105,3 +109,41 @@ def test_stopping_while_the_start_up_listing_fails(restartable: OperatorEnv) -> 
     assert not errors, errors
     with socket.socket() as s:  # the metrics server is gone: the port can be bound again
         s.bind(("127.0.0.1", port))
+
+
+def test_a_restart_lists_the_unfinished_operations_and_leaves_the_finished_to_kopf(
+    restartable: OperatorEnv, namespace: str
+) -> None:
+    env = restartable
+    env.create(namespace, operation("done-before", namespace).params(x=1).spec(ttlSecondsAfterFinished=10).build())
+    env.wait_processed(namespace, "done-before", timeout=60)
+    env.stop_operator()
+    env.create(namespace, operation("queued-after", namespace).params(x=2).build())
+    env.server.http.access_log = []
+    try:
+        env.start_operator()
+        obj = env.wait_processed(namespace, "queued-after", timeout=60)
+        # Retention needs the finished operation in the cache: only Kopf's listing can have brought it there.
+        listing = f"/apis/dops.io/v1alpha1/namespaces/{namespace}/delegatedoperations"
+        eventually(
+            lambda: [o["metadata"]["name"] for o in env.kube.request("GET", listing)["items"]],
+            lambda names: "done-before" not in names,
+            timeout=60,
+            describe="the finished operation deleted after its ttlSecondsAfterFinished",
+        )
+    finally:
+        log, env.server.http.access_log = list(env.server.http.access_log or []), None
+    assert obj["status"]["runState"] == "completed"
+    listings = [
+        r
+        for r in log
+        if r.method == "GET"
+        and r.path == "/apis/dops.io/v1alpha1/delegatedoperations"
+        and r.query.get("watch") not in ("true", "1")
+    ]
+    ours = [r for r in listings if r.user_agent.startswith("dops-operator")]
+    kopf = [r for r in listings if r.user_agent.startswith("kopf")]
+    seen = [(r.user_agent, r.query) for r in listings]
+    assert ours and ours[0].query.get("fieldSelector") == UNFINISHED_SELECTOR, seen  # the start-up listing
+    assert kopf and not kopf[0].query.get("fieldSelector"), seen  # Kopf's own listing: every operation ...
+    assert listings.index(kopf[0]) > listings.index(ours[0]), seen  # ... after the start-up listing

@@ -185,4 +185,4 @@ def test_ctrl_c_during_up_is_one_line_and_leaves_nothing(bin_dir: Path, tmp_path
     _, err = up.communicate(timeout=60)
     assert up.returncode == 130
     assert err.strip().splitlines()[-1].startswith("realcluster: interrupted after ")
-    eventually(lambda: processes_mentioning(str(tmp_path / "cluster")), lambda left: left == [], timeout=15)
+    eventually(lambda: processes_mentioning(str(tmp_path / "cluster")), lambda left: left == [], timeout=60)

@@ -187,8 +187,10 @@ def test_child_error_recorded_on_parent_even_when_cas_fails(service: DelegatedOp
     assert service.get(parent.id).pipeline_run_info.child_errors == {child.id: "child traceback"}  # type: ignore[arg-type, union-attr]
 
 
-def test_run_state_label_follows_status(service: DelegatedOperationService, repo: DelegatedOperationRepository) -> None:
-    """The dops.io/run-state mirror label is updated after each state change (and dropped name order on re-queue)."""
+def test_run_state_label_follows_status(repo: DelegatedOperationRepository, namespace: str) -> None:
+    """With the run-state label kept (`always`: a server without selectableFields), the dops.io/run-state mirror
+    label is updated after each state change (and dropped name order on re-queue)."""
+    service = DelegatedOperationService(repo, namespace=namespace, run_state_label="always")
     doc = service.queue_operation("@dops/examples/echo")
     for state, call in (
         ("running", lambda: service.set_running(doc.id, required_state="queued")),  # type: ignore[arg-type]
@@ -219,3 +221,20 @@ def test_any_json_result_round_trips(service: DelegatedOperationService, value: 
     done = service.set_completed(doc.id, result=value)  # type: ignore[arg-type]
     assert done is not None and done.result is not None and done.result.result == value
     assert service.get(doc.id).result == ExecutionResult(result=value)  # type: ignore[arg-type]
+
+
+def test_no_run_state_label_where_the_server_selects_by_field(
+    service: DelegatedOperationService, repo: DelegatedOperationRepository
+) -> None:
+    """Issue 15: where the API server serves the CRD's selectableFields (both planes here), `auto` writes no
+    run-state label at all (one write less per state change); `status.runState` field selectors find the
+    operations exactly, and a label left from earlier is removed rather than left to disagree."""
+    doc = service.queue_operation("@dops/examples/echo")
+    assert doc.id is not None
+    assert c.RUN_STATE_LABEL not in repo.get(service.namespace, doc.id)["metadata"]["labels"]
+    service.set_running(doc.id, required_state="queued")
+    assert [d.id for d in service.list_operations(run_state="running")] == [doc.id]
+    assert c.RUN_STATE_LABEL not in repo.get(service.namespace, doc.id)["metadata"]["labels"]
+    repo.patch(service.namespace, doc.id, {"metadata": {"labels": {c.RUN_STATE_LABEL: "running"}}})
+    service.set_completed(doc.id)
+    assert c.RUN_STATE_LABEL not in repo.get(service.namespace, doc.id)["metadata"]["labels"]

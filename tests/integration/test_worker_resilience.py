@@ -171,12 +171,13 @@ def test_500_on_the_label_write_after_the_claim_does_not_abort_the_run(
     tmp_path: Path,
 ) -> None:
     """The run-state label mirror is best effort: a 500 on it is logged and the run goes on. (A worker run by
-    hand, without a Job: a Job's worker leaves the label to the operator, tests/integration/test_worker_confined.)"""
+    hand, without a Job: a Job's worker leaves the label to the operator, tests/integration/test_worker_confined.
+    The label kept, as on a server without selectableFields: DOPS_RUN_STATE_LABEL=always.)"""
     ns = service.namespace
     name = admitted(service, repo, handshake_params(tmp_path))
     (tmp_path / "go").touch()
     rule = fault(dops_server, 500, "PATCH", rf"/delegatedoperations/{name}$")
-    worker = Worker(tmp_path, kubeconfig, f"{ns}/{name}", pod="label-pod")
+    worker = Worker(tmp_path, kubeconfig, f"{ns}/{name}", pod="label-pod", DOPS_RUN_STATE_LABEL="always")
     code, output = worker.wait()
     assert code == 0, output
     assert matched(dops_server, rule) == 1

@@ -40,6 +40,7 @@ from dops.worker.run import EXIT_FAILED
 from tests.builders import pod
 from tests.helpers import eventually, install_another_operator
 from tests.op_builders import delegation_target
+from tests.processes import Background
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -441,17 +442,19 @@ def test_sigterm_exits_143_and_leaves_the_state_to_the_supervisor(
 ) -> None:
     """SIGTERM (Job deleted / pod evicted / deadline): exit 143 promptly, termination message, state untouched."""
     ref = scheduled(service, "@dops/examples/sleep", {"seconds": 60})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dops.worker", "run", ref],
-        env=worker_env(kubeconfig, tmp_path, pod="term-pod"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    worker = Background(
+        [sys.executable, "-m", "dops.worker", "run", ref], tmp_path, worker_env(kubeconfig, tmp_path, pod="term-pod")
     )
-    eventually(lambda: status(repo, ref).get("runState"), lambda s: s == "running", timeout=20, describe="running")
-    process.send_signal(signal.SIGTERM)
-    output = process.communicate(timeout=10)[0].decode()
-    assert process.returncode == 143, output
-    assert status(repo, ref)["runState"] == "running"
-    message = termination(tmp_path / "termination-term-pod")
-    assert message["signal"] == "SIGTERM" and message["runState"] == "running"
-    assert "terminated by SIGTERM" in output
+    try:
+        # The operation's own first line: the worker has claimed it and runs it. (`runState: running` in the API
+        # alone comes a moment earlier, while the worker is still finishing its claim and not yet running it.)
+        worker.wait_for_line("sleep: 60", timeout=60)
+        assert status(repo, ref)["runState"] == "running"
+        worker.proc.send_signal(signal.SIGTERM)
+        worker.wait_for_line("terminated by SIGTERM", timeout=60)
+        assert worker.proc.wait(60) == 143, worker.output
+        assert status(repo, ref)["runState"] == "running"
+        message = termination(tmp_path / "termination-term-pod")
+        assert message["signal"] == "SIGTERM" and message["runState"] == "running"
+    finally:
+        worker.close()

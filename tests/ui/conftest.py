@@ -55,7 +55,8 @@ def serve_in_thread(server: UiServer) -> Iterator[RunningUi]:
         assert ready.wait(30), "dops ui did not start within 30 s"
         if "error" in box:
             raise AssertionError(f"dops ui failed to start: {box['error']!r}")
-        assert server.cache.synced.wait(30), "dops ui did not list operations within 30 s"
+        if server.local is not None:  # passthrough has no shared cache: each token's view lists on first use
+            assert server.cache.synced.wait(30), "dops ui did not list operations within 30 s"
         yield RunningUi(str(box["url"]), server)
     finally:
         stop = box.get("stop")

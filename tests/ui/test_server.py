@@ -258,7 +258,7 @@ def test_a_quiet_followed_log_reconnects_without_repeating_and_is_freed_when_its
         if any("sleep: 60" in line for line in lines):
             break
     reads = log_reads()
-    eventually(log_reads, lambda n: n >= reads + 2, timeout=20, describe="the quiet log to be reconnected twice")
+    eventually(log_reads, lambda n: n >= reads + 2, timeout=60, describe="the quiet log to be reconnected twice")
     operator_env.service(namespace).set_failed(name, required_state=None)  # the pod is stopped: its log ends
     for kind, data in events:
         if kind == "lines":
@@ -267,17 +267,59 @@ def test_a_quiet_followed_log_reconnects_without_repeating_and_is_freed_when_its
             break
     assert len(lines) == len(set(lines)), lines  # nothing shown twice across reconnects
 
-    other = queue(operator_env, namespace, "@dops/examples/sleep", {"seconds": 60})
+    # The viewer leaves once it has seen the whole log, so no later line can reveal that it left: the server
+    # must notice the closed connection itself (the pod sleeps far longer than the wait below).
+    other = queue(operator_env, namespace, "@dops/examples/sleep", {"seconds": 600})
     operator_env.wait_state(namespace, other, "running")
     viewer = sse(f"{ui.url}api/operations/{namespace}/{other}/log", timeout=60)
-    next(e for e in viewer if e[0] == "lines")
+    seen: list[str] = []
+    for kind, data in viewer:
+        if kind == "lines":
+            seen.extend(data)
+        if any("sleep: 600" in line for line in seen):
+            break
     viewer.close()  # type: ignore[attr-defined]
 
     def log_threads() -> list[str]:
         return [t.name for t in threading.enumerate() if t.name == f"dops-ui-log-{other}"]
 
-    eventually(log_threads, lambda names: not names, timeout=15, describe="the log thread to end")
+    eventually(log_threads, lambda names: not names, timeout=60, describe="the log thread to end")
     operator_env.service(namespace).set_failed(other, required_state=None)
+
+
+def test_a_followed_log_whose_pod_vanishes_between_reconnects_goes_on_in_the_archive_without_repeating(
+    operator_env: OperatorEnv, namespace: str, ui: RunningUi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quiet follow reconnects; when its pod is gone at the reconnect (404) after some lines were shown, the
+    view goes on in the archive (the pod's log from its start) after those lines instead of showing them again."""
+    monkeypatch.setattr("dops.ui.server.LOG_IDLE_SECONDS", 1.0)
+    server = operator_env.server
+    name = queue(operator_env, namespace, "@dops/examples/sleep", {"seconds": 600})
+    operator_env.wait_state(namespace, name, "running")
+    pod = operator_env.service(namespace).get(name).pod_name
+    events = sse(f"{ui.url}api/operations/{namespace}/{name}/log", timeout=60)
+    lines: list[str] = []
+    for kind, data in events:
+        if kind == "lines":
+            lines.extend(data)
+        if any("sleep: 600" in line for line in lines):
+            break
+    # The next reconnect of the quiet follow (nothing else reads this log now) finds the pod gone.
+    path = rf"/namespaces/{namespace}/pods/{pod}/log$"
+    rule = server.call(lambda: server.faults.add(404, "GET", path, times=1, message=f'pods "{pod}" not found'))
+    eventually(lambda: server.call(lambda: rule.matched), lambda n: n == 1, timeout=60, describe="the 404")
+    operator_env.service(namespace).set_failed(name, required_state=None)  # the operator archives the log
+    sources: list[str] = []
+    for kind, data in events:
+        if kind == "lines":
+            lines.extend(data)
+        if kind == "source":
+            sources.append(data)
+        if kind == "end":
+            break
+    assert any(str(s).startswith("archived log") for s in sources), sources
+    assert len(lines) == len(set(lines)), lines  # what the follow showed is not shown again from the archive
+    assert any("sleep: 600" in line for line in lines), lines
 
 
 def test_all_namespaces(operator_env: OperatorEnv, namespace: str) -> None:

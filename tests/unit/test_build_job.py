@@ -313,6 +313,33 @@ def test_a_targets_env_cannot_grant_import_paths_or_change_the_fence(allowed: bo
 
 
 @pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({}, "10"),  # unset: the default, which keeps 1,000 running operations under 100 writes/s
+        ({"progressIntervalSeconds": 2}, "2"),
+        ({"progressIntervalSeconds": 0}, "0"),  # every report, as fast as the writes complete
+        ({"progressIntervalSeconds": -1}, "10"),  # the CRD refuses it; a stored one falls back to the default
+        (
+            {
+                "progressIntervalSeconds": 2,
+                "podTemplate": {"env": [{"name": "DOPS_PROGRESS_INTERVAL_SECONDS", "value": "0"}]},
+            },
+            "2",
+        ),
+    ],
+)
+def test_progress_interval_reaches_the_worker_from_the_target(spec: dict[str, object], expected: str) -> None:
+    """issue 15: the target's progressIntervalSeconds is the worker's $DOPS_PROGRESS_INTERVAL_SECONDS (the field
+    decides, not the target's own env); the built-in default target has the default too."""
+    env = env_of(build_job(operation(), target_from_resource(target("t", **spec), SETTINGS), SETTINGS, 1))
+    assert env["DOPS_PROGRESS_INTERVAL_SECONDS"] == expected
+    assert (
+        env_of(build_job(operation(), builtin_target("ns", SETTINGS), SETTINGS, 1))["DOPS_PROGRESS_INTERVAL_SECONDS"]
+        == "10"
+    )
+
+
+@pytest.mark.parametrize(
     ("pod", "job", "mine"),
     [
         ("op-1-abcde", "op-1", True),

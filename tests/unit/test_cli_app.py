@@ -99,12 +99,17 @@ def test_version(runner: CliRunner) -> None:
 
 
 def test_entry_points_and_program_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    """issue 6 / CLI: `dops` and `kubectl-dops` are console scripts of the same app; `python -m dops` runs it;
-    as a kubectl plugin the usage line says `kubectl dops`."""
+    """issue 6 / CLI: `dops` and `kubectl-dops` are console scripts of the same app (`dops` through
+    `dops.__main__`, which sends only the Job's `worker run NS/NAME` past the CLI, issue 15); `python -m dops`
+    runs it; as a kubectl plugin the usage line says `kubectl dops`."""
     from importlib.metadata import entry_points
 
+    import dops.__main__ as entry
+
     scripts = {e.name: e.value for e in entry_points(group="console_scripts") if e.name in ("dops", "kubectl-dops")}
-    assert scripts == {"dops": "dops.cli.app:main", "kubectl-dops": "dops.cli.app:main"}
+    assert scripts == {"dops": "dops.__main__:main", "kubectl-dops": "dops.cli.app:main"}
+    assert not entry.is_job_command_line(["list"]) and not entry.is_job_command_line(["worker", "run", "--help"])
+    assert entry.is_job_command_line(["worker", "run", "ns/op"])
     main_source = (Path(app_module.__file__).parent.parent / "__main__.py").read_text()
     assert "from dops.cli.app import main" in main_source
     monkeypatch.setattr(sys, "argv", ["/usr/local/bin/kubectl-dops", "list"])

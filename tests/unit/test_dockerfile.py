@@ -228,7 +228,7 @@ def test_entrypoint_is_the_dops_console_script(final: Stage) -> None:
 
 def test_dops_console_script_is_declared_and_resolves() -> None:
     """`dops` is a [project.scripts] console script of this package, and its target is a callable
-    (read from pyproject.toml at test time; expected `dops.cli.app:main`)."""
+    (read from pyproject.toml at test time; expected `dops.__main__:main`)."""
     project = pyproject()["project"]
     assert isinstance(project, dict)
     scripts = project.get("scripts") or {}

@@ -131,3 +131,38 @@ def test_labels_out_of_date() -> None:
     assert labels.labels_out_of_date({**obj, "status": {"runState": "queued"}}) == {}
     assert labels.labels_out_of_date({**obj, "status": {"runState": "running"}}) == {c.RUN_STATE_LABEL: "running"}
     assert labels.labels_out_of_date({**obj, "status": {}}) == {c.RUN_STATE_LABEL: None}
+
+
+@pytest.mark.parametrize(
+    ("mode", "selectable", "resolved", "mirrored"),
+    [
+        ("auto", True, "never", False),  # the server selects by status.runState: no label (issue 15)
+        ("auto", False, "always", True),  # it cannot: the label does that job
+        ("auto", None, "always", True),  # unknown: the safe side
+        ("always", True, "always", True),
+        ("never", False, "never", False),
+    ],
+)
+def test_run_state_label_modes(mode: str, selectable: bool | None, resolved: str, mirrored: bool) -> None:
+    assert labels.resolve_run_state_label(mode, selectable) == resolved
+    assert labels.mirrors_run_state(resolved) is mirrored
+
+
+def test_labels_without_the_run_state_mirror() -> None:
+    spec = {"operator": "@a/b/c"}
+    current = labels.mirror_labels(spec)
+    obj = {"metadata": {"labels": {**current, c.RUN_STATE_LABEL: "queued"}}, "spec": spec}
+    assert labels.labels_out_of_date({**obj, "status": {"runState": "running"}}, run_state=False) == {
+        c.RUN_STATE_LABEL: None
+    }
+    assert labels.run_state_label_out_of_date({c.RUN_STATE_LABEL: "queued"}, "running", run_state=True)
+    assert not labels.run_state_label_out_of_date({}, "running", run_state=False)
+
+
+def test_run_state_label_setting() -> None:
+    from dops.domain.settings import ConfigurationError, OperatorSettings
+
+    assert OperatorSettings.from_env({"DOPS_RUN_STATE_LABEL": "Never"}).run_state_label == "never"
+    assert OperatorSettings.from_env({}).run_state_label == "auto"
+    with pytest.raises(ConfigurationError, match="DOPS_RUN_STATE_LABEL must be one of auto, always, never"):
+        OperatorSettings.from_env({"DOPS_RUN_STATE_LABEL": "sometimes"})

@@ -39,7 +39,7 @@ def test_the_image_rule_runs_this_checkouts_dops_through_the_entrypoint(tmp_path
     assert env["PYTHONUNBUFFERED"] == "1" and env["PYTHONDONTWRITEBYTECODE"] == "1"  # the Dockerfile's ENV
     assert env["DOPS_BIND_ADDRESS"] == "127.0.0.1"
     assert json.loads(env[MOUNTS_ENV]) == {ARCHIVE_MOUNT: str(tmp_path / "logs")}
-    assert env[PORTS_ENV] == "DOPS_METRICS_PORT,DOPS_HEALTH_PORT"
+    assert env[PORTS_ENV] == "DOPS_METRICS_PORT,DOPS_HEALTH_PORT,DOPS_UI_PORT"
 
 
 def test_the_agent_configuration_parses_with_the_node_agents_image_map(tmp_path: Path) -> None:

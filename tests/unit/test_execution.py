@@ -307,6 +307,53 @@ def test_progress_reporter_close_hands_back_the_unwritten_value() -> None:
     assert written == [0.1]
 
 
+def test_progress_reporter_failed_write_keeps_the_value_for_the_terminal_write() -> None:
+    """Fault twin of the coalescing: the last report's write fails; close() still hands it back (the terminal
+    write carries it), unless a newer report replaced it meanwhile."""
+    attempts: list[float | None] = []
+
+    def failing(progress: ExecutionProgress) -> None:
+        attempts.append(progress.progress)
+        raise RuntimeError("API down")
+
+    reporter = ProgressReporter(failing, min_interval=60)
+    reporter.report(ExecutionProgress(1.0, "done"))
+    deadline = time.monotonic() + 5
+    while not attempts and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pending = reporter.close()
+    assert attempts == [1.0], "the first report is written at once"
+    assert pending is not None and (pending.progress, pending.label) == (1.0, "done"), "the final value is kept"
+    assert reporter.failures == 1 and reporter.writes == 0
+
+
+def test_progress_reporter_failed_flush_on_close_returns_the_value() -> None:
+    """close(flush=True) whose write fails returns the value instead of losing it."""
+    reporter = ProgressReporter(lambda p: (_ for _ in ()).throw(RuntimeError("API down")), min_interval=60)
+    reporter._pending = ExecutionProgress(0.7)  # a value held back by the interval, never written
+    pending = reporter.close(flush=True)
+    assert pending is not None and pending.progress == 0.7
+
+
+def test_progress_reporter_newer_report_wins_over_a_failed_one() -> None:
+    """A write fails while a newer report arrives: the newer one is pending, the failed one is not restored."""
+    gate = threading.Event()
+    release = threading.Event()
+
+    def slow_failure(progress: ExecutionProgress) -> None:
+        gate.set()
+        release.wait(5)
+        raise RuntimeError("API down")
+
+    reporter = ProgressReporter(slow_failure, min_interval=60)
+    reporter.report(ExecutionProgress(0.1))
+    assert gate.wait(5)
+    reporter.report(ExecutionProgress(0.2))
+    release.set()
+    pending = reporter.close()
+    assert pending is not None and pending.progress == 0.2
+
+
 def test_engine_returns_pending_progress_for_the_terminal_write() -> None:
     """count with no delay reports n times within one interval: 1 write, the final 1.0 is handed back."""
     written: list[float | None] = []

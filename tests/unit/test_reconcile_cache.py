@@ -14,6 +14,10 @@ Aspects covered:
 
 from __future__ import annotations
 
+import pytest
+
+from dops.domain import reconciling
+from dops.domain.reconciling import compact_operation, slim_operation
 from dops.reconcile.cache import Cache
 from tests.workload_builders import job, operation, pod
 
@@ -115,3 +119,98 @@ def test_an_orphaned_job_belongs_to_the_operation_its_uid_label_names() -> None:
     orphan["metadata"]["resourceVersion"] = "21"
     cache.put_job(orphan)
     assert cache.job_for(new) is not None
+
+
+class _CountingDict(dict):  # type: ignore[type-arg]
+    """A dict that counts full scans (`items`, `values`, iteration): what a per-event scan would do."""
+
+    scans = 0
+
+    def items(self):  # type: ignore[no-untyped-def,override]
+        type(self).scans += 1
+        return super().items()
+
+    def values(self):  # type: ignore[no-untyped-def,override]
+        type(self).scans += 1
+        return super().values()
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        type(self).scans += 1
+        return super().__iter__()
+
+
+def test_removing_an_operation_drops_its_jobs_without_scanning_every_job() -> None:
+    """issue 15: removing an operation (a deletion, a TTL sweep of thousands) looks at its own Jobs only: a scan of
+    every cached Job per removal is quadratic. Its Jobs and their pods go; another operation's stay."""
+    cache = Cache()
+    cache.jobs = _CountingDict()
+    for i in range(50):
+        cache.put_operation(operation(f"op{i}", state="completed", uid=f"uid-{i}", job=f"op{i}-1"))
+        cache.put_job(job(f"op{i}-1", operation=f"op{i}", owner_uid=f"uid-{i}", uid=f"uid-job-{i}", succeeded=1))
+        cache.put_pod(pod(f"op{i}-1-abcde", f"op{i}-1", phase="Succeeded", exit_code=0, job_uid=f"uid-job-{i}"))
+    _CountingDict.scans = 0
+    for i in range(0, 50, 2):
+        assert cache.remove_operation(("ns", f"op{i}"), f"uid-{i}") is not None
+    assert _CountingDict.scans == 0, "a removal scanned every cached Job"
+    assert sorted(cache.jobs) == sorted(("ns", f"op{i}-1") for i in range(1, 50, 2))
+    kept = cache.ops[("ns", "op1")]
+    assert cache.job_for(kept) is not None and len(cache.pods_for(kept)) == 1
+    assert "uid-job-0" not in cache.pods
+
+
+def test_a_job_replaced_by_another_operations_job_of_the_same_name_moves_in_the_owner_index() -> None:
+    """The owner index follows a Job name reused by a re-created operation: removing the old operation then
+    leaves the new one's Job alone."""
+    cache = Cache()
+    cache.put_operation(operation(state="completed", uid="uid-old"))
+    cache.put_job(job(owner_uid="uid-old", uid="uid-old-job", succeeded=1))
+    cache.put_job(job(owner_uid="uid-new", uid="uid-new-job", active=1))  # same name op-1, another owner
+    assert cache.remove_operation(("ns", "op"), "uid-old") is not None
+    assert cache.jobs[("ns", "op-1")]["uid"] == "uid-new-job"
+
+
+def test_unadmitted_operations_are_indexed_per_namespace() -> None:
+    """issue 15: a DelegationTarget event re-reconciles the namespace's operations not yet running, found by an
+    index kept as states change (not by a scan of every cached operation)."""
+    cache = Cache()
+    cache.put_operation(operation("a", state="queued", uid="ua", job=None))
+    cache.put_operation(operation("b", state="scheduled", uid="ub"))
+    cache.put_operation(operation("c", state="running", uid="uc"))
+    cache.put_operation(operation("d", "other", state="queued", uid="ud", job=None))
+    cache.put_operation(operation("e", state=None, uid="ue", job=None))
+    assert cache.unadmitted_in("ns") == [("ns", "a"), ("ns", "b"), ("ns", "e")]
+    cache.put_operation(operation("b", state="running", uid="ub", rv="11"))  # admitted and claimed since
+    cache.remove_operation(("ns", "a"), "ua")
+    assert cache.unadmitted_in("ns") == [("ns", "e")]
+    assert cache.unadmitted_in("other") == [("other", "d")]
+    assert cache.unadmitted_in("none") == []
+
+
+def test_a_settled_operation_is_cached_slim_without_a_full_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """issue 15: at start-up the operator lists every stored operation, most of them finished and processed: each is
+    kept in its slim form, built straight from the object (the same slim form as before) without first deep-copying
+    its whole status into the compact form (that copy was most of the start-up listing's CPU at 100,000)."""
+    stamp = "2026-01-01T00:00:05Z"
+    processed = {"status": "True", "reason": "Completed", "message": "done", "lastTransitionTime": stamp}
+    settled = operation(
+        state="completed",
+        completedAt=stamp,
+        result={"result": {"big": "x" * 1000}},
+        conditions=[{"type": "Succeeded", **processed}, {"type": "Running", **processed, "status": "False"}],
+    )
+    expected = slim_operation(compact_operation(settled))
+    copies: list[object] = []
+    real_deepcopy = reconciling.copy.deepcopy
+
+    def counting_deepcopy(value: object, *args: object) -> object:
+        copies.append(value)
+        return real_deepcopy(value, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reconciling.copy, "deepcopy", counting_deepcopy)
+    cache = Cache()
+    assert cache.put_operation(settled) == expected
+    assert copies == [], "a settled operation was deep-copied on its way into the cache"
+    running = operation(state="running")
+    running["metadata"]["name"] = "other"
+    compact = cache.put_operation(running)
+    assert compact is not None and "slim" not in compact, "an unsettled operation keeps its compact form"

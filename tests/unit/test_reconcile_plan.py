@@ -32,6 +32,7 @@ from dops.api import constants as c
 from dops.domain.observe import compact_job, compact_pod
 from dops.domain.reconciling import (
     EXIT_GRACE_SECONDS,
+    RUNNING_MARK_DELAY_SECONDS,
     Admit,
     ArchiveResult,
     CreateJob,
@@ -114,10 +115,40 @@ def test_being_deleted_does_nothing() -> None:
     assert plan(view(op, job(active=1))).steps == ()
 
 
-def test_first_sight_waits_a_moment_for_the_creator() -> None:
-    p = plan(view(operation(state=None, job=None, attempt=None), now=T0 + dt.timedelta(seconds=0.5)))
-    assert p.steps == ()
-    assert p.requeue_after == pytest.approx(1.5)
+def service_created(**labels: str) -> dict[str, Any]:
+    """A new operation without a status, as the dops service creates it (name-order marker) or not."""
+    op = operation(state=None, job=None, attempt=None)
+    op["metadata"]["labels"] = {"app.kubernetes.io/managed-by": "dops", **labels}
+    return op
+
+
+@pytest.mark.parametrize(
+    ("labels", "created_ago", "seen_ago", "wait"),
+    [
+        # issue 15: `kubectl apply`'d (no name-order marker) is queued at once, whatever its age
+        ({}, 0.0, None, None),
+        ({}, 0.0, 0.0, None),
+        # the dops service's own creates: left FIRST_SIGHT_GRACE_SECONDS for its status write, on our clock
+        ({"dops.io/name-order": "queued-at"}, 0.5, None, 2.0),
+        ({"dops.io/name-order": "queued-at"}, 0.5, 0.5, 1.5),
+        ({"dops.io/name-order": "queued-at"}, 2.5, 2.0, None),
+        # never timed from creationTimestamp: a busy operator sees the create late, the creator's status write
+        # still behind it in the watch stream (a wasted, conflicting write per operation before issue 15)
+        ({"dops.io/name-order": "queued-at"}, 2.5, 0.0, 2.0),
+        ({"dops.io/name-order": "queued-at"}, 30.0, 0.0, 2.0),
+    ],
+)
+def test_first_sight_waits_only_for_the_dops_service(
+    labels: dict[str, str], created_ago: float, seen_ago: float | None, wait: float | None
+) -> None:
+    now = T0 + dt.timedelta(seconds=created_ago)
+    seen = None if seen_ago is None else now - dt.timedelta(seconds=seen_ago)
+    p = plan(view(service_created(**labels), now=now, seen_at=seen))
+    if wait is None:
+        assert kinds(p) == ["QueueOperation"]
+    else:
+        assert p.steps == ()
+        assert p.requeue_after == pytest.approx(wait)
 
 
 def test_first_sight_queues_conditionally() -> None:
@@ -224,9 +255,24 @@ def test_running_whose_job_is_unknown_fails() -> None:
     assert "Job op-1 no longer exists" in step.message
 
 
+RUNNING_A_WHILE = NOW - dt.timedelta(seconds=RUNNING_MARK_DELAY_SECONDS)
+
+
+def test_running_condition_waits_for_a_run_that_lasts() -> None:
+    """Issue 15: the Running condition (a write of its own) waits RUNNING_MARK_DELAY_SECONDS on the operator's
+    clock: a run that finishes sooner never needs it (its terminal write sets the condition)."""
+    op = operation(state="running", pod="op-1-abcde", runLink="https://elsewhere")
+    fresh = plan(view(op, job(active=1), (pod(running=True),), seen_at=NOW - dt.timedelta(seconds=0.25)))
+    assert fresh.steps == ()
+    assert fresh.requeue_after == pytest.approx(RUNNING_MARK_DELAY_SECONDS - 0.25)
+    (step,) = plan(view(op, job(active=1), (pod(running=True),), seen_at=RUNNING_A_WHILE)).steps
+    assert isinstance(step, WriteStatus)
+    assert cond(ops_value(step.patch, "/status/conditions"), "Running")["status"] == "True"
+
+
 def test_running_condition_and_fallbacks_are_written_once() -> None:
     op = operation(state="running")
-    (step,) = plan(view(op, job(active=1), (pod(running=True),))).steps
+    (step,) = plan(view(op, job(active=1), (pod(running=True),), seen_at=RUNNING_A_WHILE)).steps
     assert isinstance(step, WriteStatus)
     assert step.patch[0] == {"op": "test", "path": "/status/runState", "value": "running"}
     assert ops_value(step.patch, "/status/podName") == "op-1-abcde"
@@ -237,11 +283,11 @@ def test_running_condition_and_fallbacks_are_written_once() -> None:
     assert cond(ops_value(step.patch, "/status/conditions"), "Running")["status"] == "True"
     # The worker set podName and runLink itself: only the condition.
     op = operation(state="running", pod="op-1-abcde", runLink="https://elsewhere")
-    (step,) = plan(view(op, job(active=1), (pod(running=True),))).steps
+    (step,) = plan(view(op, job(active=1), (pod(running=True),), seen_at=RUNNING_A_WHILE)).steps
     assert [o["path"] for o in step.patch] == ["/status/runState", "/status/conditions"]
     # Already marked: nothing.
     op["status"]["conditions"] = ops_value(step.patch, "/status/conditions")
-    assert plan(view(op, job(active=1), (pod(running=True),))).steps == ()
+    assert plan(view(op, job(active=1), (pod(running=True),), seen_at=RUNNING_A_WHILE)).steps == ()
 
 
 def test_the_claiming_pod_is_archived_even_before_its_events_arrive() -> None:
@@ -634,3 +680,53 @@ def test_an_earlier_attempts_job_still_running_is_stopped_first() -> None:
 def test_a_requeued_operation_whose_target_is_gone_still_stops_its_job() -> None:
     p = plan(view(requeued(), job(active=1), (pod(running=True),), target_=None))
     assert kinds(p) == ["StopJob", "WriteStatus"]
+
+
+# --------------------------------------------------------------------------------------------- run-state label
+
+
+@pytest.mark.parametrize(
+    ("mode", "label", "write"),
+    [
+        ("always", "running", False),  # in step: nothing
+        ("always", "scheduled", True),  # the worker's claim (it may not write labels): the operator follows
+        ("auto", "scheduled", True),  # an unresolved auto keeps the label (the safe side)
+        ("never", None, False),  # field selectors do the job: no label, nothing to write
+        ("never", "scheduled", True),  # a label left from earlier is removed, never left to lie
+    ],
+)
+def test_run_state_label_follows_a_claim_only_where_it_is_kept(mode: str, label: str | None, write: bool) -> None:
+    """Issue 15: the run-state mirror label is kept in step only in the `always` mode (DOPS_RUN_STATE_LABEL)."""
+    op = operation(state="running", pod="op-1-abcde", runLink="https://elsewhere")
+    op["metadata"]["labels"] = {} if label is None else {"dops.io/run-state": label}
+    settings = OperatorSettings(image_pull_grace_seconds=10, job_ttl_seconds=600, run_state_label=mode)
+    steps = plan(view(op, job(active=1), (pod(running=True),), seen_at=NOW, settings=settings)).steps
+    assert kinds(Plan(steps)) == (["SyncRunStateLabel"] if write else [])
+
+
+@pytest.mark.parametrize(("mode", "sync"), [("always", True), ("never", False)])
+def test_admission_moves_the_label_only_where_it_is_kept(mode: str, sync: bool) -> None:
+    op = operation(state="queued", job=None, attempt=None)
+    op["metadata"]["labels"] = {"dops.io/run-state": "queued"} if mode == "always" else {}
+    settings = OperatorSettings(image_pull_grace_seconds=10, job_ttl_seconds=600, run_state_label=mode)
+    (step,) = plan(view(op, reserved=True, settings=settings)).steps
+    assert isinstance(step, Admit) and step.sync_labels is sync
+
+
+def test_first_sight_without_the_run_state_label() -> None:
+    op = operation(state=None, job=None, attempt=None)
+    op["metadata"]["labels"] = {}
+    settings = OperatorSettings(image_pull_grace_seconds=10, job_ttl_seconds=600, run_state_label="never")
+    (step,) = plan(view(op, settings=settings)).steps
+    assert isinstance(step, QueueOperation) and "dops.io/run-state" not in step.labels
+
+
+@pytest.mark.parametrize(("mode", "write"), [("always", True), ("never", False)])
+def test_the_label_follows_a_terminal_state_before_the_exit_grace(mode: str, write: bool) -> None:
+    """Issue 15: the worker wrote `completed` and still runs (exit grace): the label follows at once, not after."""
+    op = finished("completed")
+    op["metadata"]["labels"] = {"dops.io/run-state": "running"} if mode == "always" else {}
+    settings = OperatorSettings(image_pull_grace_seconds=10, job_ttl_seconds=600, run_state_label=mode)
+    p = plan(view(op, job(active=1), (pod(running=True),), seen_at=NOW, settings=settings))
+    assert kinds(p) == (["SyncRunStateLabel"] if write else [])
+    assert p.requeue_after == pytest.approx(EXIT_GRACE_SECONDS)

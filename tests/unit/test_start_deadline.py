@@ -201,6 +201,50 @@ def test_a_lost_pod_fails_the_operation_after_the_grace(kind: str, why: str) -> 
     assert isinstance(step, Terminate) and step.reason == c.Reasons.POD_LOST and step.stop_job == "op-1"
 
 
+def evicted_from_a_lost_node(marked: str, deleted: str) -> dict[str, Any]:
+    """What v1.35 shows of a pod the taint eviction controller evicted from a lost node (checked on the real plane,
+    tests/integration/test_operator_node_loss.py): marked not ready by the node lifecycle controller, then
+    `DisruptionTarget` (DeletionByTaintManager) and a deletionTimestamp its termination grace period ahead; the
+    phase, ContainersReady and the container state stay as the lost kubelet last reported them."""
+    p = lost_pod("marked")
+    p["status"]["conditions"][-2]["lastTransitionTime"] = marked
+    p["status"]["conditions"].append(
+        {"type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager", "lastTransitionTime": marked}
+    )
+    p["metadata"]["deletionTimestamp"] = deleted
+    return p
+
+
+@pytest.mark.parametrize(
+    ("marked", "deleted", "lost_at", "why"),
+    [
+        # Evicted 1 s after it was marked (a 1 s toleration), with a 30 s grace: lost since it was marked.
+        (
+            "2026-01-01T00:01:00Z",
+            "2026-01-01T00:01:31Z",
+            60,
+            "was marked not ready on node node-a by the node lifecycle controller (its node stopped reporting)",
+        ),
+        # Deleted (by anyone) before its node was lost: lost since the end of its grace period, the earlier.
+        (
+            "2026-01-01T00:01:00Z",
+            "2026-01-01T00:00:40Z",
+            40,
+            "was deleted and is still shown running on node node-a past its grace period",
+        ),
+    ],
+)
+def test_a_lost_pod_is_lost_since_its_earliest_evidence(marked: str, deleted: str, lost_at: int, why: str) -> None:
+    op = compact_operation(operation(state="running", pod="op-1-abcde"))
+    j = compact_job(job(active=1))
+    pods = [compact_pod(evicted_from_a_lost_node(marked, deleted))]
+    during = observe(op, j, pods, T0 + dt.timedelta(seconds=lost_at + 119), SETTINGS)
+    assert during.phase is Phase.RUNNING and during.requeue_after == pytest.approx(1)
+    after = observe(op, j, pods, T0 + dt.timedelta(seconds=lost_at + 120), SETTINGS)
+    assert after.phase is Phase.FAILED and after.reason == c.Reasons.POD_LOST, after
+    assert after.message.startswith(f"worker pod op-1-abcde {why} for 120 s")
+
+
 def test_a_pod_its_kubelet_reports_not_ready_is_not_lost() -> None:
     """A failing readiness probe (the kubelet's own report: reason ContainersNotReady) is not a lost node."""
     p = pod(running=True)

@@ -38,6 +38,7 @@ from typing import Any
 from ..api import constants as c
 from .labels import label_value
 from .names import shortened
+from .progress import ENV_PROGRESS_INTERVAL
 from .runlink import WORKER_CONTAINER, effective_template, render_run_link
 from .settings import OperatorSettings
 from .targets import Target
@@ -81,6 +82,7 @@ _IDENTITY_ENV = frozenset(
         ENV_RUN_LINK,
         ENV_TARGET,
         ENV_ALLOW_IMPORT_PATHS,
+        ENV_PROGRESS_INTERVAL,
     }
 )
 
@@ -202,6 +204,7 @@ def build_job(
         {"name": ENV_POD_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": ENV_RUN_LINK, "value": run_link},
         {"name": ENV_ALLOW_IMPORT_PATHS, "value": "true" if target.allow_import_paths else "false"},
+        {"name": ENV_PROGRESS_INTERVAL, "value": str(target.progress_interval_seconds)},
         {"name": "HOME", "value": "/tmp"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]

@@ -518,22 +518,59 @@ def _lost_since(pod: Mapping[str, Any]) -> tuple[str, str] | None:
     - `Ready=False` marked by the node lifecycle controller when the node stopped reporting: since v1.2x it
       writes `Ready=False` with no reason and leaves `ContainersReady=True` (checked on a v1.35 API server,
       tests/integration/test_node_agent.py), which a kubelet never reports (its not-ready pods carry
-      `ContainersNotReady` or `ReadinessGatesNotReady`); older controllers wrote reason `NodeNotReady`/`NodeLost`."""
-    node = f" on node {pod['node']}" if pod.get("node") else ""
-    if pod.get("deletionTimestamp"):
-        return str(pod["deletionTimestamp"]), f"was deleted and is still shown running{node} past its grace period"
-    ready = next((x for x in pod.get("conditions") or [] if x.get("type") == "Ready"), None)
-    if pod.get("phase") == "Unknown":
-        since = (ready or {}).get("lastTransitionTime") or pod.get("creationTimestamp")
-        return str(since or ""), f"is in phase Unknown{node} (its node stopped reporting)"
-    if ready is None or ready.get("status") != "False":
+      `ContainersNotReady` or `ReadinessGatesNotReady`); older controllers wrote reason `NodeNotReady`/`NodeLost`.
+
+    When several apply, the earliest counts: a pod the taint eviction controller evicts from a lost node
+    (`DisruptionTarget`, a deletionTimestamp its termination grace period ahead) was lost since it was marked not
+    ready, not since the end of a grace period no kubelet will honour (tests/integration/test_operator_node_loss.py).
+    """
+    found = [e for e in (_lost_by_deletion(pod), _lost_by_phase(pod), _lost_by_readiness(pod)) if e is not None]
+    if not found:
+        return None
+    return min(found, key=lambda evidence: _instant(evidence[0]))
+
+
+def _instant(since: str) -> dt.datetime:
+    """A lost-pod evidence's time for ordering; one without a time sorts last (it is the weakest)."""
+    parsed = parse_time(since) if since else None
+    return parsed if parsed is not None else dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def _on_node(pod: Mapping[str, Any]) -> str:
+    return f" on node {pod['node']}" if pod.get("node") else ""
+
+
+def _ready(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    return next((x for x in pod.get("conditions") or [] if x.get("type") == "Ready"), None)
+
+
+def _lost_by_deletion(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    if not pod.get("deletionTimestamp"):
+        return None
+    why = f"was deleted and is still shown running{_on_node(pod)} past its grace period"
+    return str(pod["deletionTimestamp"]), why
+
+
+def _lost_by_phase(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    if pod.get("phase") != "Unknown":
+        return None
+    since = (_ready(pod) or {}).get("lastTransitionTime") or pod.get("creationTimestamp")
+    return str(since or ""), f"is in phase Unknown{_on_node(pod)} (its node stopped reporting)"
+
+
+def _lost_by_readiness(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    ready = _ready(pod)
+    if pod.get("phase") == "Unknown" or ready is None or ready.get("status") != "False":
         return None
     since = str(ready.get("lastTransitionTime") or "")
     if ready.get("reason") in ("NodeNotReady", "NodeLost"):
-        return since, f"is not ready{node}: {ready.get('reason')}"
+        return since, f"is not ready{_on_node(pod)}: {ready.get('reason')}"
     containers = next((x for x in pod.get("conditions") or [] if x.get("type") == "ContainersReady"), None)
     if not ready.get("reason") and containers is not None and containers.get("status") == "True":
-        return since, f"was marked not ready{node} by the node lifecycle controller (its node stopped reporting)"
+        return (
+            since,
+            f"was marked not ready{_on_node(pod)} by the node lifecycle controller (its node stopped reporting)",
+        )
     return None
 
 

@@ -9,8 +9,9 @@ Steps, by run state (numbered as `plan` takes them):
 
 1. being deleted → nothing (ownerReferences take the Job and pods);
 2. no run state (created with kubectl) → `QueueOperation`: `queued` + `queuedAt` + conditions, written
-   only if the object is unchanged since it was read (resourceVersion precondition), after a short
-   grace that lets the dops service write the status it writes right after creating;
+   only if the object is unchanged since it was read (resourceVersion precondition): at once, except for
+   an operation the dops service created (its name-order marker), which writes its own status right after
+   creating: that one is left `FIRST_SIGHT_GRACE_SECONDS` (on the operator's clock) to do so;
 3. `queued` → a still-running Job of an earlier attempt (a re-queued operation) is stopped at once; nothing
    else until the scheduler reserves the operation, then (after those stops) `Admit`: CAS
    `queued→scheduled` (`jobName`, `attempt`, conditions), then create the Job; an unknown target leaves it
@@ -18,7 +19,9 @@ Steps, by run state (numbered as `plan` takes them):
 4. `scheduled`/`running` → `observe()` the Job and pods: a missing Job is created for `scheduled`
    (a crash between the CAS and the create) unless the Job was seen deleted; a failure becomes `Fail`
    (CAS from the observed state, log archived first, an active Job stopped); a running pod gets the
-   `Running` condition (and `podName`/`runLink` when the worker did not set them); a pod that runs for
+   `Running` condition (and `podName`/`runLink` when the worker did not set them) once the operation has
+   been running `RUNNING_MARK_DELAY_SECONDS` (an operation that finishes sooner never needs that write: the
+   terminal write sets the condition); a pod that runs for
    `CLAIM_FALLBACK_SECONDS` without its worker claiming the operation gets the claim made for it; a
    failed pod that the Job replaces needs nothing: the replacement's worker takes the operation over;
    a Job that exists clears a `JobCreateFailed` condition left by refused creates (see below); an earlier
@@ -48,6 +51,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import enum
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -56,7 +60,7 @@ from ..api import constants as c
 from ..api.conditions import get_condition, set_condition
 from ..api.times import format_time, parse_time
 from .jobs import build_job, job_name
-from .labels import labels_out_of_date
+from .labels import labels_out_of_date, mirrors_run_state, run_state_label_out_of_date
 from .observe import INFRASTRUCTURE_REASONS, Outcome, Phase, observe, start_blocker, worker_error
 from .policy import DelegationPolicy, violations
 from .runlink import effective_template, render_run_link
@@ -66,6 +70,9 @@ from .transitions import cancelled_by, first_sight_status
 
 JSON = dict[str, Any]
 FIRST_SIGHT_GRACE_SECONDS = 2.0  # the dops service writes `queued` right after its create
+# The `Running` condition (a status write of its own) is written once the operation has been `running` this long
+# on the operator's clock: most short runs finish first, and their terminal write sets the condition anyway.
+RUNNING_MARK_DELAY_SECONDS = 1.0
 # The default of `OperatorSettings.worker_exit_grace_seconds`: a worker exits this soon after writing its terminal
 # state (timed from when the operator first saw that state, on its own clock); only then is its still-active Job
 # stopped. Generous: under load an exit is slow.
@@ -165,19 +172,37 @@ def slim_operation(compact: Mapping[str, Any]) -> JSON:
     spec = compact.get("spec") or {}
     status = compact.get("status") or {}
     succeeded = get_condition(status, c.CONDITION_SUCCEEDED) or {}
+    # 100,000 of these stay in memory: absent fields are left out (not kept as None), and the strings that
+    # repeat from one operation to the next (namespace, target, state, condition) are shared, not copied.
     return {
         "metadata": {
-            k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion", "generation", "deletionTimestamp")
+            k: _shared(meta[k]) if k == "namespace" else meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "generation", "deletionTimestamp")
+            if meta.get(k) is not None
         },
-        "spec": {k: spec[k] for k in ("delegationTarget", "ttlSecondsAfterFinished", "pinned") if k in spec},
+        "spec": {k: _shared(spec[k]) for k in ("delegationTarget", "ttlSecondsAfterFinished", "pinned") if k in spec},
         "status": {
-            **{k: status[k] for k in ("runState", "completedAt", "failedAt", "jobName", "attempt") if k in status},
-            "conditions": [{k: succeeded.get(k) for k in ("type", "status", "reason", "lastTransitionTime")}]
+            **{
+                k: _shared(status[k]) if k == "runState" else status[k]
+                for k in ("runState", "completedAt", "failedAt", "jobName", "attempt")
+                if k in status
+            },
+            "conditions": [
+                {
+                    k: succeeded.get(k) if k == "lastTransitionTime" else _shared(succeeded.get(k))
+                    for k in ("type", "status", "reason", "lastTransitionTime")
+                }
+            ]
             if succeeded
             else [],
         },
         "slim": True,
     }
+
+
+def _shared(value: Any) -> Any:
+    """One copy of a string that repeats across operations (`sys.intern`); other values as they are."""
+    return sys.intern(value) if type(value) is str else value
 
 
 MAX_OLDER_ATTEMPTS = 20  # earlier attempts whose Jobs are looked for (a Job stopped long ago is gone anyway)
@@ -263,6 +288,15 @@ class Admit:
     patch: list[JSON]
     job: JSON
     event: Event
+    sync_labels: bool = False  # the run-state label mirror follows (DOPS_RUN_STATE_LABEL)
+
+
+@dataclass(frozen=True)
+class SyncRunStateLabel:
+    """Bring the `dops.io/run-state` label in step with `state` (a transition someone else wrote, e.g. the
+    worker's claim: a Job's worker may write only the status), or remove it when it is not mirrored."""
+
+    state: str
 
 
 @dataclass(frozen=True)
@@ -315,7 +349,17 @@ class DeleteOperation:
     reason: str
 
 
-Step = QueueOperation | WriteStatus | Admit | CreateJob | Terminate | StopJob | SetJobTTL | DeleteOperation
+Step = (
+    QueueOperation
+    | WriteStatus
+    | Admit
+    | SyncRunStateLabel
+    | CreateJob
+    | Terminate
+    | StopJob
+    | SetJobTTL
+    | DeleteOperation
+)
 
 
 @dataclass(frozen=True)
@@ -549,11 +593,27 @@ def plan(view: View) -> Plan:
     return _plan_active(view, state)
 
 
+def _first_sight_wait(view: View) -> float:
+    """Seconds to leave a new operation to its creator's own status write: only the dops service promises
+    one (it marks what it creates with the name-order label, then writes `queued`); anything else
+    (`kubectl apply`) is queued at once. Timed from this operator's first sight of it, on its own clock: never
+    from creationTimestamp (whole seconds), which a busy operator may see late, with the creator's status write
+    still behind it in the same watch stream."""
+    labels = view.meta.get("labels") or {}
+    if labels.get(c.NAME_ORDER_LABEL) != c.NAME_ORDER_QUEUED_AT:
+        return 0.0
+    waited = (view.now - (view.seen_at or view.now)).total_seconds()
+    return max(FIRST_SIGHT_GRACE_SECONDS - waited, 0.0)
+
+
+def _mirrors(view: View) -> bool:
+    return mirrors_run_state(view.settings.run_state_label)
+
+
 def _plan_first_sight(view: View) -> Plan:
-    created = parse_time(view.meta.get("creationTimestamp"))
-    age = (view.now - created).total_seconds() if created else FIRST_SIGHT_GRACE_SECONDS
-    if age < FIRST_SIGHT_GRACE_SECONDS:
-        return Plan(requeue_after=FIRST_SIGHT_GRACE_SECONDS - age, note="new: waiting for its creator's status write")
+    wait = _first_sight_wait(view)
+    if wait > 0:
+        return Plan(requeue_after=wait, note="new: waiting for its creator's status write")
     obj = {"metadata": view.meta, "spec": view.spec}
     change = first_sight_status(obj, view.now)
     status = dict(change.fields)
@@ -572,7 +632,9 @@ def _plan_first_sight(view: View) -> Plan:
         succeeded=("Unknown", reason, message),
     )
     patch = {"metadata": {"resourceVersion": view.meta.get("resourceVersion")}, "status": status}
-    labels = labels_out_of_date({"metadata": view.meta, "spec": view.spec, "status": {"runState": "queued"}})
+    labels = labels_out_of_date(
+        {"metadata": view.meta, "spec": view.spec, "status": {"runState": "queued"}}, run_state=_mirrors(view)
+    )
     return Plan(
         (QueueOperation(patch, labels, Event("Normal", c.EventReasons.QUEUED, message)),),
         note="first sight",
@@ -660,7 +722,8 @@ def _plan_admit(view: View, required_state: str, target: Target) -> Plan:
         c.EventReasons.SCHEDULED,
         f"admitted to {_target_text(target)}: created Job {jname} (attempt {attempt})",
     )
-    return Plan((Admit(required_state, patch, job, event),), note="admit")
+    sync = run_state_label_out_of_date(view.meta.get("labels"), "scheduled", run_state=_mirrors(view))
+    return Plan((Admit(required_state, patch, job, event, sync_labels=sync),), note="admit")
 
 
 def _plan_active(view: View, state: str) -> Plan:
@@ -714,9 +777,14 @@ def _plan_active(view: View, state: str) -> Plan:
     steps: list[Step] = [disruptions] if disruptions is not None else []
     requeue = _sooner(outcome.requeue_after, overdue)
     if state == "running" and outcome.phase is Phase.RUNNING:
+        waited = (view.now - (view.seen_at or view.now)).total_seconds()
         marked = _mark_running(view, outcome)
-        if marked is not None:
-            steps.append(marked)
+        if marked is not None and waited < RUNNING_MARK_DELAY_SECONDS:
+            requeue = _sooner(requeue, RUNNING_MARK_DELAY_SECONDS - waited)  # it may well finish first
+        elif marked is not None:
+            steps.append(replace(marked, sync_labels=True))
+    if not steps and run_state_label_out_of_date(view.meta.get("labels"), state, run_state=_mirrors(view)):
+        steps.append(SyncRunStateLabel(state))  # a transition the worker wrote (it may not write labels)
     elif state == "scheduled" and outcome.phase is Phase.RUNNING and outcome.pod:
         since = parse_time(outcome.running_since)
         waited = (view.now - since).total_seconds() if since is not None else 0.0
@@ -991,7 +1059,14 @@ def _plan_terminal(view: View, state: str) -> Plan:
         waited = (now - seen).total_seconds()
         grace = float(view.settings.worker_exit_grace_seconds)
         if waited < grace:
-            return Plan(requeue_after=grace - waited, note="waiting for the worker to exit", outcome=outcome)
+            # The label mirror follows the state now, not after the grace.
+            label = run_state_label_out_of_date(view.meta.get("labels"), state, run_state=_mirrors(view))
+            return Plan(
+                (SyncRunStateLabel(state),) if label else (),
+                requeue_after=grace - waited,
+                note="waiting for the worker to exit",
+                outcome=outcome,
+            )
     if not processed:
         reason, message, event = _terminal_reason(view, state, outcome, job_active)
         steps.append(
@@ -1003,7 +1078,7 @@ def _plan_terminal(view: View, state: str) -> Plan:
                 archive_pod=_archive_pod(view, outcome),
                 stop_job=str(jname) if job_active else None,
                 event=event,
-                sync_labels=bool(labels_out_of_date({"metadata": view.meta, "spec": view.spec, "status": status})),
+                sync_labels=run_state_label_out_of_date(view.meta.get("labels"), state, run_state=_mirrors(view)),
             )
         )
     elif job_active:
@@ -1238,6 +1313,7 @@ __all__ = [
     "CREATE_RETRY_MAX_SECONDS",
     "EXIT_GRACE_SECONDS",
     "FIRST_SIGHT_GRACE_SECONDS",
+    "RUNNING_MARK_DELAY_SECONDS",
     "Admit",
     "ArchiveResult",
     "CreateErrorKind",
@@ -1251,6 +1327,7 @@ __all__ = [
     "SetJobTTL",
     "Step",
     "StopJob",
+    "SyncRunStateLabel",
     "Terminate",
     "View",
     "WriteStatus",

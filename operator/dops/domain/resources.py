@@ -157,11 +157,14 @@ def build_spec(
     return spec
 
 
-def operation_resource(name: str, namespace: str, spec: Mapping[str, Any], *, name_ordered: bool = False) -> JSON:
-    """The DelegatedOperation to create. `name_ordered` marks a dops-generated name (see NAME_ORDER_LABEL)."""
+def operation_resource(
+    name: str, namespace: str, spec: Mapping[str, Any], *, name_ordered: bool = False, run_state: bool = True
+) -> JSON:
+    """The DelegatedOperation to create. `name_ordered` marks a dops-generated name (see NAME_ORDER_LABEL);
+    `run_state`: whether it carries the run-state mirror label (see `dops.domain.labels`)."""
     validate_name(name, "operation name")
     validate_operator(spec.get("operator"))
-    labels = mirror_labels(spec, "queued")
+    labels = mirror_labels(spec, "queued" if run_state else None)
     if name_ordered:
         labels[c.NAME_ORDER_LABEL] = c.NAME_ORDER_QUEUED_AT
     return {

@@ -79,6 +79,10 @@ class OperatorSettings:
     # missed DELETED event left behind is dropped, what a missed ADDED event hid is added); 0 = off.
     # DOPS_RESYNC_INTERVAL_SECONDS.
     resync_interval_seconds: int = 300
+    # Seconds an operation may stay `scheduled` or `running` (on the operator's clock) before its Job and pods are
+    # re-read from the API server (then again every twice that): what a watch gap hid cannot keep it stuck until
+    # the resync. DOPS_VERIFY_AFTER_SECONDS.
+    verify_after_seconds: int = 30
     # Port of the Prometheus /metrics endpoint; 0 = off. DOPS_METRICS_PORT.
     metrics_port: int = 8080
     # Port of the liveness/readiness endpoint /healthz; 0 = off. DOPS_HEALTH_PORT.
@@ -87,6 +91,10 @@ class OperatorSettings:
     watch_stale_seconds: int = 300
     # Address the metrics and health endpoints bind to (dops addition to the contract). DOPS_BIND_ADDRESS.
     bind_address: str = "0.0.0.0"
+    # The `dops.io/run-state` label mirror of status.runState (a write per state change): `auto` writes it only
+    # where the API server cannot select `status.runState` by field (no CRD selectableFields; asked once at
+    # start), `always`, or `never`. DOPS_RUN_STATE_LABEL.
+    run_state_label: str = "auto"
     # Lease-based leader election: only the Lease's holder reconciles and admits; other replicas stand by.
     # Off by default for a single process (`dops operator` by hand, `dops dev`); the chart turns it on.
     # DOPS_LEADER_ELECTION.
@@ -172,6 +180,15 @@ def _boolean(name: str, raw: str) -> bool:
     if lowered in _FALSE:
         return False
     raise ConfigurationError(f'{name} must be true or false, got "{raw}"')
+
+
+def _choice(*allowed: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        if raw.lower() not in allowed:
+            raise ConfigurationError(f'{name} must be one of {", ".join(allowed)}, got "{raw}"')
+        return raw.lower()
+
+    return parse
 
 
 def _text(required: bool) -> Callable[[str, str], str]:
@@ -272,10 +289,12 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "allow_import_paths": _boolean,
     "reconcile_interval_seconds": _integer(1),
     "resync_interval_seconds": _integer(0, "0 = off"),
+    "verify_after_seconds": _integer(1),
     "metrics_port": _port,
     "health_port": _port,
     "watch_stale_seconds": _integer(1),
     "bind_address": _text(required=True),
+    "run_state_label": _choice("auto", "always", "never"),
     "leader_election": _boolean,
     "leader_election_namespace": _namespace,
     "leader_election_lease_name": _object_name,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api import constants as c
+from .progress import DEFAULT_PROGRESS_INTERVAL_SECONDS
 from .settings import OperatorSettings
 
 JSON = dict[str, Any]
@@ -41,6 +42,7 @@ class Target:
     start_deadline_seconds: int | None = None  # admission → worker started; None: no deadline
     max_disruption_retries: int = DEFAULT_MAX_DISRUPTION_RETRIES
     ttl_seconds_after_finished: int | None = None  # default retention of its finished operations
+    progress_interval_seconds: int = DEFAULT_PROGRESS_INTERVAL_SECONDS  # its workers' progress coalescing
     allow_import_paths: bool = False
     run_link_template: str | None = None
     pod_template: JSON = field(default_factory=dict)
@@ -88,6 +90,7 @@ def target_from_resource(obj: Mapping[str, Any], settings: OperatorSettings) -> 
     if start_deadline is None:
         start_deadline = settings.default_start_deadline_seconds
     disruption_retries = _int(spec.get("maxDisruptionRetries"))
+    progress_interval = _int(spec.get("progressIntervalSeconds"))
     return Target(
         namespace=str(meta.get("namespace") or ""),
         name=str(meta.get("name") or ""),
@@ -102,6 +105,9 @@ def target_from_resource(obj: Mapping[str, Any], settings: OperatorSettings) -> 
         if disruption_retries is not None and disruption_retries >= 0
         else DEFAULT_MAX_DISRUPTION_RETRIES,
         ttl_seconds_after_finished=_int(spec.get("ttlSecondsAfterFinished")),
+        progress_interval_seconds=progress_interval
+        if progress_interval is not None and progress_interval >= 0
+        else DEFAULT_PROGRESS_INTERVAL_SECONDS,
         allow_import_paths=bool(allow) if isinstance(allow, bool) else settings.allow_import_paths,
         run_link_template=spec.get("runLinkTemplate") or None,
         pod_template=copy.deepcopy(dict(spec.get("podTemplate") or {})),

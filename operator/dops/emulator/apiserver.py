@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from . import errors, event_versions, gojson, kinds
+from . import selectors as sel
 from .builtin_schemas import BuiltinValidator, decode_error_message, model_for
 from .clock import Clock, rfc3339
 from .patching import (
@@ -198,7 +199,8 @@ class ApiServer:
         limit: int = 0,
         continue_token: str = "",
     ) -> ListResult:
-        matches = self.compile_filter(rtype, label_selector, field_selector)
+        labels, fields = self._selectors(rtype, label_selector, field_selector)
+        matches = _compile_selectors(labels, fields)
         after: tuple[str, str] | None = None
         list_rv = self.store.rv
         if continue_token:
@@ -206,7 +208,12 @@ class ApiServer:
         items: list[JSON] = []
         next_token = ""
         remaining: int | None = None
-        iterator = self.store.iter(self._key(rtype), namespace, after)
+        key = self._key(rtype)
+        candidates = self._candidates(key, labels, fields)
+        if candidates is None:
+            iterator = self.store.iter(key, namespace, after)
+        else:  # an index narrowed the list to these keys: the selectors still decide each one below
+            iterator = self.store.iter_keys(key, candidates, namespace, after)
         for obj in iterator:
             if matches is not None and not matches(obj):
                 continue
@@ -220,9 +227,59 @@ class ApiServer:
             items.append(obj)
         return ListResult([self._present(rtype, o) for o in items], str(list_rv), next_token, remaining)
 
+    def _candidates(
+        self, key: tuple[str, str], labels: LabelSelector | None, fields: FieldSelector | None
+    ) -> set[tuple[str, str]] | None:
+        """The keys an index says can match (a superset of the matches), or None to scan every object.
+
+        Equality terms (`k=v`, `k in (...)`, `k`, `path=v`) look their values up in the store's selector indexes
+        and the smallest answer wins; `!k` is the complement of `k`'s index, worth it only when few objects lack
+        `k`. A candidate set holding most objects is not used: sorting it costs more than a scan that can stop
+        at `limit`. The returned set is the index's own: read it, never change it.
+        """
+        if labels is None and fields is None:
+            return None
+        total = self.store.count(key)
+        worth = max(256, total // 4)
+        best: set[tuple[str, str]] | None = None
+        absent: list[str] = []
+        for req in labels.requirements if labels is not None else ():
+            if req.operator in (sel.EQUALS, sel.DOUBLE_EQUALS, sel.IN, sel.EXISTS):
+                index = self.store.index(key, ("label", req.key), _label_extractor(req.key))
+                found = index.having(req.values) if req.operator != sel.EXISTS else index.indexed()
+            elif req.operator == sel.DOES_NOT_EXIST:
+                absent.append(req.key)
+                continue
+            else:
+                continue
+            if best is None or len(found) < len(best):
+                best = found
+        for freq in fields.requirements if fields is not None else ():
+            if freq.operator != "=":
+                continue
+            index = self.store.index(key, ("field", freq.field), _field_extractor(freq.field))
+            found = index.having((freq.value,))
+            if best is None or len(found) < len(best):
+                best = found
+        if best is not None and len(best) <= worth:
+            return best
+        for label_key in absent:
+            present = self.store.index(key, ("label", label_key), _label_extractor(label_key)).indexed()
+            if len(present) == total:  # every object has the label: nothing to read
+                return set()
+            if total - len(present) <= worth:
+                return self.store.all_keys(key) - present
+        return None
+
     def compile_filter(
         self, rtype: ResourceType, label_selector: str, field_selector: str
     ) -> Callable[[JSON], bool] | None:
+        return _compile_selectors(*self._selectors(rtype, label_selector, field_selector))
+
+    def _selectors(
+        self, rtype: ResourceType, label_selector: str, field_selector: str
+    ) -> tuple[LabelSelector | None, FieldSelector | None]:
+        """The parsed selectors (None for an empty one), fields checked against what the kind can select on."""
         try:
             labels = LabelSelector.parse(label_selector) if label_selector else None
             fields = FieldSelector.parse(field_selector) if field_selector else None
@@ -237,19 +294,11 @@ class ApiServer:
                 fields = FieldSelector(
                     tuple(dataclasses.replace(r, field=labels_map.get(r.field, r.field)) for r in fields.requirements)
                 )
+            if fields.empty:
+                fields = None
         if labels is not None and labels.empty:
             labels = None
-        if labels is None and fields is None:
-            return None
-        label_match = labels.matches if labels is not None else None
-        field_match = fields.matches if fields is not None else None
-
-        def matches(obj: JSON) -> bool:
-            if label_match is not None and not label_match(obj["metadata"].get("labels")):
-                return False
-            return field_match is None or field_match(obj)
-
-        return matches
+        return labels, fields
 
     # ------------------------------------------------------------------------------- watch
     def watch(
@@ -1158,6 +1207,37 @@ def _allows_unconditional_update(rtype: ResourceType) -> bool:
 
 def _patch_reason(code: int) -> str:
     return {400: "BadRequest", 415: "UnsupportedMediaType", 409: "Conflict"}.get(code, "Invalid")
+
+
+def _compile_selectors(labels: LabelSelector | None, fields: FieldSelector | None) -> Callable[[JSON], bool] | None:
+    if labels is None and fields is None:
+        return None
+    label_match = labels.matches if labels is not None else None
+    field_match = fields.matches if fields is not None else None
+
+    def matches(obj: JSON) -> bool:
+        if label_match is not None and not label_match(obj["metadata"].get("labels")):
+            return False
+        return field_match is None or field_match(obj)
+
+    return matches
+
+
+@functools.lru_cache(maxsize=256)
+def _label_extractor(key: str) -> Callable[[JSON], str | None]:
+    """An index's extractor for label `key` (None: the object lacks it)."""
+
+    def extract(obj: JSON) -> str | None:
+        labels = obj["metadata"].get("labels")
+        return labels.get(key) if labels else None
+
+    return extract
+
+
+@functools.lru_cache(maxsize=256)
+def _field_extractor(path: str) -> Callable[[JSON], str | None]:
+    """An index's extractor for field `path`: the string field selectors compare ("" when missing)."""
+    return lambda obj: field_value(obj, path)
 
 
 def _encode_continue(after: tuple[str, str], rv: int) -> str:

@@ -10,6 +10,10 @@ Design decisions:
 - Each watcher decides ADDED/MODIFIED/DELETED by matching its filter against the old and the new
   version (an object leaving a label selector is a DELETED for that watcher, entering is ADDED).
 - The JSON encoding of an object is cached per event so fan-out to N watchers encodes once.
+- Selector indexes (value → keys, per label key or field path) are built on the first list that asks for
+  them and kept up to date by every write, so a selective list of 100,000 objects looks at its matches
+  only instead of running the selector over every object. An index forgets an object's old value by
+  re-reading the old stored version, which is exact because stored objects are never mutated in place.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from typing import Any
 JSON = dict[str, Any]
 ResourceKey = tuple[str, str]  # (group, plural)
 ObjectKey = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
+IndexName = tuple[str, str]  # ("label", key) or ("field", path)
+# The indexed value of one object: a string, or None to leave the object out (a label it lacks).
+Extractor = Callable[[JSON], str | None]
 
 ADDED = "ADDED"
 MODIFIED = "MODIFIED"
@@ -122,6 +129,49 @@ class HistoryExpired(Exception):
         self.oldest = oldest
 
 
+@dataclass
+class Index:
+    """value → keys of the objects of one resource that have it (objects whose extractor says None are left out)."""
+
+    extract: Extractor
+    keys: dict[str, set[ObjectKey]] = field(default_factory=dict)
+
+    def add(self, key: ObjectKey, obj: JSON) -> None:
+        value = self.extract(obj)
+        if value is not None:
+            self.keys.setdefault(value, set()).add(key)
+
+    def discard(self, key: ObjectKey, obj: JSON) -> None:
+        value = self.extract(obj)
+        if value is None:
+            return
+        keys = self.keys.get(value)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self.keys[value]
+
+    def having(self, values: Iterable[str]) -> set[ObjectKey]:
+        """The keys of objects whose value is one of `values` (maybe the index's own set: read it, never change it)."""
+        return _union([self.keys.get(value) or _NO_KEYS for value in values])
+
+    def indexed(self) -> set[ObjectKey]:
+        """The keys of every object with a value at all (for a label: every object carrying the key); read-only."""
+        return _union(list(self.keys.values()))
+
+
+_NO_KEYS: set[ObjectKey] = set()
+
+
+def _union(sets: list[set[ObjectKey]]) -> set[ObjectKey]:
+    if len(sets) == 1:
+        return sets[0]  # no copy: callers only read
+    found: set[ObjectKey] = set()
+    for keys in sets:
+        found |= keys
+    return found
+
+
 class Store:
     def __init__(self, history_size: int = 20_000, initial_rv: int = 1000) -> None:
         self.rv = initial_rv
@@ -131,6 +181,7 @@ class Store:
         # The oldest RV a watch may resume from: every event after it is still in history.
         self._compacted_rv = initial_rv
         self._watchers: dict[ResourceKey, set[Watcher]] = {}
+        self._indexes: dict[ResourceKey, dict[IndexName, Index]] = {}
         self.listeners: list[Callable[[Event], None]] = []
 
     # ----------------------------------------------------------------------------- reads
@@ -169,6 +220,37 @@ class Store:
             if obj is not None:
                 yield obj
 
+    def iter_keys(
+        self,
+        resource: ResourceKey,
+        keys: Iterable[ObjectKey],
+        namespace: str | None = None,
+        after: ObjectKey | None = None,
+    ) -> Iterator[JSON]:
+        """The objects with these keys (an index's answer), in etcd key order, as `iter` filters them."""
+        bucket = self._objects.get(resource)
+        if not bucket:
+            return
+        chosen = sorted(k for k in keys if (namespace is None or k[0] == namespace) and (after is None or k > after))
+        for key in chosen:
+            obj = bucket.get(key)
+            if obj is not None:
+                yield obj
+
+    def all_keys(self, resource: ResourceKey) -> set[ObjectKey]:
+        return set(self._objects.get(resource) or ())
+
+    def index(self, resource: ResourceKey, name: IndexName, extract: Extractor) -> Index:
+        """The index `name` of `resource`, built now from every stored object if no list asked for it before."""
+        indexes = self._indexes.setdefault(resource, {})
+        index = indexes.get(name)
+        if index is None:
+            index = Index(extract)
+            for key, obj in (self._objects.get(resource) or {}).items():
+                index.add(key, obj)
+            indexes[name] = index
+        return index
+
     def resources(self) -> list[ResourceKey]:
         return list(self._objects)
 
@@ -182,17 +264,26 @@ class Store:
         meta = obj["metadata"]
         key = (meta.get("namespace", ""), meta["name"])
         bucket = self._objects.setdefault(resource, {})
-        if key not in bucket:
+        previous = bucket.get(key)
+        if previous is None:
             self._sorted_keys[resource] = None
         bucket[key] = obj
+        for index in (self._indexes.get(resource) or {}).values():
+            if previous is not None:
+                index.discard(key, previous)
+            index.add(key, obj)
         return self._publish(Event(int(meta["resourceVersion"]), MODIFIED if old else ADDED, resource, obj, old))
 
     def remove(self, resource: ResourceKey, obj: JSON) -> Event:
         """Remove an object; `obj` is its final state already stamped with the deletion's RV."""
         meta = obj["metadata"]
         bucket = self._objects.get(resource) or {}
-        old = bucket.pop((meta.get("namespace", ""), meta["name"]), None)
+        key = (meta.get("namespace", ""), meta["name"])
+        old = bucket.pop(key, None)
         self._sorted_keys[resource] = None
+        if old is not None:
+            for index in (self._indexes.get(resource) or {}).values():
+                index.discard(key, old)
         return self._publish(Event(int(meta["resourceVersion"]), DELETED, resource, obj, old))
 
     def _publish(self, event: Event) -> Event:
@@ -264,3 +355,4 @@ class Store:
     def drop_resource(self, resource: ResourceKey) -> None:
         self._objects.pop(resource, None)
         self._sorted_keys.pop(resource, None)
+        self._indexes.pop(resource, None)

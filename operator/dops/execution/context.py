@@ -9,11 +9,12 @@ operations they delegate, while an operation queued straight through the service
 without that flag runs with `ctx.delegated` False, exactly as FiftyOne's executor would run it.
 
 Progress follows FiftyOne: a report needs a value in [0, 1] or a label, and a bad report or a failed
-write is logged as a warning and never fails the operation. Unlike FiftyOne, writes are throttled:
-`ProgressReporter` writes at most one report per `min_interval` seconds (default 0.5 s, i.e. ≤ 2 writes/s)
-from a background thread, always the latest value, so an operator reporting every millisecond costs
-the API server two requests a second and never waits for one. `close()` hands back the last value not
-yet written so that the caller can carry it in the terminal state write (no value is ever lost).
+write is logged as a warning and never fails the operation. Unlike FiftyOne, writes are coalesced:
+`ProgressReporter` writes at most one report per `min_interval` seconds (default 0.5 s in-process; a Job's
+worker uses its DelegationTarget's `progressIntervalSeconds`, default 10 s: `dops.domain.progress`) from a
+background thread, always the latest value, so an operator reporting every millisecond costs the API server
+one request per interval and never waits for one. `close()` hands back the last value not yet written (also
+one whose write failed) so that the caller can carry it in the terminal state write (no final value is lost).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from ..api.types import ExecutionContext as StoredContext
 from ..api.types import ExecutionProgress
+from ..domain.progress import progress_write_delay
 from ..domain.transitions import coerce_progress
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ class ProgressReporter:
         self._clock = clock
         self._cond = threading.Condition()
         self._pending: ExecutionProgress | None = None
-        self._last_write = float("-inf")
+        self._last_write: float | None = None  # no write yet: the first report is written at once
         self._closed = False
         self._writing = False
         self._thread: threading.Thread | None = None
@@ -65,37 +67,53 @@ class ProgressReporter:
             if self._closed:
                 log.debug("progress after the operation finished is ignored: %s", progress)
                 return
-            self._pending = progress
+            had_pending, self._pending = self._pending is not None, progress
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="dops-progress", daemon=True)
                 self._thread.start()
-            self._cond.notify_all()
+            if not had_pending:
+                # Only a writer idle for want of a value needs waking: one with a value pending is waiting out
+                # its interval (or writing) and takes the newest value when it gets there. An operator reporting
+                # every millisecond thus costs a lock, not a thread wake-up, per report.
+                self._cond.notify_all()
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._pending is None and not self._closed:
-                    self._cond.wait()
                 if self._closed:
                     return  # close() takes over the pending value
-                wait = self._last_write + self.min_interval - self._clock()
-                if wait > 0:
-                    self._cond.wait(wait)
+                wait = progress_write_delay(
+                    pending=self._pending is not None,
+                    final=False,
+                    now=self._clock(),
+                    last_write=self._last_write,
+                    interval=self.min_interval,
+                )
+                if wait is None or wait > 0:
+                    self._cond.wait(wait)  # a new report, close() or the end of the interval wakes us
                     continue
                 value, self._pending = self._pending, None
                 self._writing = True
-            try:
-                assert value is not None
-                self._write(value)
-                self.writes += 1
-            except Exception as exc:
-                self.failures += 1
-                log.warning("could not record progress %s: %s", _describe(value), exc)
-            finally:
-                with self._cond:
-                    self._writing = False
-                    self._last_write = self._clock()
-                    self._cond.notify_all()
+            assert value is not None
+            self._write_one(value)
+
+    def _write_one(self, value: ExecutionProgress) -> None:
+        """Write `value`; on failure keep it pending unless a newer report replaced it (newest value wins, and the
+        last one reaches the terminal write through close() even when its own write failed)."""
+        try:
+            self._write(value)
+            self.writes += 1
+        except Exception as exc:
+            self.failures += 1
+            log.warning("could not record progress %s: %s", _describe(value), exc)
+            with self._cond:
+                if self._pending is None:
+                    self._pending = value
+        finally:
+            with self._cond:
+                self._writing = False
+                self._last_write = self._clock()
+                self._cond.notify_all()
 
     def flush(self, timeout: float = 10.0) -> None:
         """Write the pending value now if there is one (waits for a write in flight first)."""
@@ -104,15 +122,10 @@ class ProgressReporter:
             while self._writing and time.monotonic() < deadline:
                 self._cond.wait(max(0.0, deadline - time.monotonic()))
             value, self._pending = self._pending, None
+            if value is not None:
+                self._writing = True
         if value is not None:
-            try:
-                self._write(value)
-                self.writes += 1
-            except Exception as exc:
-                self.failures += 1
-                log.warning("could not record progress %s: %s", _describe(value), exc)
-            with self._cond:
-                self._last_write = self._clock()
+            self._write_one(value)
 
     def close(self, *, flush: bool = False, timeout: float = 10.0) -> ExecutionProgress | None:
         """Stop the writer thread (after a write in flight). Returns the newest value not written, unless
@@ -126,13 +139,10 @@ class ProgressReporter:
         with self._cond:
             value, self._pending = self._pending, None
         if flush and value is not None:
-            try:
-                self._write(value)
-                self.writes += 1
-            except Exception as exc:
-                self.failures += 1
-                log.warning("could not record progress %s: %s", _describe(value), exc)
-            return None
+            self._write_one(value)
+            with self._cond:
+                value, self._pending = self._pending, None
+            return value  # None once written; still the value when its write failed
         return value
 
 

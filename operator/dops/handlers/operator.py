@@ -5,7 +5,8 @@ Registered in Kopf's default registry at import, so `kopf run -m dops.handlers` 
 
 - startup: Kopf settings (project-prefixed progress/diff-base storages and finalizer name, bounded
   timeouts, posting level, watch timeouts, label selectors so only dops Jobs and Pods are watched),
-  then the runtime: one listing of operations, targets, Jobs and pods fills the cache *before* any
+  then the runtime: one listing of the unfinished operations (finished ones come through Kopf's own
+  listing, after), targets, Jobs and pods fills the cache *before* any
   admission (after a restart the scheduler knows every running operation before it admits a queued
   one), then the reconcile workers, the scheduler, metrics and the bookmark watch start. A failed
   listing is retried (backoff, a WARNING per failure) until it succeeds, never skipped. With leader
@@ -36,6 +37,11 @@ import os
 from typing import Any
 
 import kopf
+
+try:  # Kopf's per-object memories have no public name (see SettledMemories)
+    from kopf._core.reactor import inventory
+except ImportError:  # a Kopf that moved them: the operator runs with Kopf's own memories (kopf_memories())
+    inventory = None  # type: ignore[assignment]
 
 from ..api import constants as c
 from ..domain.settings import OperatorSettings
@@ -111,6 +117,52 @@ class EssenceFreeDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
         return {}
+
+
+if inventory is not None:
+
+    class SettledMemories(inventory.ResourceMemories):
+        """Kopf's per-object memories, minus those of finished DelegatedOperations.
+
+        Kopf remembers every object it has seen (a memo copy, an error throttler, daemon and indexing records:
+        about a kilobyte each) until the object is deleted: 100,000 stored operations cost some 100 MiB for
+        nothing. dops registers only event handlers (no daemons, timers, indexes or change-detecting handlers), so
+        a memory holds nothing it needs; for a finished operation (most of a large store) it is made ephemeral —
+        built for the event and dropped after it — and an earlier one (from while it ran) is forgotten.
+        Passed by `run_operator()`; `kopf run -m dops.handlers` keeps Kopf's own.
+        """
+
+        async def recall(
+            self,
+            raw_body: Any,
+            *,
+            memobase: Any = None,
+            noticed_by_listing: bool = False,
+            ephemeral: bool = False,
+        ) -> inventory.ResourceMemory:
+            if finished_operation(raw_body):
+                self._items.pop(self._build_key(raw_body), None)
+                ephemeral = True
+            return await super().recall(
+                raw_body, memobase=memobase, noticed_by_listing=noticed_by_listing, ephemeral=ephemeral
+            )
+
+
+
+def kopf_memories() -> Any:
+    """What `run_operator()` passes Kopf as its per-object memories: SettledMemories, or None (Kopf's own, about
+    1 KiB per finished operation) with a warning when this Kopf keeps them elsewhere."""
+    if inventory is None:
+        log.warning("this Kopf keeps its per-object memories elsewhere: finished operations keep theirs (more memory)")
+        return None
+    return SettledMemories()
+
+
+def finished_operation(raw_body: Any) -> bool:
+    """A DelegatedOperation in a terminal state (completed, failed); only operations have `status.runState` (list
+    items may come without `kind`, so that is not relied on)."""
+    status = raw_body.get("status")
+    return isinstance(status, dict) and status.get("runState") in ("completed", "failed")
 
 
 @kopf.on.startup(id="dops.startup", retries=RETRIES, backoff=BACKOFF, timeout=120)

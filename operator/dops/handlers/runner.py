@@ -54,5 +54,6 @@ def run_operator(
             stop_flag=stop_flag,
             ready_flag=ready_flag,
             memo=memo,
+            memories=handlers.kopf_memories(),  # no Kopf memory kept per finished operation
         )
     )

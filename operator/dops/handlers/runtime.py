@@ -13,10 +13,11 @@ Two lifetimes:
   engine is thrown away (its reservations and delays belong to a term that is over) and a fresh,
   idle one collects watch events until the next term lists everything again.
 
-Each term begins with the start-up listing (operations, targets, Jobs, pods) that fills the cache
-before any admission. A failed listing (5xx, 429, a dropped connection, an expired `continue` token)
-is retried from scratch, with backoff and one WARNING per failure, until it succeeds; until then the
-replica reports not ready (see `health()`), so a start-up that keeps failing never looks healthy.
+Each term begins with the start-up listing (the unfinished operations, targets, Jobs, pods) that fills
+the cache before any admission; the finished operations follow through Kopf's own listing. A failed
+listing (5xx, 429, a dropped connection, an expired `continue` token) is retried from scratch, with
+backoff and one WARNING per failure, until it succeeds; until then the replica reports not ready
+(see `health()`), so a start-up that keeps failing never looks healthy.
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ from prometheus_client import Gauge
 
 from ..api import constants as c
 from ..domain.settings import OperatorSettings
-from ..k8s import ClusterConfig, KubeClient, load_config
+from ..k8s import BadRequest, ClusterConfig, KubeClient, load_config
 from ..k8s.lease import FencedKubeClient, LeaderElector, LeaseClient, WriteFence
 from ..k8s.workloads import BookmarkWatch
 from ..logs import LogArchive
 from ..reconcile import Gateway, Metrics, Reconciler
 from ..reconcile.engine import release_memory
-from ..reconcile.gateway import USER_AGENT
+from ..reconcile.gateway import UNFINISHED_SELECTOR, USER_AGENT
 from ..scheduler import AdmissionQueue, Scheduler
 
 log = logging.getLogger("dops.operator")
@@ -61,6 +62,10 @@ class Engine:
     started: bool = False  # the reconciler's tasks run (they wait for the listing)
     listed: bool = False  # the start-up listing succeeded: reconciles and admissions run
     list_failures: int = 0
+    # Kopf's own initial listing feeds this engine's cache (the first engine of a process: Kopf's watches start
+    # with it), so the term's listing may leave the finished operations to it. An engine made after a deposition
+    # sees only the changes Kopf streams from then on: its term lists every operation.
+    kopf_lists: bool = True
 
 
 @dataclass
@@ -227,27 +232,53 @@ class Runtime:
             return
 
     async def _list(self, engine: Engine) -> None:
-        """One complete listing, from scratch (an expired `continue` token restarts it; priming is idempotent)."""
+        """One complete listing, from scratch (an expired `continue` token restarts it; priming is idempotent).
+
+        Of the operations only the unfinished ones are listed, where the API server selects by `status.runState`
+        (the CRD's selectableFields: Kubernetes 1.31+, the embedded plane): they are all an admission decision
+        needs (the queued in their order, the scheduled and running that fill the caps). The finished ones, nearly
+        all of a large store, reach the cache through Kopf's own listing while admissions already run. A server
+        that cannot select (400), and a term whose engine Kopf's listing does not feed (after a deposition), get
+        the full listing, as before."""
         started = time.monotonic()
         counts: dict[str, int] = {}
         queued = 0
-        engine.reconciler.namespaces = self.namespaces  # the periodic resync lists the same scope
-        for kind in ("target", "job", "pod", "op"):  # operations last: their reconciles need the rest
-            pages = engine.reconciler.gateway.list_pages(kind, self.namespaces)
-            counts[kind] = 0
-            while (page := await asyncio.to_thread(next, pages, None)) is not None:
-                counts[kind] += len(page)
-                queued += engine.reconciler.prime(kind, page)
-                del page
+        reconciler = engine.reconciler
+        reconciler.namespaces = self.namespaces  # the periodic resync lists the same scope
+        for kind in ("target", "job", "pod"):  # operations last: their reconciles need the rest
+            n, q = await self._list_kind(engine, kind)
+            counts[kind], queued = n, queued + q
+        selectable: bool | None = None
+        if engine.kopf_lists:
+            try:
+                (counts["op"], q), selectable = await self._list_kind(engine, "op", UNFINISHED_SELECTOR), True
+            except BadRequest as exc:  # fields not selectable here: every operation, finished or not
+                log.info("the API server cannot select operations by status.runState (%s); listing all of them", exc)
+                selectable = False
+        if not selectable:
+            counts["op"], q = await self._list_kind(engine, "op")
+        queued += q
+        await reconciler.resolve_run_state_label(selectable)  # DOPS_RUN_STATE_LABEL=auto: known from the listing
         log.info(
-            "listed %d operations, %d targets, %d Jobs, %d pods in %.2f s; %d operations to reconcile",
+            "listed %d %soperations, %d targets, %d Jobs, %d pods in %.2f s; %d operations to reconcile",
             counts["op"],
+            "unfinished " if selectable else "",
             counts["target"],
             counts["job"],
             counts["pod"],
             time.monotonic() - started,
             queued,
         )
+
+    async def _list_kind(self, engine: Engine, kind: str, field_selector: str = "") -> tuple[int, int]:
+        """Every page of `kind` into the cache: (objects listed, operations queued for reconcile)."""
+        pages = engine.reconciler.gateway.list_pages(kind, self.namespaces, field_selector=field_selector)
+        listed = queued = 0
+        while (page := await asyncio.to_thread(next, pages, None)) is not None:
+            listed += len(page)
+            queued += engine.reconciler.prime(kind, page)
+            del page
+        return listed, queued
 
     async def _end_term(self) -> None:
         """Stop the current term's tasks (work queue, safety net, scheduler) and wait for them."""
@@ -300,6 +331,7 @@ class Runtime:
         old_term, old_engine = self._term, self.engine
         self._term = None
         self.engine = new_engine(self.settings, self.cluster, self.writes, self.archive, self.metrics)
+        self.engine.kopf_lists = False  # Kopf's watches run on: only changes reach this engine, never a listing
         if old_term is not None:
             old_term.cancel()
         for task in old_engine.tasks:

@@ -22,7 +22,7 @@ Known limitation: pykube-ng runs exec credential plugins on every request (no to
 from __future__ import annotations
 
 from .client import KubeClient
-from .config import ClusterConfig, load_config
+from .config import ClusterConfig, bearer_config, in_cluster_endpoint, load_config
 from .errors import (
     AlreadyExists,
     ApiError,
@@ -76,6 +76,8 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "UnsupportedMediaType",
+    "bearer_config",
     "error_from_response",
+    "in_cluster_endpoint",
     "load_config",
 ]

@@ -27,6 +27,7 @@ that names the file and what is wrong with it.
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
@@ -116,6 +117,9 @@ class ClusterConfig:
     def _new_api_client(self) -> Any:
         import kubernetes
 
+        if self.kubeconfig_path is None and self.service_account_dir is None:
+            # A configuration built in memory (`bearer_config`): its own document, never a mounted token.
+            return kubernetes.config.new_client_from_config_dict(config_dict=self.kube_config.doc)  # type: ignore[no-untyped-call]
         if self.kubeconfig_path is None:
             from kubernetes.config.incluster_config import InClusterConfigLoader
 
@@ -141,6 +145,55 @@ class ClusterConfig:
         if self._api_client is not None:
             self._api_client.close()
             self._api_client = None
+
+
+def in_cluster_endpoint(ca_file: str | os.PathLike[str] | None = None) -> ClusterConfig:
+    """The API server a pod reaches (KUBERNETES_SERVICE_HOST/PORT) and its CA, with no credentials at all.
+
+    For a server that acts only with its users' tokens (`dops ui --auth passthrough`): it needs where the API
+    server is and which CA to trust, never a token of its own (the chart mounts only `kube-root-ca.crt`).
+    `ca_file` defaults to the service-account directory's ca.crt.
+    """
+    host = os.environ.get("KUBERNETES_SERVICE_HOST", "").strip()
+    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443").strip() or "443"
+    if not host:
+        raise ConfigurationError("not running in a pod: KUBERNETES_SERVICE_HOST is not set (use --kubeconfig instead)")
+    ca = Path(ca_file) if ca_file is not None else default_service_account_dir() / "ca.crt"
+    if not ca.is_file():
+        raise ConfigurationError(f"the API server's CA certificate {ca} does not exist (mount kube-root-ca.crt there)")
+    server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    cluster = {"server": server, "certificate-authority-data": base64.b64encode(ca.read_bytes()).decode()}
+    return _in_memory(cluster, "", "default", f"in-cluster endpoint {server}")
+
+
+def bearer_config(base: ClusterConfig, token: str) -> ClusterConfig:
+    """`base`'s API server (address, CA, TLS settings) authenticated by `token` alone.
+
+    `base`'s own credentials (client certificate, token, exec plugin) are dropped: what a request is allowed is
+    decided by the API server for the token's owner, as when that user runs kubectl. An empty token is anonymous.
+    """
+    cluster = base.kube_config.cluster
+    entry: dict[str, Any] = {"server": base.server}
+    ca = cluster.get("certificate-authority")
+    if ca is not None:
+        entry["certificate-authority-data"] = base64.b64encode(ca.bytes()).decode()
+    for key in ("insecure-skip-tls-verify", "tls-server-name"):
+        if key in cluster:
+            entry[key] = cluster[key]
+    return _in_memory(entry, token, base.namespace, "bearer token")
+
+
+def _in_memory(cluster: dict[str, Any], token: str, namespace: str, source: str) -> ClusterConfig:
+    user: dict[str, Any] = {"token": token} if token else {}
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "api", "cluster": cluster}],
+        "users": [{"name": "user", "user": user}],
+        "contexts": [{"name": "user", "context": {"cluster": "api", "user": "user", "namespace": namespace}}],
+        "current-context": "user",
+    }
+    return ClusterConfig(pykube.KubeConfig(doc), namespace, source)
 
 
 def in_cluster_available(service_account_dir: Path | None = None) -> bool:

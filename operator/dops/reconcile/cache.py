@@ -21,6 +21,7 @@ what is cached (by resourceVersion) never replaces it: the cache never goes back
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -34,6 +35,7 @@ from ..domain.targets import Target
 JSON = dict[str, Any]
 Key = tuple[str, str]
 TOMBSTONE_SECONDS = 900.0
+UNADMITTED_STATES = (None, "queued", "scheduled")  # what a DelegationTarget's change may change the course of
 
 
 def newer(candidate: str | None, current: str | None) -> bool:
@@ -55,6 +57,23 @@ def controller_uid(meta: Mapping[str, Any], kind: str) -> str | None:
         if ref.get("kind") == kind and ref.get("controller") and ref.get("uid"):
             return str(ref["uid"])
     return None
+
+
+def _stale(candidate: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Whether `candidate` (a compact Job or pod from an event, a listing or a read) is older than the `current`
+    cached one of the same name, and must not replace it: the cache never goes back in time.
+
+    - the same object at an older resourceVersion;
+    - the same object after it was deleted (a tombstone): a UID never comes back, so this is a copy from a
+      listing taken before the deletion (a term's start-up listing that Kopf's DELETED event overtook) — it
+      used to revive the object, and its operation then waited on a Job or pod that no longer existed;
+    - another object of that name at an older resourceVersion (than the cached one, or than its tombstone):
+      names are unique, so it was deleted before the cached one was written (an older listing's copy of a Job
+      the operator has since re-created).
+    """
+    if current.get("gone") and candidate.get("uid") == current.get("uid"):
+        return True
+    return not newer(candidate.get("resourceVersion"), current.get("resourceVersion"))
 
 
 def _compact_job(obj: Mapping[str, Any], gone: bool = False) -> JSON:
@@ -80,22 +99,32 @@ class Cache:
         self._pod_tombstones: dict[tuple[str, str], float] = {}  # (Job UID, pod name) → when
         self._deleting: dict[Key, tuple[str, str]] = {}  # Jobs the operator deleted → (uid, when)
         self._job_keys: dict[str, Key] = {}  # Job UID → its key in `jobs` (pods find their Job by UID)
+        # Operation UID (the Job's ownerReference) → keys of its Jobs in `jobs`: dropping an operation's Jobs with
+        # it looks at its own Jobs only, never at every cached Job (a scan per deletion is quadratic in a TTL sweep).
+        self._jobs_by_owner: dict[str, set[Key]] = {}
+        # Namespace → its operations not yet running (no state, queued, scheduled): a DelegationTarget event
+        # re-reconciles these only, without a scan of every cached operation (100,000 of them, mostly finished).
+        self._unadmitted: dict[str, set[Key]] = {}
 
     # ------------------------------------------------------------------------------------ operations
     def put_operation(self, obj: Mapping[str, Any]) -> JSON | None:
         """Store an operation (from an event or a write response); None when `obj` is older than the cache."""
-        key = _key(obj.get("metadata") or {})
-        compact = compact_operation(obj)
+        meta = obj.get("metadata") or {}
+        key = (sys.intern(str(meta.get("namespace") or "")), str(meta.get("name") or ""))  # one copy per namespace
         current = self.ops.get(key)
         if current is not None:
-            same_uid = current["metadata"].get("uid") == compact["metadata"].get("uid")
-            if same_uid and not newer(
-                compact["metadata"].get("resourceVersion"), current["metadata"].get("resourceVersion")
-            ):
+            same_uid = current["metadata"].get("uid") == meta.get("uid")
+            if same_uid and not newer(meta.get("resourceVersion"), current["metadata"].get("resourceVersion")):
                 return None
-        if finished_processed(compact.get("status") or {}):
-            compact = slim_operation(compact)  # settled: keep only what retention needs (10,000 ops stay small)
+        # Settled: keep only what retention needs, taken straight from the object (scalars only), without the compact
+        # form's deep copy of the status first: most of 100,000 operations listed at start-up are settled.
+        compact = slim_operation(obj) if finished_processed(obj.get("status") or {}) else compact_operation(obj)
         self.ops[key] = compact
+        waiting = self._unadmitted.setdefault(key[0], set())
+        if (compact.get("status") or {}).get("runState") in UNADMITTED_STATES:
+            waiting.add(key)
+        else:
+            waiting.discard(key)
         return compact
 
     def remove_operation(self, key: Key, uid: str | None = None) -> JSON | None:
@@ -103,9 +132,12 @@ class Cache:
         if current is None or (uid and current["metadata"].get("uid") != uid):
             return None
         del self.ops[key]
-        for job_key, job in list(self.jobs.items()):
-            if job.get("ownerUid") == current["metadata"].get("uid"):
-                self.jobs.pop(job_key, None)
+        self._unadmitted.get(key[0], set()).discard(key)
+        owner = str(current["metadata"].get("uid") or "")
+        for job_key in list(self._jobs_by_owner.get(owner, ())):
+            job = self.jobs.get(job_key)
+            if job is not None and job.get("ownerUid") == owner:
+                self._del_job(job_key)
                 self._job_keys.pop(str(job.get("uid")), None)
                 self._job_tombstones.pop(job_key, None)
                 self._drop_pods_of(str(job.get("uid")))
@@ -118,24 +150,46 @@ class Cache:
     def iter_operations(self) -> Iterator[tuple[Key, JSON]]:
         return iter(list(self.ops.items()))
 
+    def unadmitted_in(self, namespace: str) -> list[Key]:
+        """The operations of `namespace` with no state yet, queued or scheduled (what a target change affects)."""
+        return sorted(self._unadmitted.get(namespace, ()))
+
     # ------------------------------------------------------------------------------------ jobs
+    def _set_job(self, key: Key, job: JSON) -> None:
+        """Every write to `jobs` goes through here and `_del_job`, which keep `_jobs_by_owner` in step."""
+        previous = self.jobs.get(key)
+        if previous is not None and previous.get("ownerUid") != job.get("ownerUid"):
+            self._unindex_job(key, previous)
+        self.jobs[key] = job
+        owner = job.get("ownerUid")
+        if owner:
+            self._jobs_by_owner.setdefault(str(owner), set()).add(key)
+
+    def _del_job(self, key: Key) -> None:
+        job = self.jobs.pop(key, None)
+        if job is not None:
+            self._unindex_job(key, job)
+
+    def _unindex_job(self, key: Key, job: Mapping[str, Any]) -> None:
+        owner = str(job.get("ownerUid") or "")
+        keys = self._jobs_by_owner.get(owner)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._jobs_by_owner[owner]
+
     def put_job(self, obj: Mapping[str, Any]) -> tuple[JSON, Key | None]:
         compact = _compact_job(obj)
         key = (str(compact.get("namespace")), str(compact.get("name")))
         current = self.jobs.get(key)
-        if (
-            current is not None
-            and not current.get("gone")
-            and current.get("uid") == compact.get("uid")
-            and not newer(compact.get("resourceVersion"), current.get("resourceVersion"))
-        ):
+        if current is not None and _stale(compact, current):
             return current, self.operation_of_job(current)
         deleting = self._deleting.get(key)
         if deleting is not None and deleting[0] == compact.get("uid") and not compact.get("deletionTimestamp"):
             compact["deletionTimestamp"] = deleting[1]
         if current is not None and current.get("uid") != compact.get("uid"):
             self._job_keys.pop(str(current.get("uid")), None)
-        self.jobs[key] = compact
+        self._set_job(key, compact)
         self._job_keys[str(compact.get("uid"))] = key
         self._job_tombstones.pop(key, None)
         return compact, self.operation_of_job(compact)
@@ -148,7 +202,7 @@ class Cache:
             return self.operation_of_job(compact)  # a newer Job of the same name already replaced it
         if current is not None and current.get("uid") != compact.get("uid"):
             self._job_keys.pop(str(current.get("uid")), None)
-        self.jobs[key] = compact
+        self._set_job(key, compact)
         self._job_keys[str(compact.get("uid"))] = key
         self._deleting.pop(key, None)
         self._job_tombstones[key] = time.monotonic()
@@ -162,7 +216,7 @@ class Cache:
             return None
         gone = dict(current)
         gone["gone"] = True
-        self.jobs[(namespace, name)] = gone
+        self._set_job((namespace, name), gone)
         self._deleting.pop((namespace, name), None)
         self._job_tombstones[(namespace, name)] = time.monotonic()
         return self.operation_of_job(gone)
@@ -199,6 +253,11 @@ class Cache:
         owner = job.get("ownerUid") or job.get("operationUid")
         return job if owner and owner == meta.get("uid") else None
 
+    def jobs_owned_by(self, uid: str) -> list[JSON]:
+        """The cached Jobs (tombstones too) whose ownerReference names operation `uid` (indexed, no scan)."""
+        found = (self.jobs.get(key) for key in self._jobs_by_owner.get(uid, ()))
+        return [job for job in found if job is not None and job.get("ownerUid") == uid]
+
     # ------------------------------------------------------------------------------------ pods
     def put_pod(self, obj: Mapping[str, Any]) -> Key | None:
         """Store a worker pod under its Job's UID; None (and not stored) when no Job controls it."""
@@ -209,12 +268,7 @@ class Cache:
         name = str(compact.get("name"))
         pods = self.pods.setdefault(job_uid, {})
         current = pods.get(name)
-        if (
-            current is not None
-            and not current.get("gone")
-            and current.get("uid") == compact.get("uid")
-            and not newer(compact.get("resourceVersion"), current.get("resourceVersion"))
-        ):
+        if current is not None and _stale(compact, current):
             return self._operation_of_pod(current)  # older than what is cached: never go back in time
         pods[name] = compact
         self._pod_tombstones.pop((job_uid, name), None)
@@ -301,7 +355,7 @@ class Cache:
             del self._job_tombstones[job_key]
             current = self.jobs.get(job_key)
             if current is not None and current.get("gone"):
-                del self.jobs[job_key]
+                self._del_job(job_key)
                 self._job_keys.pop(str(current.get("uid")), None)
                 self._drop_pods_of(str(current.get("uid")))  # a forgotten Job's pods explain nothing any more
         for job_uid, pod in old_pods:
@@ -314,8 +368,11 @@ class Cache:
         return len(old_jobs) + len(old_pods)
 
     def counts(self) -> dict[str, int]:
+        """Operations by run state. Called from the metrics server's thread while the event loop fills the cache
+        (Kopf's listing streams in after the start-up listing): iterates a snapshot (`list()` of a dict's values
+        is taken without letting another thread run)."""
         out: dict[str, int] = {}
-        for op in self.ops.values():
+        for op in list(self.ops.values()):
             state = (op.get("status") or {}).get("runState") or "new"
             out[state] = out.get(state, 0) + 1
         return out

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import datetime as dt
 import gc
 import logging
@@ -47,6 +48,7 @@ from typing import Any, Protocol, TypeVar
 from ..api import constants as c
 from ..api.times import parse_time, utcnow
 from ..domain.jobs import job_ttl_patch
+from ..domain.labels import labels_out_of_date, mirrors_run_state, resolve_run_state_label
 from ..domain.policy import DelegationPolicy, namespace_ceiling, namespace_weight, policy_from_resource
 from ..domain.reconciling import (
     Admit,
@@ -60,6 +62,7 @@ from ..domain.reconciling import (
     SetJobTTL,
     Step,
     StopJob,
+    SyncRunStateLabel,
     Terminate,
     View,
     WriteStatus,
@@ -87,6 +90,10 @@ T = TypeVar("T")
 READMIT_BASE_SECONDS = 0.5  # an admission that did not happen: the operation waits this long, doubling ...
 READMIT_MAX_SECONDS = 30.0  # ... up to this, before it is offered to the scheduler again
 POLICY_REFRESH_SECONDS = 5.0  # DelegationPolicies are re-listed at most this often, and only to admit
+# An operation `scheduled` or `running` in the same state for `verify_after_seconds` (on the operator's clock)
+# has its Job and pods re-read from the API server before it is reconciled, then again at most every twice that:
+# a fact a watch gap hid (a Job or pod deleted while Kopf re-listed, a listing older than a deletion) cannot keep
+# it stuck until the periodic resync (minutes) or its start deadline (10 minutes by default).
 
 
 class Admission(Protocol):
@@ -146,6 +153,7 @@ class Reconciler:
         # The scope of the periodic resync: the namespaces the operator watches (the runtime sets it; () = all).
         self.namespaces: tuple[str, ...] = settings.watch_namespaces
         self._resync_removed: set[str] | None = None  # UIDs removed while a resync lists (not to be re-added)
+        self._verified_at: dict[str, float] = {}  # operation UID → when its Job and pods were last re-read
         self._retry_after: dict[Key, float] = {}  # a sooner requeue asked for by a step (refused create)
         # operation UID → (state mark, when this operator first saw that state): graces run on our own clock
         self._seen: dict[str, tuple[str, dt.datetime]] = {}
@@ -160,12 +168,12 @@ class Reconciler:
         """An operation event: cache it, tell the scheduler, reconcile it if it may need work. Returns its state."""
         compact = self.cache.put_operation(body)
         key = _key_of(body)
-        if self._tracking:
+        if self._tracking and ("op", key) in self._primed:  # only what the start-up listing found is checked
             self.confirmed.add(("op", key))
         if compact is None:
             return None
         self._observe_admission(compact)
-        if self.needs_attention(compact):
+        if self.needs_attention(compact) or self._lingering_job(key, compact):
             self.enqueue(key)
         state = compact["status"].get("runState")
         return str(state) if state else None
@@ -174,6 +182,7 @@ class Reconciler:
         key = _key_of(body)
         self._forget(key, str((body.get("metadata") or {}).get("uid") or ""))
         self._seen.pop(str((body.get("metadata") or {}).get("uid")), None)
+        self._verified_at.pop(str((body.get("metadata") or {}).get("uid")), None)
         if self.cache.remove_operation(key, (body.get("metadata") or {}).get("uid")) is not None:
             self.admission.forget(key)
             self.kick()
@@ -241,9 +250,8 @@ class Reconciler:
         self._targets_changed(str(meta.get("namespace")))
 
     def _targets_changed(self, namespace: str) -> None:
-        for key, op in self.cache.iter_operations():
-            if key[0] == namespace and op["status"].get("runState") in (None, "queued", "scheduled"):
-                self.enqueue(key)
+        for key in self.cache.unadmitted_in(namespace):  # indexed: no scan of every cached operation per event
+            self.enqueue(key)
         self.kick()
 
     # The cheap filters below keep settled operations (finished and processed) out of the work queue: after a
@@ -279,6 +287,13 @@ class Reconciler:
             return False
         status = op.get("status") or {}
         return status.get("runState") in ("completed", "failed") and finished_processed(status)
+
+    def _lingering_job(self, key: Key, op: Mapping[str, Any]) -> bool:
+        """A settled operation has a cached Job that still needs something (a stop, its TTL). Its Job's event may
+        come first: the start-up listing leaves finished operations to Kopf's own listing, which streams
+        operations and Jobs side by side, and that Job's reconcile found no operation to act for."""
+        uid = str((op.get("metadata") or {}).get("uid") or "")
+        return any(self._job_matters(key, job) for job in self.cache.jobs_owned_by(uid))
 
     def _job_matters(self, key: Key, job: Mapping[str, Any]) -> bool:
         if not self._settled(key):
@@ -381,6 +396,8 @@ class Reconciler:
                 release_memory()  # Kopf's own start-up listing is over by now
             self.cache.sweep()
             for key, op in self.cache.iter_operations():
+                if op.get("slim"):
+                    continue  # settled (finished and processed) by construction: no need to parse its times again
                 status = op.get("status") or {}
                 if status.get("runState") not in ("completed", "failed") or not finished_processed(status):
                     self.enqueue(key)
@@ -494,7 +511,14 @@ class Reconciler:
         self._primed.clear()
         self.confirmed.clear()
         for kind, key in pending:
-            exists = await self._io(self.gateway.exists, kind, key[0], key[1])
+            try:
+                exists = await self._io(self.gateway.exists, kind, key[0], key[1])
+            except ApiError as exc:
+                # Never fatal: this runs in the safety-net task, which must outlive any API error (a stopped
+                # safety net leaves every operation whose reconcile gave up stuck). The periodic resync and the
+                # re-read of waiting operations catch what this check could not.
+                log.warning("could not check whether %s %s/%s still exists: %s", kind, key[0], key[1], exc)
+                continue
             if exists:
                 continue
             log.info("%s %s/%s was deleted while the operator started; forgetting it", kind, key[0], key[1])
@@ -580,6 +604,11 @@ class Reconciler:
         self.metrics.reconciles.inc()
         if _admittable(op):
             await self._refresh_policies()
+        if self._verification_due(op):
+            await self._verify_attempt(key, op)
+            op = self.cache.ops.get(key)
+            if op is None:
+                return None
         view = self.view(key, op)
         decided = plan(view)
         if log.isEnabledFor(logging.DEBUG):
@@ -599,6 +628,80 @@ class Reconciler:
         if retry is None:
             return decided.requeue_after
         return retry if decided.requeue_after is None else min(retry, decided.requeue_after)
+
+    def _verification_due(self, op: JSON) -> bool:
+        """Whether `op` has waited long enough in `scheduled`/`running` for its Job and pods to be re-read."""
+        status = op.get("status") or {}
+        uid = str((op.get("metadata") or {}).get("uid") or "")
+        if status.get("runState") not in ("scheduled", "running") or not status.get("jobName"):
+            self._verified_at.pop(uid, None)
+            return False
+        seen = self._seen.get(uid)
+        if seen is None or seen[0] != state_mark(op):
+            return False  # first sight of this state: the view below starts timing it
+        after = float(self.settings.verify_after_seconds)
+        if (self.clock() - seen[1]).total_seconds() < after:
+            return False
+        last = self._verified_at.get(uid)
+        return last is None or time.monotonic() - last >= 2 * after
+
+    async def _verify_attempt(self, key: Key, op: JSON) -> None:
+        """Re-read the Job of `op`'s attempt and that Job's pods, and bring the cache in line with what is stored.
+
+        The cache is fed by watch events, and a watch can miss a deletion (after a 410 Kopf re-lists and emits
+        nothing for what vanished) or be overtaken by an older listing: the operation then waits on a Job or pod
+        that no longer exists, or never sees the pod that runs. What the reads find goes through the usual intake
+        (a cached object is never replaced by an older one); a Job that is gone becomes a tombstone (its operation
+        fails `JobMissing` as usual), and so does a cached pod of the Job the listing lacks once a GET confirms it.
+        A failed read is logged and tried again at the next verification."""
+        uid = str((op.get("metadata") or {}).get("uid") or "")
+        self._verified_at[uid] = time.monotonic()
+        namespace, jname = key[0], str((op.get("status") or {}).get("jobName"))
+        try:
+            stored = await self._io(self.gateway.read_job, namespace, jname)
+            cached = self.cache.job_named(op, jname)
+            if stored is None:
+                if cached is not None and not cached.get("gone"):
+                    log.info("Job %s/%s of %s no longer exists though no event said so", namespace, jname, key[1])
+                    self._job_gone(namespace, jname, str(cached.get("uid")))
+                return
+            self.job_seen(stored)
+            job_uid = str((stored.get("metadata") or {}).get("uid") or "")
+            pods = await self._io(self.gateway.job_pods, namespace, jname)
+            listed = set()
+            for pod in pods:
+                listed.add(str((pod.get("metadata") or {}).get("uid") or ""))
+                self.pod_seen(pod)
+            for pod in list(self.cache.pods.get(job_uid, {}).values()):
+                if pod.get("gone") or str(pod.get("uid")) in listed:
+                    continue
+                if await self._io(self.gateway.uid_of, "pod", namespace, str(pod.get("name"))) == pod.get("uid"):
+                    continue  # created after the listing
+                log.info("pod %s/%s of %s no longer exists though no event said so", namespace, pod.get("name"), key[1])
+                self.cache.pod_gone(namespace, str(pod.get("name")), str(pod.get("uid")))
+        except ApiError as exc:
+            log.warning("re-reading the Job and pods of %s/%s failed (tried again later): %s", key[0], key[1], exc)
+
+    async def resolve_run_state_label(self, selectable: bool | None = None) -> str:
+        """Decide DOPS_RUN_STATE_LABEL=auto once per term: the label is mirrored only where the API server cannot
+        select operations by `status.runState` (`selectable`, known from the start-up listing; else asked with one
+        listing of at most one object)."""
+        mode = self.settings.run_state_label
+        if mode == "auto":
+            if selectable is None:
+                selectable = await self._io(self.gateway.fields_selectable, self.namespaces)
+            mode = resolve_run_state_label(mode, selectable)
+            log.info(
+                "the run-state label (dops.io/run-state) is %s: the API server %s select operations by status.runState",
+                "not written" if mode == "never" else "kept in step with status.runState",
+                "can" if selectable else "cannot",
+            )
+            self.settings = dataclasses.replace(self.settings, run_state_label=mode)
+        return mode
+
+    @property
+    def mirrors_run_state(self) -> bool:
+        return mirrors_run_state(self.settings.run_state_label)
 
     async def _refresh_policies(self) -> None:
         """Re-list the DelegationPolicies when the last listing is older than `policy_refresh_seconds`. A failed
@@ -659,19 +762,24 @@ class Reconciler:
             self.metrics.write("patch", "delegatedoperations/status")
             if obj is None:
                 return False
-            if step.labels:
-                self._background_io(self._sync_labels, obj)
             self._event(view, step.event.type, step.event.reason, step.event.message)
+            if step.labels:
+                await self._sync_labels(obj)
             return True
         if isinstance(step, WriteStatus):
             obj = self._stored(await self._io(self.gateway.patch_status_cas, ns, name, step.patch))
             self.metrics.write("patch", "delegatedoperations/status")
             if obj is None:
                 return False
-            if step.sync_labels:
-                self._background_io(self._sync_labels, obj)
             if step.event is not None:
                 self._event(view, step.event.type, step.event.reason, step.event.message)
+            if step.sync_labels:
+                await self._sync_labels(obj)
+            return True
+        if isinstance(step, SyncRunStateLabel):
+            updated = self._stored(await self._io(self.gateway.sync_run_state_label, view.op, self.mirrors_run_state))
+            if updated is not None:
+                self.metrics.write("patch", "delegatedoperations")
             return True
         if isinstance(step, Admit):
             return await self._admit(view, step)
@@ -703,8 +811,12 @@ class Reconciler:
     def _job_uid(view: View, name: str) -> str | None:
         return str(view.job.get("uid")) if view.job is not None and view.job.get("name") == name else None
 
-    def _sync_labels(self, obj: JSON) -> None:
-        updated = self.gateway.sync_labels(obj)
+    async def _sync_labels(self, obj: JSON) -> None:
+        """The mirror labels of `obj` (a write's answer) in step, awaited and cached at once, so that the next
+        reconcile neither repeats the write nor sees a stale label (best effort: a failure is logged)."""
+        if not labels_out_of_date(obj, run_state=self.mirrors_run_state):
+            return
+        updated = self._stored(await self._io(self.gateway.sync_labels, obj, self.mirrors_run_state))
         if updated is not None:
             self.metrics.write("patch", "delegatedoperations")
 
@@ -724,6 +836,8 @@ class Reconciler:
         queued = parse_time(view.status.get("queuedAt"))
         if queued is not None:
             self.metrics.admission_latency.observe(max((self.clock() - queued).total_seconds(), 0.0))
+        if step.sync_labels:
+            await self._sync_labels(obj)  # first: the label disagrees from this moment on
         if not await self._create_job(view, step.job):
             return False
         self._event(view, step.event.type, step.event.reason, step.event.message)
@@ -773,6 +887,12 @@ class Reconciler:
 
     async def _terminate(self, view: View, step: Terminate) -> bool:
         ns, name = view.namespace, view.name
+        synced = False
+        if step.sync_labels and step.state == step.required_state:
+            # Finishing a state someone else wrote: the label follows it first, so that an operation shown
+            # processed never shows a stale label.
+            await self.execute(view, SyncRunStateLabel(step.state))
+            synced = True
         if step.explain_job:
             step = explained(step, await self._io(self.gateway.job_warning, ns, step.explain_job))
         attempt = view.status.get("attempt") or 1
@@ -796,8 +916,8 @@ class Reconciler:
         self._event(view, step.event.type, step.event.reason, step.event.message)
         if archive is not None and archive.error and step.archive_pod:
             self._event(view, "Warning", c.EventReasons.LOG_UPLOAD_FAILED, archive.error)
-        if step.sync_labels:
-            self._background_io(self._sync_labels, obj)
+        if step.sync_labels and not synced:
+            await self._sync_labels(obj)
         return True
 
     def _observe_duration(self, obj: Mapping[str, Any]) -> None:

@@ -22,12 +22,14 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..api import constants as c
+from ..domain.jobs import JOB_NAME_LABEL
 from ..domain.labels import labels_out_of_date
 from ..domain.reconciling import ArchiveResult
 from ..domain.runlink import WORKER_CONTAINER
 from ..k8s import (
     AlreadyExists,
     ApiError,
+    BadRequest,
     Conflict,
     DelegatedOperationRepository,
     DelegationTargetRepository,
@@ -44,6 +46,10 @@ log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 USER_AGENT = "dops-operator/0.1"
 MANAGED_SELECTOR = f"{c.MANAGED_BY_LABEL}={c.MANAGED_BY}"
+# The operations a term's start-up listing needs before it admits anything: every one not finished (no state yet,
+# queued, scheduled, running). Finished ones (nearly all of 100,000 stored) decide no admission; they reach the
+# cache through Kopf's own listing instead, while admissions already run.
+UNFINISHED_SELECTOR = f"{c.FIELD_RUN_STATE}!=completed,{c.FIELD_RUN_STATE}!=failed"
 
 
 class JobNameTaken(ApiError):
@@ -97,11 +103,33 @@ class Gateway:
         except Conflict:
             return None
 
-    def sync_labels(self, obj: Mapping[str, Any]) -> JSON | None:
-        """Bring the mirror labels (run state) up to date while the state still holds (best effort)."""
-        wanted = labels_out_of_date(obj)
+    def sync_labels(self, obj: Mapping[str, Any], run_state: bool = True) -> JSON | None:
+        """Bring the mirror labels up to date while the state still holds (best effort); `run_state`: whether the
+        run state is mirrored (else a run-state label is removed)."""
+        wanted = labels_out_of_date(obj, run_state=run_state)
         if not wanted:
             return None
+        return self._patch_labels(obj, wanted)
+
+    def sync_run_state_label(self, obj: Mapping[str, Any], run_state: bool = True) -> JSON | None:
+        """Only the run-state mirror of (compact) `obj`: set to its run state, or removed without `run_state`."""
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        state = (obj.get("status") or {}).get("runState")
+        wanted = state if run_state and state else None
+        if labels.get(c.RUN_STATE_LABEL) == wanted:
+            return None
+        return self._patch_labels(obj, {c.RUN_STATE_LABEL: wanted})
+
+    def fields_selectable(self, namespaces: tuple[str, ...] = ()) -> bool:
+        """Whether the API server selects DelegatedOperations by `status.runState` (the CRD's selectableFields
+        are served: Kubernetes 1.31+ and the emulator); a 400 says it does not."""
+        try:
+            self.ops.list(namespaces[0] if namespaces else None, field_selector=f"{c.FIELD_RUN_STATE}=queued", limit=1)
+        except BadRequest:
+            return False
+        return True
+
+    def _patch_labels(self, obj: Mapping[str, Any], wanted: Mapping[str, str | None]) -> JSON | None:
         meta = obj.get("metadata") or {}
         state = (obj.get("status") or {}).get("runState")
         ops: list[JSON] = []
@@ -168,15 +196,24 @@ class Gateway:
             raise Gone("job", namespace, name) from None
 
     # ------------------------------------------------------------------------------------ start-up listing
-    def list_pages(self, kind: str, namespaces: tuple[str, ...] = (), page_size: int = 500) -> Iterator[list[JSON]]:
+    def list_pages(
+        self, kind: str, namespaces: tuple[str, ...] = (), page_size: int = 500, field_selector: str = ""
+    ) -> Iterator[list[JSON]]:
         """Every object of `kind` (op, target, job, pod; Jobs and pods: dops' own only), one page at a time
-        (the start-up listing and the periodic resync)."""
+        (the start-up listing and the periodic resync); only those `field_selector` selects, if given (a server
+        that cannot select by that field answers 400: `BadRequest`)."""
         repo = self._repo(kind)
         selector = MANAGED_SELECTOR if kind in ("job", "pod") else ""
         for namespace in namespaces or (None,):
             token: str | None = None
             while True:
-                page = repo.list(namespace, label_selector=selector, limit=page_size, continue_token=token)
+                page = repo.list(
+                    namespace,
+                    label_selector=selector,
+                    field_selector=field_selector,
+                    limit=page_size,
+                    continue_token=token,
+                )
                 yield page.items
                 token = page.continue_token
                 if not token:
@@ -200,6 +237,17 @@ class Gateway:
         except NotFound:
             return None
         return str((obj.get("metadata") or {}).get("uid") or "")
+
+    def read_job(self, namespace: str, name: str) -> JSON | None:
+        """Job `name` as stored now (None: there is none)."""
+        try:
+            return self.jobs.get(namespace, name)
+        except NotFound:
+            return None
+
+    def job_pods(self, namespace: str, job: str) -> list[JSON]:
+        """The pods the Job controller labelled as Job `job`'s, as stored now (one listing, at most one page)."""
+        return self.pods.list(namespace, label_selector=f"{JOB_NAME_LABEL}={job}", limit=500).items
 
     def _repo(self, kind: str) -> ResourceClient:
         return {"op": self.ops, "target": self.targets, "job": self.jobs, "pod": self.pods}[kind]

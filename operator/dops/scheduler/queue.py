@@ -68,6 +68,11 @@ class AdmissionQueue:
         old = self._entries.get(key)
         if old == entry:
             return False
+        if entry.terminal:
+            # A finished operation is neither in line nor holding a slot: it is not kept (100,000 stored operations
+            # are mostly finished). Its end may free a slot.
+            self.forget(key)
+            return old is not None
         self._entries[key] = entry
         if old is not None and old.target != entry.target:
             self._drop_from(old.target, key)

@@ -31,6 +31,7 @@ import getpass
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -44,8 +45,17 @@ from ..api.types import (
     PipelineRunInfo,
 )
 from ..domain import names, query, resources, results, transitions
-from ..domain.labels import labels_out_of_date
-from ..k8s import AlreadyExists, ApiError, ApiUnavailable, Conflict, DelegatedOperationRepository, Invalid, NotFound
+from ..domain.labels import RUN_STATE_LABEL_MODES, labels_out_of_date, mirrors_run_state, resolve_run_state_label
+from ..k8s import (
+    AlreadyExists,
+    ApiError,
+    ApiUnavailable,
+    BadRequest,
+    Conflict,
+    DelegatedOperationRepository,
+    Invalid,
+    NotFound,
+)
 from . import executor
 
 # A delete re-reads and retries this often when the operation keeps changing under it (409 on its preconditions).
@@ -77,7 +87,10 @@ class DelegatedOperationService:
     `repo` defaults to a repository built from the kubeconfig/in-cluster configuration; `namespace`
     defaults to the configuration's namespace. `clock` and `entropy` (bytes source for names) are for
     tests. `sync_labels=False` skips the best-effort `dops.io/run-state` label update after each state
-    change (one extra request; the operator also keeps that label in step). The service is thread-safe.
+    change (one extra request; the operator also keeps that label in step). `run_state_label` (`auto`, `always`,
+    `never`; default `$DOPS_RUN_STATE_LABEL`, else `auto`) says whether operations carry that label at all: `auto`
+    asks the API server once whether it selects operations by `status.runState` (the CRD's selectableFields) and
+    then writes no run-state label, as the operator does. The service is thread-safe.
     """
 
     def __init__(
@@ -88,6 +101,7 @@ class DelegatedOperationService:
         clock: Clock | None = None,
         entropy: Entropy | None = None,
         sync_labels: bool = True,
+        run_state_label: str | None = None,
     ) -> None:
         self._repo = repo if repo is not None else DelegatedOperationRepository()
         self.namespace = namespace or self._repo.default_namespace
@@ -96,6 +110,11 @@ class DelegatedOperationService:
         self._clock = clock or utcnow
         self._entropy = entropy or os.urandom
         self._sync_labels_enabled = sync_labels
+        mode = (run_state_label or os.environ.get("DOPS_RUN_STATE_LABEL") or "auto").strip().lower()
+        if mode not in RUN_STATE_LABEL_MODES:
+            raise ValueError(f"run_state_label must be one of {', '.join(RUN_STATE_LABEL_MODES)}, got {mode!r}")
+        self._run_state_mode = mode
+        self._mode_lock = threading.Lock()
 
     @property
     def repo(self) -> DelegatedOperationRepository:
@@ -136,12 +155,28 @@ class DelegatedOperationService:
             raise OperationNotFound(doc_id) from None
         return self._create(resources.rerun_spec(original), namespace)
 
+    def mirrors_run_state(self) -> bool:
+        """Whether this service writes the `dops.io/run-state` label (`auto`: asked of the server once)."""
+        with self._mode_lock:
+            if self._run_state_mode == "auto":
+                try:
+                    self._repo.list(self.namespace, field_selector=f"{c.FIELD_RUN_STATE}=queued", limit=1)
+                    selectable = True
+                except BadRequest:
+                    selectable = False
+                except ApiError as exc:  # undecided (e.g. no right to list): keep the label, the safe side
+                    log.debug("could not tell whether the server selects by status.runState: %s", exc)
+                    selectable = None
+                self._run_state_mode = resolve_run_state_label("auto", selectable)
+            return mirrors_run_state(self._run_state_mode)
+
     def _create(self, spec: Mapping[str, Any], namespace: str | None = None) -> DelegatedOperationDocument:
         namespace = namespace or self.namespace
+        run_state = self.mirrors_run_state()
         for _ in range(3):
             now = self._clock()
             name = names.new_operation_name(spec["operator"], now, self._entropy(8))
-            body = resources.operation_resource(name, namespace, spec, name_ordered=True)
+            body = resources.operation_resource(name, namespace, spec, name_ordered=True, run_state=run_state)
             try:
                 self._repo.create(namespace, body)
             except AlreadyExists:
@@ -317,7 +352,7 @@ class DelegatedOperationService:
 
         Returns the object after the label update (or `obj` when nothing was written).
         """
-        wanted = labels_out_of_date(obj) if self._sync_labels_enabled else {}
+        wanted = labels_out_of_date(obj, run_state=self.mirrors_run_state()) if self._sync_labels_enabled else {}
         if not wanted:
             return obj
         state = (obj.get("status") or {}).get("runState")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .launch import launch
 from .run import run_operation
 
 
@@ -45,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             kubeconfig=args.kubeconfig,
             context=args.context,
         )
+    from .launch import launch  # only `launch` needs it: `run` (the Job container) starts without it
+
     return launch(
         target=args.target,
         monitor=args.monitor,

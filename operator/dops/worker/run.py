@@ -13,7 +13,9 @@
    `--from-queued` claims from `queued` instead (running an operation by hand, without the operator);
    `--claimed` skips the claim because a supervisor (`execute_operation(monitor=True)`) made it.
 2. **Run** the operator (`dops.service.executor.run_claimed` → `dops.execution`): progress is written
-   to `status.progress` at most twice a second; pipelines run stage by stage.
+   to `status.progress` at most once per `$DOPS_PROGRESS_INTERVAL_SECONDS` (the target's
+   `progressIntervalSeconds`, default 10; twice a second when run by hand without it), the newest value
+   winning and the last one always written; pipelines run stage by stage.
 3. **Record** `completed` + result or `failed` + error (traceback) with a CAS from `running` (a lost
    CAS means the operation was cancelled meanwhile: the external state stays), write the termination
    message, and exit (see the table below).
@@ -66,7 +68,7 @@ from typing import Any
 
 from ..api.times import utcnow
 from ..api.types import DelegatedOperationDocument, ExecutionResult, ExecutionRunState, OperationNotFound
-from ..domain import jobs, names, results, transitions
+from ..domain import jobs, names, progress, results, transitions
 from ..execution import Engine
 from ..k8s import (
     ApiError,
@@ -482,6 +484,7 @@ def _run(service: DelegatedOperationService, run: _Run, *, mode: str) -> int:
             on_superseded=lambda why: _stop_superseded(ref, me, why),
             write_patience=patience,
             record_patience=patience * OUTCOME_PATIENCE_FACTOR,
+            progress_interval=progress_interval(),
         )
     except KeyboardInterrupt:
         return _interrupted(service, ref)
@@ -506,6 +509,20 @@ def job_engine(me: Identity) -> Engine | None:
         log.warning("%s; import paths stay disallowed", exc)
         allowed = False
     return Engine(allow_import_paths=allowed)
+
+
+def progress_interval() -> float | None:
+    """Seconds between progress writes: the target's `progressIntervalSeconds`, which the operator puts in the
+    Job's `$DOPS_PROGRESS_INTERVAL_SECONDS`; None (the engine's 0.5 s) for a worker run by hand without it. A
+    bad value is one warning and the targets' default (10 s): progress never fails an operation."""
+    raw = os.environ.get(progress.ENV_PROGRESS_INTERVAL, "").strip()
+    if not raw:
+        return None
+    try:
+        return progress.parse_progress_interval(raw, float(progress.DEFAULT_PROGRESS_INTERVAL_SECONDS))
+    except ValueError as exc:
+        log.warning("%s; progress is written every %d s", exc, progress.DEFAULT_PROGRESS_INTERVAL_SECONDS)
+        return float(progress.DEFAULT_PROGRESS_INTERVAL_SECONDS)
 
 
 def _report(service: DelegatedOperationService, ref: str, me: Identity, result: ClaimedRun) -> int:

@@ -2,13 +2,16 @@
 
 Prints one line (`node agent N ready: ...`) once the Node is registered and its Lease exists.
 SIGTERM or Ctrl-C is a graceful node shutdown (containers stopped, pods failed, node NotReady);
-exit code 0. A kubeconfig or registration problem is one line on stderr and exit code 1.
+exit code 0. A kubeconfig or registration problem is one line on stderr and exit code 1. SIGUSR1
+writes the await chain of every asyncio task to stderr (the threads' stacks once the event loop has
+ended): what an agent that does not stop is waiting for.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
 import signal
 import sys
@@ -54,6 +57,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lease-duration", type=int, default=40, help="leaseDurationSeconds of the node Lease")
     parser.add_argument("--renew-interval", type=float, default=10.0, help="seconds between Lease renewals")
     parser.add_argument("--status-interval", type=float, default=60.0, help="seconds between node status posts")
+    parser.add_argument(
+        "--status-update-interval",
+        type=float,
+        default=10.0,
+        help="seconds between checks of the Node against the API server's view; a difference is posted at once",
+    )
     parser.add_argument(
         "--token-max-age",
         type=float,
@@ -106,6 +115,7 @@ async def serve(args: argparse.Namespace) -> int:
         lease_duration=args.lease_duration,
         renew_interval=args.renew_interval,
         status_interval=args.status_interval,
+        status_update_interval=args.status_update_interval,
         token_max_age=args.token_max_age,
         shutdown_grace=args.shutdown_grace,
     )
@@ -118,6 +128,7 @@ async def serve(args: argparse.Namespace) -> int:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, agent.stop)
+            loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
 
             def ready() -> None:
                 where = f"https://127.0.0.1:{agent.kubelet_port}" if agent.kubelet_port else "off"
@@ -127,13 +138,34 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def dump_tasks() -> None:
+    """Every asyncio task's await chain on stderr (SIGUSR1): a test whose agent does not stop shows where it waits.
+
+    `Task.print_stack` shows only a suspended coroutine's outermost frame; this follows `cr_await` down."""
+    for task in asyncio.all_tasks():
+        print(f"--- task {task.get_name()}", file=sys.stderr)
+        awaited: Any = task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is None:
+                print(f"  awaiting {awaited!r}", file=sys.stderr)
+                break
+            code = frame.f_code
+            print(f'  File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}', file=sys.stderr)
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    sys.stderr.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        return asyncio.run(serve(args))
+        code = asyncio.run(serve(args))
+        # Only the interpreter's exit is left (threads joined, atexit): SIGUSR1 now dumps the threads' stacks.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        return code
     except (KubeconfigError, ValueError, OSError) as exc:
         print(f"node agent: {exc}", file=sys.stderr)
         return 1

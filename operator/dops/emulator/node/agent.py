@@ -84,6 +84,9 @@ class AgentOptions:
     lease_duration: int = 40
     renew_interval: float = 10.0
     status_interval: float = 60.0
+    # How often the Node is compared with what the API server shows (a kubelet's nodeStatusUpdateFrequency):
+    # a difference (the node lifecycle controller marked it Unknown while this agent could not report) is posted.
+    status_update_interval: float = 10.0
     token_max_age: float = MAX_TOKEN_AGE
     shutdown_grace: float = 5.0  # graceful stop: SIGTERM to every container, SIGKILL after this long
     watchdog: bool = True
@@ -106,6 +109,11 @@ def _resource_version(obj: JSON) -> int:
         return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
     except ValueError:
         return 0
+
+
+def _condition_statuses(conditions: list[JSON]) -> dict[str, str]:
+    """{type: status} of node conditions: what a kubelet compares before it posts."""
+    return {str(c.get("type")): str(c.get("status")) for c in conditions}
 
 
 def _normalised(value: Any) -> Any:
@@ -219,6 +227,8 @@ class NodeAgent(PodLifecycle[AgentPod]):
 
     async def shutdown(self) -> None:
         """Graceful node shutdown: stop the containers, fail their pods, mark the node NotReady, clean up."""
+        started = time.monotonic()
+        log.info("node agent %s: shutting down (%d pods)", self.node_name, len(self._pods))
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -242,6 +252,7 @@ class NodeAgent(PodLifecycle[AgentPod]):
             self._watchdog.close()
         if self.work_dir is not None and self._owns_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
+        log.info("node agent %s: shut down in %.1f s", self.node_name, time.monotonic() - started)
 
     # ------------------------------------------------------------------------------ the node
     def _node_status(self, ready: bool) -> JSON:
@@ -337,10 +348,21 @@ class NodeAgent(PodLifecycle[AgentPod]):
                 log.warning("node agent %s: lease not renewed: %s", self.node_name, exc)
 
     async def _status_loop(self) -> None:
+        """Post the node's status at least every `status_interval`, and, like a kubelet, as soon as the API server
+        shows another (checked every `status_update_interval`): a node that was frozen or cut off and marked
+        `Ready=Unknown` by the node lifecycle controller is Ready again within that, not a minute later."""
+        posted = time.monotonic()
         while True:
-            await asyncio.sleep(self.options.status_interval)
+            await asyncio.sleep(min(self.options.status_update_interval, self.options.status_interval))
             try:
+                if time.monotonic() - posted < self.options.status_interval:
+                    node = await self.client.request("GET", f"/api/v1/nodes/{self.node_name}")
+                    shown = list((node.get("status") or {}).get("conditions") or [])
+                    if _condition_statuses(shown) == _condition_statuses(self._node_status(ready=True)["conditions"]):
+                        continue
+                    self._conditions = shown  # a transition is counted from what the API server shows
                 await self._post_node_status(ready=True)
+                posted = time.monotonic()
             except ApiError as exc:
                 if exc.code == 404:  # someone deleted the Node: register again, as a kubelet does
                     with contextlib.suppress(ApiError, aiohttp.ClientError, OSError):
