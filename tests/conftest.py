@@ -125,19 +125,27 @@ def real_plane_unavailable() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
-    """The session's real control plane (etcd, kube-apiserver, controller manager, scheduler), built if needed."""
+def real_binaries() -> Path:
+    """The upstream binaries' directory, built if needed (the test skips with one line where they cannot be).
+
+    For a module that starts a control plane of its own (other controller flags): it does not need the session's
+    cluster, so it runs in whichever process has time (the embedded half, see in_real_half)."""
     reason = real_plane_unavailable()
     if reason:
         pytest.skip(f"real control plane skipped: {reason}")
     from scripts.build_k8s import BuildError, build
 
     try:
-        bin_dir = build(quiet=True)
+        return build(quiet=True)
     except BuildError as exc:
         pytest.fail(f"real control plane: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def real_cluster(real_binaries: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
+    """The session's real control plane (etcd, kube-apiserver, controller manager, scheduler), built if needed."""
     try:
-        cluster = RealCluster.start(bin_dir, root=tmp_path_factory.mktemp("realcluster"))
+        cluster = RealCluster.start(real_binaries, root=tmp_path_factory.mktemp("realcluster"))
     except ClusterError as exc:
         pytest.fail(f"real control plane: {exc}", pytrace=False)
     try:

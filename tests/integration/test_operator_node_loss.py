@@ -232,13 +232,13 @@ def condition(obj: JSON, kind: str) -> JSON:
 
 
 @pytest.fixture(scope="module")
-def lossy_plane(real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeLossPlane]:
+def lossy_plane(real_binaries: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeLossPlane]:
     """The module's control plane (short node-monitor grace), the healthy node, the CRDs, the worker's namespace and
     ServiceAccount, and the operator (lost-pod grace LOST_POD_GRACE); everything stopped afterwards."""
     root = tmp_path_factory.mktemp("node-loss")
     flags = (f"--node-monitor-grace-period={NODE_MONITOR_GRACE}s", "--node-monitor-period=1s")
     try:
-        cluster = RealCluster.start(real_cluster.bin_dir, root=root / "plane", extra_controller_manager_flags=flags)
+        cluster = RealCluster.start(real_binaries, root=root / "plane", extra_controller_manager_flags=flags)
     except ClusterError as exc:
         pytest.fail(f"real control plane: {exc}", pytrace=False)
     # The operator's first log archive imports the official client's CoreV1Api (lazily built models: 3-9 s on a
