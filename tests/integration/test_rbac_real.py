@@ -141,28 +141,36 @@ def wait_established(admin: requests.Session, url: str, names: list[str], timeou
             time.sleep(0.1)
 
 
-def wait_owner_kind_resolvable(admin: requests.Session, url: str, timeout: float = 60.0) -> None:
-    """Wait until admission resolves the DelegatedOperation kind in ownerReferences.
+def wait_owner_kind_resolvable(cluster: RealCluster, token: str, timeout: float = 60.0) -> None:
+    """Wait until admission resolves the DelegatedOperation kind in the ownerReferences of the operator's Jobs.
 
     For a while after a CRD is established, OwnerReferencesPermissionEnforcement's RESTMapper does not know
     the new kind, and a Job owned by an operation is refused ("no matches for kind …"). The operator retries
     that (JobCreateFailed), but the scenarios below time the operator's first attempt, so start them after it.
+    The probe is the operator's own request (its token, a Job with blockOwnerDeletion, server-side dry run): an
+    admin's would pass early, as a user allowed to update every finalizer skips the per-owner check.
     """
     probe = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
         "metadata": {
             "generateName": "owner-probe-",
             "ownerReferences": [
                 {"apiVersion": "dops.io/v1alpha1", "kind": "DelegatedOperation", "name": "probe",
-                 "uid": "00000000-0000-0000-0000-000000000000", "blockOwnerDeletion": True}
+                 "uid": "00000000-0000-0000-0000-000000000000", "controller": True, "blockOwnerDeletion": True}
             ],
-        }
+        },
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "probe", "image": "probe"}]}}},
     }  # fmt: skip
+    operator = requests.Session()  # the token alone: no admin client certificate (x509 would authenticate first)
+    operator.trust_env = False
+    operator.verify = str(cluster.ca_file)
+    operator.headers["Authorization"] = f"Bearer {token}"
     deadline = time.monotonic() + timeout
     while True:
-        response = admin.post(f"{url}/api/v1/namespaces/{SYSTEM_NS}/configmaps", json=probe, timeout=30)
+        jobs = f"{cluster.url}/apis/batch/v1/namespaces/{OTHER_NS}/jobs?dryRun=All"
+        response = operator.post(jobs, json=probe, timeout=30)
         if response.status_code == 201:
-            name = response.json()["metadata"]["name"]
-            admin.delete(f"{url}/api/v1/namespaces/{SYSTEM_NS}/configmaps/{name}", timeout=30)
             return
         assert time.monotonic() < deadline, f"ownerReference kind never resolvable: {response.text}"
         time.sleep(0.2)
@@ -195,8 +203,8 @@ def rbac_env(real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory
             real_cluster.url,
             [d["metadata"]["name"] for d in applied if d["kind"] == "CustomResourceDefinition"],
         )
-        wait_owner_kind_resolvable(admin, real_cluster.url)
         operator_token = mint_token(admin, real_cluster.url, SYSTEM_NS, FULLNAME)
+        wait_owner_kind_resolvable(real_cluster, operator_token)
         worker_token = mint_token(admin, real_cluster.url, SYSTEM_NS, WORKER_SA)
         env = RbacEnv(
             cluster=real_cluster,
