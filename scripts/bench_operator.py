@@ -84,7 +84,7 @@ from dops.k8s import DelegatedOperationRepository, KubeClient, load_config  # no
 from dops.k8s.client import JSON_TYPE  # noqa: E402
 
 sys.path.insert(0, str(REPO / "scripts"))
-from bench_support import Proc, free_port, pct, stop_on_sigterm, wait  # noqa: E402
+from bench_support import Proc, create_target, free_port, pct, start_emulator, stop_on_sigterm, wait  # noqa: E402
 from bench_support import emulator_stats as stats  # noqa: E402
 from bench_support import url_ok as _ok  # noqa: E402
 
@@ -105,43 +105,13 @@ JSON = dict[str, Any]
 # ===================================================================================== processes
 
 
-def start_emulator(work: Path) -> tuple[Proc, Path, str]:
-    kubeconfig = work / "kubeconfig"
-    port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "dops.emulator",
-        "--port",
-        str(port),
-        "--kubeconfig",
-        str(kubeconfig),
-        "--crds",
-        str(REPO / "crds"),
-        "--controllers",
-        "all",
-        "--kubelet-mode",
-        "simulated",
-        "--history-size",
-        "400000",
-        "--bookmark-interval",
-        "5",
-    ]
-    env = dict(os.environ, PYTHONPATH=str(REPO / "operator"))
-    proc = Proc(argv, env, work / "emulator.log")
-    url = f"http://127.0.0.1:{port}"
-    wait(lambda: _ok(url + "/version"), 30, "the emulator to start")
-    wait(lambda: kubeconfig.exists(), 10, "the kubeconfig")
-    return proc, kubeconfig, url
-
-
 class EmbeddedBench:
     """The embedded control plane in its own process (every controller, simulated kubelet)."""
 
     name = "embedded"
 
     def __init__(self, work: Path) -> None:
-        self.proc, self.kubeconfig, self.url = start_emulator(work)
+        self.proc, self.kubeconfig, self.url = start_emulator(work, "all", 400000)
 
     def counters(self) -> JSON:
         """{"requests": {resource: {verb: n}}, "resourceVersion": stored writes so far}: the emulator's counters."""
@@ -736,31 +706,11 @@ def main() -> int:
             print(f"raw Jobs on the {plane.name} plane: {args.raw_jobs} in one burst ...", flush=True)
             raw_rate = raw_jobs_rate(kube, NAMESPACE, args.raw_jobs, args.timeout)
             print(f"raw Jobs: {raw_rate:.1f} Jobs/s (create → Complete, simulated pods)", flush=True)
-        kube.request(
-            "POST",
-            f"/apis/dops.io/v1alpha1/namespaces/{NAMESPACE}/delegationtargets",
-            body={
-                "apiVersion": "dops.io/v1alpha1",
-                "kind": "DelegationTarget",
-                "metadata": {"name": TARGET},
-                "spec": {
-                    "maxConcurrent": args.concurrency,
-                    "podTemplate": {
-                        "annotations": {"dops.emulator/simulate": "true", "dops.emulator/simulate-duration": "86400"}
-                    },
-                },
-            },
+        simulated = {"dops.emulator/simulate": "true", "dops.emulator/simulate-duration": "86400"}
+        create_target(
+            kube, NAMESPACE, TARGET, {"maxConcurrent": args.concurrency, "podTemplate": {"annotations": simulated}}
         )
-        kube.request(
-            "POST",
-            f"/apis/dops.io/v1alpha1/namespaces/{NAMESPACE}/delegationtargets",
-            body={
-                "apiVersion": "dops.io/v1alpha1",
-                "kind": "DelegationTarget",
-                "metadata": {"name": EXTERNAL_TARGET},
-                "spec": {"mode": "external"},
-            },
-        )
+        create_target(kube, NAMESPACE, EXTERNAL_TARGET, {"mode": "external"})
         operator = start_operator(work, kubeconfig, metrics_port, args.concurrency)
         wait(lambda: _ok(f"http://127.0.0.1:{metrics_port}/metrics"), 60, "the operator's metrics endpoint")
         harness = Harness(kube, args.harness_threads)

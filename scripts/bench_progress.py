@@ -44,6 +44,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 from bench_support import (  # noqa: E402
     JSON,
     Proc,
+    create_namespace,
+    create_target,
     emulator_stats,
     free_port,
     kubectl_binary,
@@ -104,19 +106,8 @@ def kubectl_progress(kubectl: str, kubeconfig: Path, namespace: str, name: str) 
 def setup(service: DelegatedOperationService, kube: KubeClient, target: str, interval: int, ops: int) -> list[str]:
     """A namespace and an external target with the interval, and `ops` operations on it claimed (`running`)."""
     namespace = service.namespace
-    kube.request(
-        "POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
-    )
-    kube.request(
-        "POST",
-        f"/apis/dops.io/v1alpha1/namespaces/{namespace}/delegationtargets",
-        body={
-            "apiVersion": "dops.io/v1alpha1",
-            "kind": "DelegationTarget",
-            "metadata": {"name": target},
-            "spec": {"mode": "external", "progressIntervalSeconds": interval},
-        },
-    )
+    create_namespace(kube, namespace)
+    create_target(kube, namespace, target, {"mode": "external", "progressIntervalSeconds": interval})
 
     def one(i: int) -> str:
         doc = service.queue_operation(

@@ -53,6 +53,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from bench_support import (  # noqa: E402
     JSON,
+    create_namespace,
+    create_target,
     free_port,
     kubectl_binary,
     pct,
@@ -106,19 +108,8 @@ class ByteCountingClient(KubeClient):
 
 
 def namespace_and_target(kube: KubeClient, namespace: str, target: str, mode: str) -> None:
-    kube.request(
-        "POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
-    )
-    kube.request(
-        "POST",
-        f"/apis/dops.io/v1alpha1/namespaces/{namespace}/delegationtargets",
-        body={
-            "apiVersion": "dops.io/v1alpha1",
-            "kind": "DelegationTarget",
-            "metadata": {"name": target},
-            "spec": {"mode": mode, "maxConcurrent": 1000},
-        },
-    )
+    create_namespace(kube, namespace)
+    create_target(kube, namespace, target, {"mode": mode, "maxConcurrent": 1000})
 
 
 # ================================================================================ 1. large objects

@@ -127,8 +127,11 @@ class Proc:
         self.handle.close()
 
 
-def start_emulator(work: Path, *extra: str) -> tuple[Proc, Path, str]:
-    """`python -m dops.emulator` with the dops CRDs and no controllers (the benchmarks play the workers)."""
+def start_emulator(
+    work: Path, controllers: str = "none", history_size: int = 200000, *extra: str
+) -> tuple[Proc, Path, str]:
+    """`python -m dops.emulator` with the dops CRDs; no controllers by default (the benchmarks play the workers),
+    `controllers="all"` with a simulated kubelet for the operator benchmark."""
     kubeconfig = work / "kubeconfig"
     port = free_port()
     argv = [
@@ -142,9 +145,10 @@ def start_emulator(work: Path, *extra: str) -> tuple[Proc, Path, str]:
         "--crds",
         str(REPO / "crds"),
         "--controllers",
-        "none",
+        controllers,
+        *(["--kubelet-mode", "simulated"] if controllers != "none" else []),
         "--history-size",
-        "200000",
+        str(history_size),
         "--bookmark-interval",
         "5",
         *extra,
@@ -155,6 +159,21 @@ def start_emulator(work: Path, *extra: str) -> tuple[Proc, Path, str]:
     wait(lambda: url_ok(url + "/version"), 60, "the emulator to start")
     wait(kubeconfig.exists, 10, "the kubeconfig")
     return proc, kubeconfig, url
+
+
+def create_namespace(kube: Any, namespace: str) -> None:
+    kube.request(
+        "POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    )
+
+
+def create_target(kube: Any, namespace: str, name: str, spec: JSON) -> None:
+    """A DelegationTarget `name` in `namespace` (`kube`: a dops.k8s.KubeClient)."""
+    kube.request(
+        "POST",
+        f"/apis/dops.io/v1alpha1/namespaces/{namespace}/delegationtargets",
+        body={"apiVersion": "dops.io/v1alpha1", "kind": "DelegationTarget", "metadata": {"name": name}, "spec": spec},
+    )
 
 
 OPERATOR_MAIN = """

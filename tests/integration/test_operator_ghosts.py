@@ -41,6 +41,21 @@ from tests.op_builders import delegation_target, operation
 __all__ = ["namespace", "operator_env"]  # fixtures
 
 
+
+def lose_job_and_pod_in_a_watch_gap(env: OperatorEnv, namespace: str, name: str, seconds: int) -> None:
+    """A running operation `name` (sleeping `seconds`) whose Job and pod are deleted while every Job and pod
+    watch is down: no DELETED event reaches the operator."""
+    env.create(namespace, operation(name, namespace).operator("@dops/examples/sleep").params(seconds=seconds).build())
+    env.wait_state(namespace, name, "running")
+    pids = eventually(lambda: worker_pids(f"{namespace}/{name}"), describe=f"the worker process of {name}")
+    status = env.get_op(namespace, name)["status"]
+    with watch_gap(env, "jobs", "pods"):
+        delete(env, f"/apis/batch/v1/namespaces/{namespace}/jobs/{status['jobName']}")
+        wait_gone(pids, 30)
+        pod = f"/api/v1/namespaces/{namespace}/pods/{status['podName']}"
+        eventually(lambda: gone(env, pod), timeout=30, describe="pod gone")
+
+
 def delete(env: OperatorEnv, path: str) -> None:
     env.kube.request(
         "DELETE", path, body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
@@ -171,15 +186,7 @@ def test_job_deleted_in_a_watch_gap_is_found_by_the_resync(operator_env: Operato
     env.stop_operator()
     env.start_operator(dataclasses.replace(settings, resync_interval_seconds=2))
     try:
-        env.create(namespace, operation("lost", namespace).operator("@dops/examples/sleep").params(seconds=120).build())
-        env.wait_state(namespace, "lost", "running")
-        pids = eventually(lambda: worker_pids(f"{namespace}/lost"), describe="the worker process of lost")
-        status = env.get_op(namespace, "lost")["status"]
-        with watch_gap(env, "jobs", "pods"):
-            delete(env, f"/apis/batch/v1/namespaces/{namespace}/jobs/{status['jobName']}")
-            wait_gone(pids, 30)
-            pod = f"/api/v1/namespaces/{namespace}/pods/{status['podName']}"
-            eventually(lambda: gone(env, pod), timeout=30, describe="pod gone")
+        lose_job_and_pod_in_a_watch_gap(env, namespace, "lost", seconds=120)
         obj = env.wait_processed(namespace, "lost", timeout=60)
         assert obj["status"]["runState"] == "failed"
         assert condition(obj, "Succeeded")["reason"] in ("JobMissing", "PodDeleted"), condition(obj, "Succeeded")

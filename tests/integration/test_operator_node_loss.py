@@ -468,6 +468,28 @@ def test_a_node_lost_for_good_fails_its_operations_pod_lost(lossy_plane: NodeLos
     lossy_plane.force_delete_pods()
 
 
+
+def finished_in_the_same_job_and_pod(lossy_plane: NodeLossPlane, run: Run, before: JSON, pod: JSON) -> JSON:
+    """Let `run` finish; it completed in the attempt, Job and pod it had before the node went away (no disruption
+    counted, no second Job or pod). Returns its status."""
+    job = before["status"]["jobName"]
+    run.go.write_text("go")
+    done = timed(
+        lambda: lossy_plane.op(run.name),
+        lambda o: o["status"]["runState"] in ("completed", "failed"),
+        60,
+        "the operation finished",
+    )
+    status: JSON = done["status"]
+    assert status["runState"] == "completed", condition(done, CONDITION_SUCCEEDED)
+    assert status["attempt"] == before["status"]["attempt"] and status["jobName"] == job
+    assert status["podName"] == pod["metadata"]["name"]
+    assert not status.get("disruptions")
+    assert [j["metadata"]["name"] for j in lossy_plane.jobs_of(run.name)] == [job]
+    assert [p["metadata"]["uid"] for p in lossy_plane.pods_of(job)] == [pod["metadata"]["uid"]]
+    return status
+
+
 def test_a_node_back_within_the_grace_completes_the_operation_in_the_same_pod(
     lossy_plane: NodeLossPlane, tmp_path: Path
 ) -> None:
@@ -498,22 +520,9 @@ def test_a_node_back_within_the_grace_completes_the_operation_in_the_same_pod(
         "the pod reported ready again",
     )
     ready_at = time.monotonic()
-    run.go.write_text("go")
-    done = timed(
-        lambda: lossy_plane.op(run.name),
-        lambda o: o["status"]["runState"] in ("completed", "failed"),
-        60,
-        "the operation finished",
-    )
-    done_at = time.monotonic()
-    status = done["status"]
-    assert status["runState"] == "completed", condition(done, CONDITION_SUCCEEDED)
     assert ready_at - not_ready_at < LOST_POD_GRACE, "ready again within the grace (else the test proves nothing)"
-    assert status["attempt"] == before["status"]["attempt"] and status["jobName"] == job
-    assert status["podName"] == pod["metadata"]["name"]
-    assert not status.get("disruptions")
-    assert [j["metadata"]["name"] for j in lossy_plane.jobs_of(run.name)] == [job]
-    assert [p["metadata"]["uid"] for p in lossy_plane.pods_of(job)] == [pod["metadata"]["uid"]]
+    status = finished_in_the_same_job_and_pod(lossy_plane, run, before, pod)
+    done_at = time.monotonic()
     assert status["result"]["result"] == {"runs": 2}  # the killed run and the one after the restart, in the same pod
     print(
         f"\nnode back within the grace: pod not ready after {not_ready_at - lost_at:.1f} s, agent back after "
@@ -553,20 +562,8 @@ def test_a_node_cut_off_within_the_grace_completes_the_operation_once(
         "the pod reported ready again by its kubelet",
     )
     ready_at = time.monotonic()
-    run.go.write_text("go")
-    done = timed(
-        lambda: lossy_plane.op(run.name),
-        lambda o: o["status"]["runState"] in ("completed", "failed"),
-        60,
-        "the operation finished",
-    )
+    status = finished_in_the_same_job_and_pod(lossy_plane, run, before, pod)
     done_at = time.monotonic()
-    status = done["status"]
-    assert status["runState"] == "completed", condition(done, CONDITION_SUCCEEDED)
-    assert status["attempt"] == before["status"]["attempt"] and status["podName"] == pod["metadata"]["name"]
-    assert not status.get("disruptions")
-    assert [j["metadata"]["name"] for j in lossy_plane.jobs_of(run.name)] == [job]
-    assert [p["metadata"]["uid"] for p in lossy_plane.pods_of(job)] == [pod["metadata"]["uid"]]
     assert status["result"]["result"] == {"runs": 1} and run.count() == 1  # the code ran once
     print(
         f"\nnode cut off within the grace: pod not ready after {not_ready_at - cut_at:.1f} s, ready again after "

@@ -29,10 +29,8 @@ from tests.integration.operator_env import (
     namespace,
     operator_env,
     operator_settings,
-    wait_gone,
-    worker_pids,
 )
-from tests.integration.test_operator_ghosts import delete, gone, watch_gap
+from tests.integration.test_operator_ghosts import delete, gone, lose_job_and_pod_in_a_watch_gap, watch_gap
 from tests.op_builders import delegation_target, operation
 
 __all__ = ["namespace", "operator_env"]  # fixtures
@@ -58,15 +56,7 @@ def test_running_operations_job_deleted_in_a_watch_gap_fails_without_waiting_for
     operator_env: OperatorEnv, namespace: str
 ) -> None:
     env = operator_env
-    env.create(namespace, operation("lost", namespace).operator("@dops/examples/sleep").params(seconds=300).build())
-    env.wait_state(namespace, "lost", "running")
-    pids = eventually(lambda: worker_pids(f"{namespace}/lost"), describe="the worker process of lost")
-    status = env.get_op(namespace, "lost")["status"]
-    with watch_gap(env, "jobs", "pods"):
-        delete(env, f"/apis/batch/v1/namespaces/{namespace}/jobs/{status['jobName']}")
-        wait_gone(pids, 30)
-        pod = f"/api/v1/namespaces/{namespace}/pods/{status['podName']}"
-        eventually(lambda: gone(env, pod), timeout=30, describe="pod gone")
+    lose_job_and_pod_in_a_watch_gap(env, namespace, "lost", seconds=300)
     obj = env.wait_processed(namespace, "lost", timeout=FOUND_WITHIN)
     assert obj["status"]["runState"] == "failed", obj["status"]
     assert condition(obj, "Succeeded")["reason"] in ("JobMissing", "PodDeleted"), condition(obj, "Succeeded")
