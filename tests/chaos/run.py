@@ -49,6 +49,7 @@ Run alone: `make chaos`, or `python -m tests.chaos.run [--ops N] [--seconds S] [
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import dataclasses
 import json
@@ -449,6 +450,11 @@ class Ledger:
 # ==================================================================================== the report
 
 
+def op_of(pod: JSON) -> str:
+    """The name of the operation a dops pod runs (its annotation is namespace/name)."""
+    return str((pod["metadata"].get("annotations") or {}).get(OPERATION_ANNOTATION) or "").partition("/")[2]
+
+
 def condition(obj: JSON, ctype: str) -> JSON:
     for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond.get("type") == ctype:
@@ -840,6 +846,7 @@ class ChaosRun:
         self.ledger.on_pod = self._on_pod
         self.workers: dict[str, threading.Event] = {}  # simulated pod uid → its "SIGTERM"
         self.workers_lock = threading.Lock()
+        self.worker_trace: dict[str, list[str]] = collections.defaultdict(list)  # operation → its fake worker's steps
         self.harness_errors: list[str] = []
         # Where the operator and the workers import `dops` from (the checkout's, unless comparing versions).
         self.source = Path(config.source) if config.source else REPO / "operator"
@@ -1013,14 +1020,19 @@ class ChaosRun:
         with self.workers_lock:
             sigterm = self.workers.get(uid)
             if sigterm is not None:
-                if gone:
+                if gone and not sigterm.is_set():
                     sigterm.set()
+                    self._trace(op_of(obj), f"{meta['name']} deleted: SIGTERM")
                 return
             if gone or not running or self.stop.is_set():
                 return
             sigterm = self.workers[uid] = threading.Event()
-        op = str(meta["annotations"][OPERATION_ANNOTATION]).partition("/")[2]
+        op = op_of(obj)
+        self._trace(op, f"{meta['name']} Running: worker started")
         self.pool.submit(self._fake_worker, meta["name"], uid, op, sigterm)
+
+    def _trace(self, op: str, step: str) -> None:
+        self.worker_trace[op].append(f"{time.strftime('%H:%M:%S')} {step}")
 
     def _stopped(self, sigterm: threading.Event, seconds: float = 0.0) -> bool:
         return sigterm.wait(seconds) or self.stop.is_set()
@@ -1048,11 +1060,13 @@ class ChaosRun:
         code, _ = self.api.call(
             "PATCH", path, claim, params=AS_WORKER, content_type=JSON_PATCH, patience=WORKER_PATIENCE
         )
+        self._trace(op, f"{pod} claim: {code}")
         if code != 200:
             code, current = self.api.call("GET", path)
             status = current.get("status") or {}
             if code != 200 or status.get("runState") != "running" or status.get("podName") != pod:
-                self._exit_simulated(uid, 0)  # nothing to do (cancelled, another pod's, ...): exit 0
+                self._trace(op, f"{pod} not claimed ({code}, {status.get('runState')}, {status.get('podName')})")
+                self._exit_simulated(uid, 0, op)  # nothing to do (cancelled, another pod's, ...): exit 0
                 return
         if rec.kind == "progress":
             n, delay = int(rec.params["n"]), float(rec.params["delay"])
@@ -1089,26 +1103,36 @@ class ChaosRun:
         code, payload = self.api.call(
             "PATCH", path, record, params=AS_WORKER, content_type=JSON_PATCH, patience=WORKER_PATIENCE
         )
+        self._trace(op, f"{pod} recording {state}: {code}")
         if code not in (200, 404, 422, 409) and not self.stop.is_set():
             self.harness_errors.append(f"fake worker {pod}: recording {state}: {code} {payload.get('message')}")
-        self._exit_simulated(uid, 1 if (code == 200 and state == "failed") else 0)
+        self._exit_simulated(uid, 1 if (code == 200 and state == "failed") else 0, op)
 
-    def _exit_simulated(self, uid: str, code: int) -> None:
+    def _exit_simulated(self, uid: str, code: int, op: str) -> None:
         """End a simulated pod's container with the worker's exit code (the emulator's kubelet, in-process)."""
         if self.stop.is_set():
             return
 
-        def act() -> None:
+        def act() -> int:
             kubelet = self.server.controllers.get("kubelet")
             runtime = getattr(kubelet, "_pods", {}).get(uid)
+            ended = 0
             for container in getattr(runtime, "all", ()) or ():
                 runner = getattr(getattr(container, "current", None), "runner", None)
                 finish = getattr(runner, "_finish", None)
                 if finish is not None:
                     finish(code, "" if code == 0 else "failure recorded")
+                    ended += 1
+            return ended
 
-        with contextlib.suppress(Exception):
-            self.server.call(act)
+        try:
+            ended = self.server.call(act)
+        except Exception as exc:
+            self._trace(op, f"exit {code}: {exc!r}")
+        else:
+            self._trace(
+                op, f"exit {code}: {ended} container(s) ended" if ended else f"exit {code}: no running container"
+            )
 
     # -- chaos
     def _chaos(self, deadline: float) -> None:
@@ -1358,6 +1382,37 @@ class ChaosRun:
             )
         return report
 
+    def explain(self, op: str) -> str:
+        """What a stuck operation's Jobs and pods look like now, what this harness's worker did for it, and the
+        operators' log lines naming it: enough to tell a product bug from a harness bug after the fact."""
+        lines = [f"--- why {op} is stuck"]
+        jobs = self.api.call("GET", f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs", patience=5)[1].get("items") or []
+        for job in jobs:
+            if job["metadata"]["name"].rsplit("-", 1)[0] != op:
+                continue
+            status = job.get("status") or {}
+            counts = {k: status.get(k) for k in ("active", "ready", "terminating", "succeeded", "failed")}
+            conditions = [
+                f"{c.get('type')}={c.get('status')} {c.get('reason') or ''}" for c in status.get("conditions") or []
+            ]
+            lines.append(f"Job {job['metadata']['name']}: {counts} {conditions}")
+        pods = self.api.call("GET", f"/api/v1/namespaces/{NAMESPACE}/pods", patience=5)[1].get("items") or []
+        for pod in pods:
+            if op_of(pod) != op:
+                continue
+            meta, status = pod["metadata"], pod.get("status") or {}
+            states = [next(iter(c.get("state") or {"?": None})) for c in status.get("containerStatuses") or []]
+            lines.append(
+                f"pod {meta['name']} ({meta['uid'][:8]}): {status.get('phase')} containers {states} "
+                f"deletion {meta.get('deletionTimestamp')} finalizers {meta.get('finalizers')}"
+            )
+        lines += [f"worker: {step}" for step in self.worker_trace.get(op, [])] or ["worker: never started"]
+        for log in self.fleet.logs:
+            if log.exists():
+                named = [line for line in log.read_text(errors="replace").splitlines() if op in line]
+                lines += [f"{log.name}: {line}" for line in named[-8:]]
+        return "\n".join(lines)
+
     def _quiesce(self, deadline: float) -> bool:
         """Wait until every submitted operation is terminal and processed by the operator (or, deleted by the
         harness, gone) and no Job is active; False at the deadline."""
@@ -1381,9 +1436,12 @@ def run_chaos(config: ChaosConfig, log: Callable[[str], None] = print) -> Report
         finally:
             if run.harness_errors:
                 log("chaos: harness errors:\n  " + "\n  ".join(run.harness_errors[:20]))
-        problems = any(report.problems().values())
-        if problems:
+        problems = report.problems()
+        if any(problems.values()):
             log(run.fleet.tail())
+            stuck = set(report.stuck()) | {line.partition(":")[0] for line in report.jobs_left()}
+            for name in sorted(stuck)[:5]:
+                log(run.explain(name))
     return report
 
 
