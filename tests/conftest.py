@@ -18,7 +18,7 @@ import pytest
 
 from dops.emulator import EmbeddedServer, ServerSettings
 from tests.helpers import CLI, find_binary
-from tests.planes import EmbeddedPlane, Plane, RealPlane
+from tests.planes import CRD_FIXTURES, EmbeddedPlane, Plane, RealPlane
 from tests.realcluster.launcher import ClusterError, RealCluster
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,7 +79,11 @@ REAL_PLANE_FIXTURES = ("real_cluster", "real_plane", "realplane_cluster")
 # Embedded-only modules that run in the real half's process anyway: they balance the two processes of
 # `make test` (scripts/run_tests.py), which otherwise finish minutes apart. Chaos is CPU-bound and long;
 # the real half mostly waits on its API server.
-BALANCED_INTO_REAL_HALF = ("tests/chaos/test_chaos.py",)
+BALANCED_INTO_REAL_HALF = (
+    "tests/chaos/test_chaos.py",
+    "tests/integration/test_operator_node_loss.py",  # its own control plane (real_binaries), about 1 min
+    "tests/integration/test_operator_restart.py",  # operator restarts with many operations, about 1 min
+)
 
 
 def in_real_half(item: pytest.Item) -> bool:
@@ -129,7 +133,7 @@ def real_binaries() -> Path:
     """The upstream binaries' directory, built if needed (the test skips with one line where they cannot be).
 
     For a module that starts a control plane of its own (other controller flags): it does not need the session's
-    cluster, so it runs in whichever process has time (the embedded half, see in_real_half)."""
+    cluster, so it runs in whichever process has time (see BALANCED_INTO_REAL_HALF)."""
     reason = real_plane_unavailable()
     if reason:
         pytest.skip(f"real control plane skipped: {reason}")
@@ -164,6 +168,7 @@ def plane(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
     """The control plane under test; KUBECONFIG points at it for the test's duration."""
     if getattr(request, "param", "embedded") == "real":
         real: RealPlane = request.getfixturevalue("real_plane")
+        real.begin_test(reuses_crds=bool(CRD_FIXTURES & set(request.fixturenames)))
         monkeypatch.setenv("KUBECONFIG", str(real.kubeconfig))
         try:
             yield real

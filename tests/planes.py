@@ -4,7 +4,10 @@
 `RealPlane` wraps the session's real upstream control plane (TLS, client certificates, RBAC and
 admission enforced); it is shared by the tests of a session, so after each test `reset()` removes
 what the test made (namespaced objects in `default`, new namespaces, CRDs and their instances, new
-cluster-scoped RBAC and admission policies), leaving the cluster as the session found it.
+cluster-scoped RBAC and admission policies), leaving the cluster as the session found it. One exception
+keeps the real plane fast: a test CRD made by `install_test_crd` for a test that installs it through one of
+the CRD_FIXTURES stays for the next such test (its instances deleted), because a real kube-apiserver pauses
+the first create after a CRD is established for 2 s (see `install_test_crd`); any other test finds it gone.
 
 Tests reach the server through `session()` (a `requests.Session` carrying the plane's credentials),
 `connection()` (an `http.client` connection, for raw streaming reads) and `kubeconfig` (for kubectl,
@@ -14,10 +17,15 @@ helm, kopf, the kubernetes client and pykube), so one test body serves both plan
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
+import json
 import ssl
+import threading
 import time
-from collections.abc import Iterable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -62,6 +70,10 @@ CLUSTER_KINDS = (
 )
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 NAMESPACES = "/api/v1/namespaces"
+# Fixtures that install their CRD through install_test_crd: a test using one may adopt the identical CRD that
+# the previous such test left on the real plane (reset() keeps it for the next test only if that one uses one).
+CRD_FIXTURES = frozenset({"widgets", "gadgets"})
+FINGERPRINT = "tests.dops.io/manifest-sha256"  # on a CRD install_test_crd made: the manifest it was made from
 
 
 class Plane:
@@ -139,8 +151,51 @@ class RealPlane(Plane):
         self.cluster = cluster
         self.url = cluster.url
         self.kubeconfig = kubeconfig or cluster.kubeconfig
-        self._admin = self.session()
+        self._local = threading.local()
+        self._pool: ThreadPoolExecutor | None = None
+        self._discovered: list[str] | None = None
+        self.reusing_crds = False  # the running test installs its CRDs through CRD_FIXTURES
+        self._kept_crds: set[str] = set()  # test CRDs reset() left for the next test (instances deleted)
+        self._adopted_crds: set[str] = set()  # those of them the running test has taken over
         self.baseline = self._snapshot()
+
+    def begin_test(self, reuses_crds: bool) -> None:
+        """Before a test: the test CRDs the previous one left go, unless this test may adopt them."""
+        self.reusing_crds = reuses_crds
+        self._adopted_crds = set()
+        if self._kept_crds and not reuses_crds:
+            kept = [crd for crd in self._items(CRDS) if crd["metadata"]["name"] in self._kept_crds]
+            self._drop_crds(kept)
+            self._wait_gone(CRDS, self._kept_crds)
+        if not reuses_crds:
+            self._kept_crds = set()
+
+    def _drop_crds(self, crds: list[JSON]) -> None:
+        """Delete `crds` and (first, finalizers stripped: kopf's would block a CRD's deletion) their instances."""
+        self._concurrently(
+            self._delete, [item for found in self._concurrently(self._crd_instances, crds) for item in found]
+        )
+        self._concurrently(self._delete, [(CRDS, crd) for crd in crds])
+
+    def adopt_crd(self, manifest: JSON) -> JSON | None:
+        """The CRD the previous test made from this very manifest, still as made; None when there is none.
+
+        Before None, every CRD the previous test left and this one has not adopted is deleted: one of the same
+        name but another manifest, or one whose names (singular, kind) the new CRD would conflict with."""
+        name = manifest["metadata"]["name"]
+        if self.reusing_crds and name in self._kept_crds:
+            response = self._retrying("GET", f"{self.url}{CRDS}/{name}")
+            live: JSON = response.json() if response.status_code == 200 else {}
+            fingerprint = manifest["metadata"]["annotations"][FINGERPRINT]
+            if live and _reusable(live) and live["metadata"]["annotations"][FINGERPRINT] == fingerprint:
+                self._adopted_crds.add(name)
+                return live
+        leftovers = self._kept_crds - self._adopted_crds
+        if leftovers:
+            self._drop_crds([crd for crd in self._items(CRDS) if crd["metadata"]["name"] in leftovers])
+            self._wait_gone(CRDS, leftovers)
+            self._kept_crds -= leftovers
+        return None
 
     def session(self) -> requests.Session:
         return self.cluster.admin_session()
@@ -151,42 +206,64 @@ class RealPlane(Plane):
         return http.client.HTTPSConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout, context=context)
 
     # -- isolation between tests -----------------------------------------------------------
-    def _names(self, path: str) -> set[str]:
+    # reset() runs after every real-plane test (about 500 a run), so it lists and deletes concurrently, each
+    # pool thread with its own admin connection: one listing per kind across all namespaces, not one per
+    # kind and namespace.
+    def _connection(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = self.session()
+        return session
+
+    def _concurrently(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="reset")
+            weakref.finalize(self, self._pool.shutdown, wait=False)
+        return list(self._pool.map(fn, items))
+
+    def _items(self, path: str) -> list[JSON]:
         response = self._retrying("GET", self.url + path)
-        if response.status_code == 404:
-            return set()
+        if response.status_code in (404, 405):  # a kind that is gone (its CRD deleted) or cannot be listed
+            return []
         response.raise_for_status()
-        return {item["metadata"]["name"] for item in response.json().get("items", [])}
+        items: list[JSON] = response.json().get("items", [])
+        return items
+
+    def _names(self, path: str) -> set[str]:
+        return {item["metadata"]["name"] for item in self._items(path)}
 
     def _snapshot(self) -> Baseline:
+        namespaced = [f"{prefix}/{plural}" for prefix, plural in NAMESPACED_KINDS]
+        cluster = [f"{prefix}/{plural}" for prefix, plural in CLUSTER_KINDS]
+        in_default = [f"{prefix}/namespaces/default/{plural}" for prefix, plural in NAMESPACED_KINDS]
+        names = dict(
+            zip(
+                [*in_default, *cluster, NAMESPACES, CRDS],
+                self._concurrently(self._names, [*in_default, *cluster, NAMESPACES, CRDS]),
+                strict=True,
+            )
+        )
         return Baseline(
-            namespaced={
-                f"{prefix}/{plural}": self._names(f"{prefix}/namespaces/default/{plural}")
-                for prefix, plural in NAMESPACED_KINDS
-            },
-            cluster={f"{prefix}/{plural}": self._names(f"{prefix}/{plural}") for prefix, plural in CLUSTER_KINDS},
-            namespaces=self._names(NAMESPACES),
-            crds=self._names(CRDS),
+            namespaced={key: names[path] for key, path in zip(namespaced, in_default, strict=True)},
+            cluster={key: names[key] for key in cluster},
+            namespaces=names[NAMESPACES],
+            crds=names[CRDS],
         )
 
-    def _delete_all(self, collection: str, keep: Iterable[str]) -> list[str]:
-        """Delete every object of `collection` not in `keep`, finalizers stripped, no grace; returns the names.
-
-        What the control plane makes by itself (SYSTEM_OBJECT_NAMES) is always kept, even when the baseline
-        was taken before a controller made it.
-        """
-        kept = set(keep) | SYSTEM_OBJECT_NAMES
-        doomed = sorted(self._names(collection) - kept)
-        for name in doomed:
-            path = f"{self.url}{collection}/{name}"
+    def _delete(self, item: tuple[str, JSON]) -> None:
+        """Delete one listed object (its collection's path, the object): finalizers stripped, no grace."""
+        collection, obj = item
+        meta = obj["metadata"]
+        namespace = meta.get("namespace")
+        path = f"{self.url}{_in_namespace(collection, namespace) if namespace else collection}/{meta['name']}"
+        if meta.get("finalizers"):
             self._retrying(
                 "PATCH",
                 path,
                 json={"metadata": {"finalizers": None}},
                 headers={"Content-Type": "application/merge-patch+json"},
             )
-            self._retrying("DELETE", path, json={"gracePeriodSeconds": 0, "propagationPolicy": "Background"})
-        return doomed
+        self._retrying("DELETE", path, json={"gracePeriodSeconds": 0, "propagationPolicy": "Background"})
 
     def _wait_gone(self, collection: str, names: Iterable[str], timeout: float = 60.0) -> None:
         pending = set(names)
@@ -198,67 +275,157 @@ class RealPlane(Plane):
         if pending:
             raise AssertionError(f"reset: {collection} {sorted(pending)} still present after {timeout}s")
 
-    def _delete_crd_instances(self, crd: JSON) -> None:
-        """Strip finalizers from and delete every instance of `crd` (kopf's finalizers would block its deletion)."""
-        spec = crd["spec"]
+    def _crd_instances(self, crd: JSON) -> list[tuple[str, JSON]]:
+        """Every instance of `crd`, to delete (finalizers stripped: kopf's would block the CRD's deletion)."""
+        spec = crd.get("spec") or {}
         served = [v["name"] for v in spec.get("versions", []) if v.get("served")]
         if not served:
+            return []
+        collection = f"/apis/{spec['group']}/{served[0]}/{spec['names']['plural']}"
+        return [(collection, item) for item in self._items(collection)]
+
+    def _namespaced_kinds(self) -> list[str]:
+        """Every built-in namespaced collection that can be listed and deleted (discovery, asked once)."""
+        if self._discovered is None:
+            groups = self._retrying("GET", f"{self.url}/apis").json().get("groups", [])
+            versions = ["/api/v1"] + [f"/apis/{g['preferredVersion']['groupVersion']}" for g in groups]
+            found = []
+            for version, response in zip(
+                versions, self._concurrently(lambda v: self._retrying("GET", self.url + v), versions), strict=True
+            ):
+                if response.status_code != 200:
+                    continue
+                for resource in response.json().get("resources", []):
+                    verbs = set(resource.get("verbs") or ())
+                    if resource.get("namespaced") and "/" not in resource["name"] and {"list", "delete"} <= verbs:
+                        found.append(f"{version}/{resource['name']}")
+            self._discovered = found
+        return self._discovered
+
+    def _finish_namespaces(self, names: list[str]) -> None:
+        """Make deleted namespaces go now, not after the namespace controller's 5 s grace: empty them of every
+        kind (discovery), then clear their `kubernetes` finalizer, as the namespace controller would.
+
+        Only namespaces reset() deleted itself are finished: their names may come back in the next test. Admission
+        refuses new objects in a terminating namespace, so nothing appears between the purge and the finalize."""
+        if not names:
             return
-        base = f"{self.url}/apis/{spec['group']}/{served[0]}"
-        plural = spec["names"]["plural"]
-        response = self._retrying("GET", f"{base}/{plural}")
-        if response.status_code != 200:
-            return
-        for item in response.json().get("items", []):
-            meta = item["metadata"]
-            path = f"{base}/namespaces/{meta['namespace']}/{plural}" if meta.get("namespace") else f"{base}/{plural}"
-            if meta.get("finalizers"):
-                self._retrying(
-                    "PATCH",
-                    f"{path}/{meta['name']}",
-                    json={"metadata": {"finalizers": None}},
-                    headers={"Content-Type": "application/merge-patch+json"},
-                )
-            self._retrying("DELETE", f"{path}/{meta['name']}")
+        kinds = [(kind, ns) for kind in self._namespaced_kinds() for ns in names]
+        listed = self._concurrently(lambda pair: self._items(_in_namespace(*pair)), kinds)
+        self._concurrently(
+            self._delete, [(kind, item) for (kind, _), items in zip(kinds, listed, strict=True) for item in items]
+        )
+
+        def finalize(ns: str) -> None:
+            body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": []}}
+            self._retrying("PUT", f"{self.url}{NAMESPACES}/{ns}/finalize", json=body)
+
+        self._concurrently(finalize, names)
 
     def _retrying(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """One admin request, retried while the server answers 429/5xx (a CRD's storage is still starting)."""
         deadline = time.monotonic() + 30
         while True:
-            response = self._admin.request(method, url, timeout=30, **kwargs)
+            response = self._connection().request(method, url, timeout=30, **kwargs)
             if response.status_code not in (429, 500, 503, 504) or time.monotonic() > deadline:
                 return response
             time.sleep(0.2)
 
     def reset(self) -> None:
         """Remove what a test made; afterwards the cluster holds what the baseline holds."""
-        for crd_name in sorted(self._names(CRDS) - self.baseline.crds):
-            crd = self._admin.get(f"{self.url}{CRDS}/{crd_name}", timeout=30).json()
-            if "spec" in crd:
-                self._delete_crd_instances(crd)
-        doomed_crds = self._delete_all(CRDS, self.baseline.crds)
-        for prefix, plural in NAMESPACED_KINDS:
-            key = f"{prefix}/{plural}"
-            self._delete_all(f"{prefix}/namespaces/default/{plural}", self.baseline.namespaced.get(key, set()))
-        for prefix, plural in CLUSTER_KINDS:
-            key = f"{prefix}/{plural}"
-            self._delete_all(f"{prefix}/{plural}", self.baseline.cluster.get(key, set()))
-        listed = self._retrying("GET", self.url + NAMESPACES).json().get("items", [])
-        doomed_namespaces = [i["metadata"]["name"] for i in listed]
-        doomed_namespaces = [ns for ns in doomed_namespaces if ns not in self.baseline.namespaces]
-        # A namespace its test already deleted (the `namespace` fixtures: a fresh uuid name each time, never reused)
-        # is left to finish terminating: the real namespace controller waits 5 s before it even starts
-        # (namespaceDeletionGracePeriod), and waiting here cost every such test 5 s. Its content is deleted below
-        # with finalizers stripped, so it cannot stay Terminating. A namespace reset() deletes itself may have a
-        # name the next test uses again: that one is waited for.
-        terminating = {i["metadata"]["name"] for i in listed if i["metadata"].get("deletionTimestamp")}
-        for ns in doomed_namespaces:
-            for prefix, plural in NAMESPACED_KINDS:
-                self._delete_all(f"{prefix}/namespaces/{ns}/{plural}", ())
-            if ns not in terminating:
-                self._admin.delete(f"{self.url}{NAMESPACES}/{ns}", timeout=30)
-        self._wait_gone(CRDS, doomed_crds)
-        self._wait_gone(NAMESPACES, [ns for ns in doomed_namespaces if ns not in terminating])
+        namespaced = [f"{prefix}/{plural}" for prefix, plural in NAMESPACED_KINDS]
+        cluster = [f"{prefix}/{plural}" for prefix, plural in CLUSTER_KINDS]
+        paths = [CRDS, NAMESPACES, *namespaced, *cluster]
+        listed = dict(zip(paths, self._concurrently(self._items, paths), strict=True))
+        kept = SYSTEM_OBJECT_NAMES  # what the control plane makes by itself, even after the baseline was taken
+
+        new_crds = [crd for crd in listed[CRDS] if crd["metadata"]["name"] not in self.baseline.crds | kept]
+        reusable = [crd for crd in new_crds if self.reusing_crds and _reusable(crd)]
+        instances = [item for found in self._concurrently(self._crd_instances, reusable) for item in found]
+        self._concurrently(self._delete, instances)
+        self._kept_crds = {crd["metadata"]["name"] for crd in reusable}
+        new_crds = [crd for crd in new_crds if crd["metadata"]["name"] not in self._kept_crds]
+        self._drop_crds(new_crds)
+
+        namespaces = listed[NAMESPACES]
+        doomed_namespaces = {i["metadata"]["name"] for i in namespaces} - self.baseline.namespaces
+        # A namespace its test already deleted (the `namespace` fixtures: a fresh uuid name each time, never
+        # reused) is left to terminate by itself; its content is deleted below with finalizers stripped, so it
+        # cannot stay Terminating. One reset() deletes itself may have a name the next test uses again: that one
+        # is finished (_finish_namespaces) and waited for.
+        terminating = {i["metadata"]["name"] for i in namespaces if i["metadata"].get("deletionTimestamp")}
+        doomed: list[tuple[str, JSON]] = []
+        for collection in namespaced:
+            in_default = self.baseline.namespaced.get(collection, set()) | kept
+            for item in listed[collection]:
+                meta = item["metadata"]
+                ns, name = meta.get("namespace"), meta["name"]
+                if (ns == "default" and name not in in_default) or (ns in doomed_namespaces and name not in kept):
+                    doomed.append((collection, item))
+        for collection in cluster:
+            keep = self.baseline.cluster.get(collection, set()) | kept
+            doomed += [(collection, item) for item in listed[collection] if item["metadata"]["name"] not in keep]
+        self._concurrently(self._delete, doomed)
+
+        finishing = sorted(doomed_namespaces - terminating)
+        self._concurrently(self._delete, [(NAMESPACES, {"metadata": {"name": ns}}) for ns in finishing])
+        self._finish_namespaces(finishing)
+        self._wait_gone(CRDS, [crd["metadata"]["name"] for crd in new_crds])
+        self._wait_gone(NAMESPACES, finishing)
+
+
+def _reusable(crd: JSON) -> bool:
+    """Made by install_test_crd and never changed since (a test that changed its spec bumped its generation)."""
+    meta = crd["metadata"]
+    return (
+        FINGERPRINT in (meta.get("annotations") or {})
+        and meta.get("generation") == 1
+        and not meta.get("deletionTimestamp")
+    )
+
+
+def install_test_crd(plane: Plane, manifest: JSON, timeout: float = 60.0) -> JSON:
+    """Create a test CRD and wait until its resources are listed in discovery and served.
+
+    On the real plane the CRD made from the same manifest by the previous test is adopted when that test and
+    this one both install it through CRD_FIXTURES: a real kube-apiserver holds every create of a custom
+    resource for 2 s while its CRD became Established less than 2 s ago (a safeguard for HA apiservers), which
+    cost each such test 2 s. Instances are never carried over (reset() deleted them)."""
+    manifest = json.loads(json.dumps(manifest))
+    fingerprint = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+    manifest["metadata"].setdefault("annotations", {})[FINGERPRINT] = fingerprint
+    session = plane.session()
+    adopted = plane.adopt_crd(manifest) if isinstance(plane, RealPlane) else None
+    if adopted is not None:
+        return adopted
+    response = session.post(plane.url + CRDS, json=manifest, timeout=30)
+    assert response.status_code == 201, (
+        f"creating CRD {manifest['metadata']['name']}: {response.status_code} {response.text}"
+    )
+    created: JSON = response.json()
+    spec = manifest["spec"]
+    group, plural = spec["group"], spec["names"]["plural"]
+    version = next(v["name"] for v in spec["versions"] if v.get("served", True))
+    scoped = spec.get("scope", "Namespaced") == "Namespaced"
+    listing = f"/apis/{group}/{version}/namespaces/default/{plural}" if scoped else f"/apis/{group}/{version}/{plural}"
+    deadline = time.monotonic() + timeout  # a real apiserver's discovery follows the CRD from a controller
+    while True:
+        discovery = session.get(f"{plane.url}/apis/{group}/{version}", timeout=30)
+        served = discovery.status_code == 200 and any(
+            r.get("name") == plural for r in discovery.json().get("resources", [])
+        )
+        # ... and it answers 429 "storage is (re)initializing" for a moment after that.
+        if served and session.get(plane.url + listing, timeout=30).status_code == 200:
+            return created
+        if time.monotonic() > deadline:
+            raise AssertionError(f"CRD {manifest['metadata']['name']}: not served within {timeout} s")
+        time.sleep(0.05)
+
+
+def _in_namespace(collection: str, namespace: str) -> str:
+    """`/api/v1/pods` in `ns` → `/api/v1/namespaces/ns/pods`."""
+    prefix, _, plural = collection.rpartition("/")
+    return f"{prefix}/namespaces/{namespace}/{plural}"
 
 
 @contextlib.contextmanager

@@ -18,8 +18,7 @@ import yaml
 from dops.emulator import EmbeddedServer
 from dops.emulator.server import AccessRecord
 from tests.builders import WidgetCRD
-from tests.helpers import eventually
-from tests.planes import Target, as_plane
+from tests.planes import Target, as_plane, install_test_crd
 
 JSON = dict[str, Any]
 
@@ -39,7 +38,7 @@ class Http:
     """requests against one control plane; `call` returns the Response, `ok` asserts the status and returns JSON."""
 
     def __init__(self, target: Target) -> None:
-        plane = as_plane(target)
+        plane = self.plane = as_plane(target)
         self.base = plane.url
         self.session = plane.session()
 
@@ -80,16 +79,7 @@ class Http:
 
 def install_crd(http: Http, crd: WidgetCRD | None = None) -> JSON:
     """Create a CRD (default: widgets.example.com with a status subresource) and wait until it serves."""
-    body = (crd or WidgetCRD()).build()
-    created = http.ok("POST", CRDS, body, expect=201)
-    group, plural = body["spec"]["group"], body["spec"]["names"]["plural"]
-    eventually(
-        lambda: http.call("GET", f"/apis/{group}/v1/namespaces/default/{plural}").status_code,
-        lambda code: code == 200,  # a real apiserver answers 429 while the new CRD's storage initializes
-        timeout=60,
-        describe=f"{plural}.{group} served",
-    )
-    return created
+    return install_test_crd(http.plane, (crd or WidgetCRD()).build())
 
 
 def write_manifest(directory: Path, name: str, *objects: JSON) -> Path:

@@ -20,8 +20,7 @@ from urllib.parse import urlencode
 import requests
 
 from tests.builders import WidgetCRD
-from tests.helpers import eventually
-from tests.planes import Target, as_plane
+from tests.planes import Target, as_plane, install_test_crd
 
 JSON = dict[str, Any]
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
@@ -36,7 +35,7 @@ class Kube:
     """requests against a control plane (a Plane, an EmbeddedServer or a plain URL), one keep-alive session."""
 
     def __init__(self, target: Target) -> None:
-        plane = as_plane(target)
+        plane = self.plane = as_plane(target)
         self.url = plane.url.rstrip("/")
         self.session = plane.session()
 
@@ -73,22 +72,7 @@ class Kube:
 
     def install_crd(self, crd: WidgetCRD | JSON | None = None) -> JSON:
         """Create a CRD (a builder or a built manifest) and wait until its resources are served."""
-        manifest = (crd or WidgetCRD()).build() if not isinstance(crd, dict) else crd
-        group, plural = manifest["spec"]["group"], manifest["spec"]["names"]["plural"]
-        created = self.create(CRDS, manifest)
-        eventually(
-            lambda: self.get(f"/apis/{group}/v1").json(),
-            lambda doc: any(r.get("name") == plural for r in doc.get("resources", [])),
-            timeout=60,  # a real apiserver's discovery follows the CRD from a controller: slower under load
-            describe=f"{plural} in discovery",
-        )
-        # A real apiserver answers 429 "storage is (re)initializing" for about a second after that.
-        scoped = manifest["spec"].get("scope", "Namespaced") == "Namespaced"
-        listing = f"/apis/{group}/v1/namespaces/default/{plural}" if scoped else f"/apis/{group}/v1/{plural}"
-        eventually(
-            lambda: self.get(listing).status_code, lambda code: code == 200, timeout=60, describe=f"{plural} listable"
-        )
-        return created
+        return install_test_crd(self.plane, (crd or WidgetCRD()).build() if not isinstance(crd, dict) else crd)
 
     def close(self) -> None:
         self.session.close()

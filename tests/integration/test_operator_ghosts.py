@@ -41,7 +41,6 @@ from tests.op_builders import delegation_target, operation
 __all__ = ["namespace", "operator_env"]  # fixtures
 
 
-
 def lose_job_and_pod_in_a_watch_gap(env: OperatorEnv, namespace: str, name: str, seconds: int) -> None:
     """A running operation `name` (sleeping `seconds`) whose Job and pod are deleted while every Job and pod
     watch is down: no DELETED event reaches the operator."""

@@ -468,7 +468,6 @@ def test_a_node_lost_for_good_fails_its_operations_pod_lost(lossy_plane: NodeLos
     lossy_plane.force_delete_pods()
 
 
-
 def finished_in_the_same_job_and_pod(lossy_plane: NodeLossPlane, run: Run, before: JSON, pod: JSON) -> JSON:
     """Let `run` finish; it completed in the attempt, Job and pod it had before the node went away (no disruption
     counted, no second Job or pod). Returns its status."""

@@ -118,7 +118,7 @@ def test_a_running_operation_progresses_live_and_its_log_streams(
     # page's Content-Security-Policy ignores inline style attributes, so the width must go through the CSSOM).
     page.wait_for_selector(f'tr[data-name="{failed}"][data-state="failed"]')
     drawn = page.evaluate(
-        "(name) => { const bar = document.querySelector(`tr[data-name=\"${name}\"] .bar`);"
+        '(name) => { const bar = document.querySelector(`tr[data-name="${name}"] .bar`);'
         " return bar.firstChild.getBoundingClientRect().width / bar.getBoundingClientRect().width; }",
         failed,
     )
