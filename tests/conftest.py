@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,6 +51,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "both_planes: every `plane` test of the module runs on both control planes")
     config.addinivalue_line("markers", "gap(reason): the planes differ here on purpose; docs/GAPS.md says how")
+    # A shell starts its background jobs (`make test &`, `nohup ...`) with SIGINT ignored, and every process
+    # inherits that: the tests that press Ctrl-C on a CLI would then see it ignored, which no terminal user
+    # does. Take Ctrl-C back as a terminal has it (it also lets Ctrl-C stop this run again).
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # Plane fixtures and their scope: `plane` is per test; `dops_plane` (tests/integration) is per module.
