@@ -22,25 +22,23 @@ from dops.domain.progress import (
 
 
 @pytest.mark.parametrize(
-    ("pending", "final", "now", "last_write", "interval", "expected"),
+    ("pending", "now", "last_write", "interval", "expected"),
     [
-        (False, False, 100.0, 95.0, 10.0, None),  # nothing pending
-        (False, True, 100.0, 95.0, 10.0, None),  # a final flush of nothing writes nothing
-        (True, True, 100.0, 99.9, 10.0, 0.0),  # the final value: now, whatever the interval
-        (True, True, 100.0, None, 10.0, 0.0),
-        (True, False, 100.0, None, 10.0, 0.0),  # the first value: now
-        (True, False, 100.0, 99.0, 0.0, 0.0),  # interval 0: every report as fast as writes go
-        (True, False, 100.0, 99.0, -1.0, 0.0),
-        (True, False, 100.0, 95.0, 10.0, 5.0),  # the rest of the interval
-        (True, False, 100.0, 90.0, 10.0, 0.0),  # exactly one interval later
-        (True, False, 100.0, 50.0, 10.0, 0.0),  # long after
-        (True, False, 100.0, 120.0, 10.0, 10.0),  # the clock went backwards: one interval, not 30 s
+        (False, 100.0, 95.0, 10.0, None),  # nothing pending
+        (False, 100.0, None, 10.0, None),
+        (True, 100.0, None, 10.0, 0.0),  # the first value: now
+        (True, 100.0, 99.0, 0.0, 0.0),  # interval 0: every report as fast as writes go
+        (True, 100.0, 99.0, -1.0, 0.0),
+        (True, 100.0, 95.0, 10.0, 5.0),  # the rest of the interval
+        (True, 100.0, 90.0, 10.0, 0.0),  # exactly one interval later
+        (True, 100.0, 50.0, 10.0, 0.0),  # long after
+        (True, 100.0, 120.0, 10.0, 10.0),  # the clock went backwards: one interval, not 30 s
     ],
 )
 def test_progress_write_delay(
-    pending: bool, final: bool, now: float, last_write: float | None, interval: float, expected: float | None
+    pending: bool, now: float, last_write: float | None, interval: float, expected: float | None
 ) -> None:
-    got = progress_write_delay(pending=pending, final=final, now=now, last_write=last_write, interval=interval)
+    got = progress_write_delay(pending=pending, now=now, last_write=last_write, interval=interval)
     assert got == expected
 
 

@@ -7,8 +7,9 @@ once on targets with the default interval (`DEFAULT_PROGRESS_INTERVAL_SECONDS`, 
 most 100 progress writes a second, whatever their operators report. A DelegationTarget changes the interval
 with `spec.progressIntervalSeconds`; the operator hands it to the worker in `$DOPS_PROGRESS_INTERVAL_SECONDS`.
 
-`progress_write_delay` is the whole policy, so that it has table tests without threads or clocks:
-`dops.execution.ProgressReporter` asks it what to do each time something changes.
+`progress_write_delay` is the interval policy, so that it has table tests without threads or clocks:
+`dops.execution.ProgressReporter` asks it what to do each time something changes. The final value needs no
+policy: the reporter's `flush()`/`close()` write it at once, whatever the interval.
 """
 
 from __future__ import annotations
@@ -23,22 +24,20 @@ ENV_PROGRESS_INTERVAL = "DOPS_PROGRESS_INTERVAL_SECONDS"  # set on the worker co
 def progress_write_delay(
     *,
     pending: bool,
-    final: bool,
     now: float,
     last_write: float | None,
     interval: float,
 ) -> float | None:
     """Seconds to wait before writing the pending progress: 0 writes now, None means nothing to write.
 
-    - nothing pending: None (a final flush of nothing writes nothing);
-    - the final value (the operator returned; the caller is about to stop): now, whatever the interval;
+    - nothing pending: None;
     - the first value, or an interval of 0 or less: now;
     - otherwise what is left of `interval` since `last_write` (a clock that went backwards waits one interval
       at most, never forever).
     """
     if not pending:
         return None
-    if final or last_write is None or interval <= 0:
+    if last_write is None or interval <= 0:
         return 0.0
     elapsed = now - last_write
     if elapsed < 0:  # the clock went backwards: wait at most one interval from now

@@ -84,7 +84,6 @@ class ProgressReporter:
                     return  # close() takes over the pending value
                 wait = progress_write_delay(
                     pending=self._pending is not None,
-                    final=False,
                     now=self._clock(),
                     last_write=self._last_write,
                     interval=self.min_interval,
