@@ -1387,9 +1387,14 @@ class ChaosRun:
         operators' log lines naming it: enough to tell a product bug from a harness bug after the fact."""
         lines = [f"--- why {op} is stuck"]
         jobs = self.api.call("GET", f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs", patience=5)[1].get("items") or []
+        involved = set()
         for job in jobs:
             if job["metadata"]["name"].rsplit("-", 1)[0] != op:
                 continue
+            involved.add(job["metadata"]["uid"])
+            lines.append(
+                f"Job {job['metadata']['name']} uid {job['metadata']['uid'][:8]} suspend {job['spec'].get('suspend')}"
+            )
             status = job.get("status") or {}
             counts = {k: status.get(k) for k in ("active", "ready", "terminating", "succeeded", "failed")}
             conditions = [
@@ -1401,11 +1406,21 @@ class ChaosRun:
             if op_of(pod) != op:
                 continue
             meta, status = pod["metadata"], pod.get("status") or {}
+            involved.add(meta["uid"])
+            owner = next((r["uid"][:8] for r in meta.get("ownerReferences") or []), None)
+            lines.append(f"pod {meta['name']}: node {pod['spec'].get('nodeName')!r}, owner uid {owner}")
             states = [next(iter(c.get("state") or {"?": None})) for c in status.get("containerStatuses") or []]
             lines.append(
                 f"pod {meta['name']} ({meta['uid'][:8]}): {status.get('phase')} containers {states} "
                 f"deletion {meta.get('deletionTimestamp')} finalizers {meta.get('finalizers')}"
             )
+        events = self.api.call("GET", f"/api/v1/namespaces/{NAMESPACE}/events", patience=5)[1].get("items") or []
+        for event in events:
+            target = event.get("involvedObject") or {}
+            if target.get("uid") in involved or target.get("name") == op:
+                source = (event.get("source") or {}).get("component")
+                what = f"{target.get('kind')} {target.get('name')}: {event.get('reason')} ({source})"
+                lines.append(f"event {what} {event.get('message')}")
         lines += [f"worker: {step}" for step in self.worker_trace.get(op, [])] or ["worker: never started"]
         for log in self.fleet.logs:
             if log.exists():

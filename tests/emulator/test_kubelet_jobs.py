@@ -340,3 +340,23 @@ def test_helm_install_wait_for_jobs(cluster: KubeletCluster, ns: str, tmp_path: 
     assert "broken-work" in failed.stderr and "fail" in failed.stderr.lower(), failed.stderr
     broken = get_job(cluster, ns, "broken-work")
     assert broken is not None and (condition(broken, "Failed") or {}).get("reason") == "BackoffLimitExceeded"
+
+
+def test_a_pod_deleted_before_it_was_scheduled_is_failed_and_counted(cluster: KubeletCluster, ns: str) -> None:
+    """A Job pod that no node takes (a nodeSelector nothing matches) and is then deleted: as kube-controller-
+    manager's pod GC does, it is marked Failed and removed; the Job counts the failure and, with
+    `podReplacementPolicy: Failed` and `backoffLimit: 0`, fails. (It stayed Terminating, the Job waiting for
+    a Failed pod for ever; the chaos suite met it as an operation stuck in `scheduled`.)"""
+    body = python_job("nowhere", ns, "pass", backoffLimit=0, podReplacementPolicy="Failed")
+    body["spec"]["template"]["spec"]["nodeSelector"] = {"dops.test/no-such-node": "true"}
+    cluster.create(f"/apis/batch/v1/namespaces/{ns}/jobs", body)
+    pending: list[JSON] = eventually(
+        lambda: job_pods(cluster, ns, "nowhere"), lambda ps: len(ps) == 1, describe="the Job's unschedulable pod"
+    )
+    name = pending[0]["metadata"]["name"]
+    assert not pending[0]["spec"].get("nodeName")
+    assert cluster.request("DELETE", f"/api/v1/namespaces/{ns}/pods/{name}").status_code == 200
+    failed = wait_job(cluster, ns, "nowhere", "Failed")
+    assert failed["status"].get("failed") == 1, failed["status"]
+    assert condition(failed, "Failed")["reason"] == "BackoffLimitExceeded"
+    eventually(lambda: job_pods(cluster, ns, "nowhere"), lambda ps: ps == [], describe="the deleted pod gone")

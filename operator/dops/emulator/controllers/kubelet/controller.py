@@ -176,6 +176,25 @@ class Kubelet(Controller, PodLifecycle[PodRuntime]):
                 component="default-scheduler",
             )
 
+    def _collect_unscheduled(self, pod: JSON) -> None:
+        """What kube-controller-manager's pod GC does with a pod deleted before it was scheduled (no kubelet will
+        ever stop it): phase Failed, then a delete with grace 0. A finalizer (the Job controller's tracking one)
+        then holds it until its owner has counted it; without this a Job whose podReplacementPolicy waits for
+        Failed pods waited for ever. The real pod GC looks every 20 s; this happens at once."""
+        meta = pod["metadata"]
+        status = dict(pod.get("status") or {})
+        if status.get("phase") not in TERMINAL:
+            status["phase"] = "Failed"
+            self._put_status(pod, status, manager="pod-garbage-collector")
+        if meta.get("deletionGracePeriodSeconds"):
+            with contextlib.suppress(errors.APIError):
+                self.api.delete(
+                    self._pod_type,
+                    meta.get("namespace", ""),
+                    meta["name"],
+                    DeleteOptions(grace_period_seconds=0, precondition_uid=meta["uid"]),
+                )
+
     def _unschedulable(self, pod: JSON) -> None:
         status = dict(pod.get("status") or {})
         message = (
@@ -215,7 +234,9 @@ class Kubelet(Controller, PodLifecycle[PodRuntime]):
         spec = pod.get("spec") or {}
         node = spec.get("nodeName")
         if not node:
-            if self.options.schedule:
+            if pod["metadata"].get("deletionTimestamp"):
+                self._collect_unscheduled(pod)
+            elif self.options.schedule:
                 self._schedule(pod)
             return min(waits, default=None)
         if node != self.node_name:
