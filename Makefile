@@ -67,7 +67,7 @@ lint: venv
 test: lint clients
 	@if command -v go >/dev/null 2>&1; then $(MAKE) --no-print-directory k8s; \
 		else echo "› no Go toolchain on PATH: the real control plane suites will skip (install Go 1.25+ to run them)"; fi
-	@echo "› pytest: the embedded tests and two shards of real-control-plane tests at once (scripts/run_tests.py)"
+	@echo "› pytest: two shards of embedded tests and the real-control-plane tests at once (scripts/run_tests.py)"
 	@KUBECTL="$$($(PY) scripts/fetch_clients.py --quiet)/kubectl" HELM="$$($(PY) scripts/fetch_clients.py --quiet)/helm" \
 		$(PY) scripts/run_tests.py $(PYTEST_ARGS)
 

@@ -82,14 +82,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 REAL_PLANE_FIXTURES = ("real_cluster", "real_plane", "realplane_cluster")
 
 
-# Embedded-only modules that run in the real half's process anyway: they balance the two processes of
-# `make test` (scripts/run_tests.py), which otherwise finish minutes apart. Chaos is CPU-bound and long;
-# the real half mostly waits on its API server.
-BALANCED_INTO_REAL_HALF = (
-    "tests/chaos/test_chaos.py",
-    "tests/integration/test_operator_node_loss.py",  # its own control plane (real_binaries), about 1 min
-    "tests/integration/test_operator_restart.py",  # operator restarts with many operations, about 1 min
-)
+# Embedded-only modules that run in the real half's process anyway, to balance the processes of `make test`
+# (scripts/run_tests.py) when the real half has time to spare. Chaos is CPU-bound and long; the real half
+# mostly waits on its API server.
+BALANCED_INTO_REAL_HALF = ("tests/chaos/test_chaos.py",)
 
 
 def in_real_half(item: pytest.Item) -> bool:
