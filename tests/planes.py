@@ -163,12 +163,15 @@ class RealPlane(Plane):
         """Before a test: the test CRDs the previous one left go, unless this test may adopt them."""
         self.reusing_crds = reuses_crds
         self._adopted_crds = set()
-        if self._kept_crds and not reuses_crds:
-            kept = [crd for crd in self._items(CRDS) if crd["metadata"]["name"] in self._kept_crds]
-            self._drop_crds(kept)
-            self._wait_gone(CRDS, self._kept_crds)
         if not reuses_crds:
-            self._kept_crds = set()
+            self._drop_kept_crds(self._kept_crds)
+
+    def _drop_kept_crds(self, names: set[str]) -> None:
+        """Delete the kept test CRDs `names` (and their instances), wait until they are gone, forget them."""
+        if names:
+            self._drop_crds([crd for crd in self._items(CRDS) if crd["metadata"]["name"] in names])
+            self._wait_gone(CRDS, names)
+            self._kept_crds -= names
 
     def _drop_crds(self, crds: list[JSON]) -> None:
         """Delete `crds` and (first, finalizers stripped: kopf's would block a CRD's deletion) their instances."""
@@ -190,11 +193,7 @@ class RealPlane(Plane):
             if live and _reusable(live) and live["metadata"]["annotations"][FINGERPRINT] == fingerprint:
                 self._adopted_crds.add(name)
                 return live
-        leftovers = self._kept_crds - self._adopted_crds
-        if leftovers:
-            self._drop_crds([crd for crd in self._items(CRDS) if crd["metadata"]["name"] in leftovers])
-            self._wait_gone(CRDS, leftovers)
-            self._kept_crds -= leftovers
+        self._drop_kept_crds(self._kept_crds - self._adopted_crds)
         return None
 
     def session(self) -> requests.Session:
