@@ -7,12 +7,17 @@ Aspects covered:
   the operation shows `JobCreateFailed=True` with the server's message and a Warning Event, stays
   `scheduled` without a Job, and is written once (no flapping); when the fault is lifted the Job is
   created, the operation completes and the condition turns False (reason JobCreated);
-- its twin: a single transient 500 on the create → no condition, no Warning, the run completes.
+- its twin: a single transient 500 on the create → no condition, no Warning, the run completes;
+- the 403 a real kube-apiserver answers while it has not discovered a CRD installed moments ago ("cannot find
+  RESTMapping") → waited for at INFO, no condition, no Warning, the run completes.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import pytest
 
 from dops.api import constants as c
 from dops.emulator.faults import FaultRule
@@ -98,3 +103,34 @@ def test_single_transient_500_on_job_create_leaves_no_trace(operator_env: Operat
     assert obj["status"]["runState"] == "completed", obj["status"]
     assert create_failed(obj) is None
     assert warnings(env, namespace, "blip") == []
+
+
+UNDISCOVERED_MESSAGE = (
+    'jobs.batch "fresh-1" is forbidden: cannot set blockOwnerDeletion in this case because cannot find RESTMapping '
+    'for APIVersion dops.io/v1alpha1 Kind DelegatedOperation: no matches for kind "DelegatedOperation" in version '
+    '"dops.io/v1alpha1"'
+)
+
+
+def test_a_kind_not_yet_discovered_after_a_crd_install_is_waited_for_without_a_warning(
+    operator_env: OperatorEnv, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a real kube-apiserver answers for up to 30 s after the dops CRDs are created (`helm install`, then an
+    operation at once): 403 "cannot find RESTMapping" on the Job's blockOwnerDeletion owner reference. The operator
+    waits it out at a steady pace: the run completes, no JobCreateFailed condition, no Warning Event, and the log
+    says what it waits for at INFO, never WARNING."""
+    env = operator_env
+    rule = add_fault(env, 403, namespace, times=3, message=UNDISCOVERED_MESSAGE)
+    with caplog.at_level(logging.INFO, logger="dops"):
+        try:
+            env.create(namespace, operation("fresh", namespace).operator("@dops/examples/echo").build())
+            obj = env.wait_processed(namespace, "fresh", timeout=60)
+        finally:
+            env.server.call(env.server.faults.clear)
+    assert env.server.call(lambda: rule.matched) == 3
+    assert obj["status"]["runState"] == "completed", obj["status"]
+    assert create_failed(obj) is None
+    assert warnings(env, namespace, "fresh") == []
+    about = [r for r in caplog.records if "fresh-1" in r.getMessage()]
+    assert [r.levelno for r in about if "discover the DelegatedOperation kind" in r.getMessage()] == [logging.INFO] * 3
+    assert not [r for r in about if r.levelno >= logging.WARNING], [r.getMessage() for r in about]

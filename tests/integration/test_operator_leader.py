@@ -35,6 +35,7 @@ from dops.api.times import utcnow
 from dops.domain.leader import micro_time
 from dops.domain.settings import OperatorSettings
 from dops.handlers import run_operator
+from dops.k8s.errors import Conflict
 from tests.helpers import eventually
 from tests.integration.operator_env import REPO, OperatorEnv, namespace, operator_env
 from tests.op_builders import operation
@@ -172,6 +173,29 @@ class Election:
         self.operators.append(op)
         return op
 
+    def steal(self, thief: str) -> None:
+        """Take the Lease for `thief` with a compare-and-set PUT, as another candidate would: a 409 means the
+        leader renewed between our read and our write (its renewals are a second apart), so read again."""
+        for _ in range(20):
+            lease = self.lease()
+            stamp = micro_time(utcnow())
+            stolen = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {
+                    "name": LEASE,
+                    "namespace": self.namespace,
+                    "resourceVersion": lease["metadata"]["resourceVersion"],
+                },
+                "spec": {**lease["spec"], "holderIdentity": thief, "acquireTime": stamp, "renewTime": stamp},
+            }
+            try:
+                self.env.kube.request("PUT", f"{LEASES.format(ns=self.namespace)}/{LEASE}", body=stolen)
+                return
+            except Conflict:
+                continue
+        raise AssertionError("the Lease kept changing under 20 compare-and-set attempts to steal it")
+
     def lease(self) -> dict[str, Any]:
         result: dict[str, Any] = self.env.kube.request("GET", f"{LEASES.format(ns=self.namespace)}/{LEASE}")
         return result
@@ -255,21 +279,9 @@ def test_a_deposed_leader_stops_writing_at_once(election: Election) -> None:
     election.wait_leader(leader)
     election.run_one("before")
 
-    lease = election.lease()
-    stamp = micro_time(utcnow())
-    stolen = {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": {
-            "name": LEASE,
-            "namespace": election.namespace,
-            "resourceVersion": lease["metadata"]["resourceVersion"],
-        },
-        "spec": {**lease["spec"], "holderIdentity": "thief", "acquireTime": stamp, "renewTime": stamp},
-    }
     log: list[Any] = []
     env.server.http.access_log = log
-    env.kube.request("PUT", f"{LEASES.format(ns=election.namespace)}/{LEASE}", body=stolen)  # CAS on resourceVersion
+    election.steal("thief")
     stolen_at = time.monotonic()
     eventually(leader.gauge, lambda v: v == 0.0, timeout=10, interval=0.05, describe="op-a to report dops_leader 0")
     noticed = time.monotonic() - stolen_at

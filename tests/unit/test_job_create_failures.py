@@ -4,7 +4,8 @@ an operation's Job, table-tested without a cluster (`dops.domain.reconciling`).
 Aspects covered:
 - classification: 5xx/429/408/no answer are transient (quiet work-queue retries); a validation error that
   names fields of the Job fails the operation InvalidSpec; any other refusal (403, 422 from admission,
-  400, 409, 404, 401) is persistent;
+  400, 409, 404, 401) is persistent, except the 403 of a kind the API server has not discovered yet
+  (a CRD installed moments ago), which is waited for quietly until it outlasts its patience;
 - the retry delay doubles and is capped;
 - a persistent refusal writes the `JobCreateFailed` condition (CAS on the run state, the server's reason
   and message) with a Warning Event, once: the same refusal again writes nothing, a different one
@@ -28,6 +29,8 @@ from dops.api.conditions import get_condition
 from dops.domain.observe import compact_job
 from dops.domain.reconciling import (
     CREATE_RETRY_MAX_SECONDS,
+    UNDISCOVERED_PATIENCE,
+    UNDISCOVERED_RETRY_SECONDS,
     CreateErrorKind,
     CreateJob,
     Terminate,
@@ -81,6 +84,45 @@ def test_classify_create_error(code: int, field_causes: bool, kind: CreateErrorK
 )
 def test_retry_delay_doubles_and_is_capped(failures: int, delay: float) -> None:
     assert create_retry_delay(failures) == delay
+
+
+UNDISCOVERED = (
+    'jobs.batch "op-1" is forbidden: cannot set blockOwnerDeletion in this case because cannot find RESTMapping for '
+    'APIVersion dops.io/v1alpha1 Kind DelegatedOperation: no matches for kind "DelegatedOperation" in version '
+    '"dops.io/v1alpha1"'
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "failures", "kind"),
+    [
+        (403, UNDISCOVERED, 1, CreateErrorKind.UNDISCOVERED),  # a CRD installed moments ago
+        (403, UNDISCOVERED, UNDISCOVERED_PATIENCE, CreateErrorKind.UNDISCOVERED),
+        (403, UNDISCOVERED, UNDISCOVERED_PATIENCE + 1, CreateErrorKind.PERSISTENT),  # longer than refreshes take
+        (403, QUOTA, 1, CreateErrorKind.PERSISTENT),
+        (422, UNDISCOVERED, 1, CreateErrorKind.PERSISTENT),  # only the admission plugin's 403 is the wait
+        (500, UNDISCOVERED, 1, CreateErrorKind.TRANSIENT),
+    ],
+)
+def test_a_kind_the_api_server_has_not_discovered_yet_is_waited_for_then_recorded(
+    code: int, message: str, failures: int, kind: CreateErrorKind
+) -> None:
+    assert classify_create_error(code, message=message, failures=failures) is kind
+
+
+def test_waiting_for_discovery_writes_nothing_and_retries_at_a_steady_pace() -> None:
+    """The wait after `helm install`: no condition, no Event (a newcomer's first operations would show a
+    Warning for something that heals itself), a retry every UNDISCOVERED_RETRY_SECONDS, and a log line
+    that says what is awaited instead of repeating the server's 'forbidden'."""
+    for failures in (1, 5, UNDISCOVERED_PATIENCE):
+        decided = refused(scheduled(), message=UNDISCOVERED, failures=failures)
+        assert decided.kind is CreateErrorKind.UNDISCOVERED
+        assert decided.steps == () and decided.retry_after == UNDISCOVERED_RETRY_SECONDS
+        assert "discover the DelegatedOperation kind" in decided.log and "forbidden" not in decided.log.lower()
+    outlasted = refused(scheduled(), message=UNDISCOVERED, failures=UNDISCOVERED_PATIENCE + 1)
+    (step,) = outlasted.steps
+    assert isinstance(step, WriteStatus) and step.event is not None
+    assert "cannot find RESTMapping" in step.event.message
 
 
 def scheduled(**status: Any) -> dict[str, Any]:

@@ -1188,18 +1188,31 @@ def queue_entry(op: Mapping[str, Any]) -> QueueEntry:
 
 CREATE_RETRY_BASE_SECONDS = 1.0  # first retry after a refused create; doubles per failure
 CREATE_RETRY_MAX_SECONDS = 30.0  # ... up to this: a freed quota or an RBAC fix is picked up this soon
+# A kube-apiserver refuses an ownerReference with blockOwnerDeletion to a kind its admission RESTMapper has not
+# discovered yet (OwnerReferencesPermissionEnforcement), and refreshes that mapper every 30 s: right after a
+# `helm install` creates the CRDs, the first Job creates are refused with "cannot find RESTMapping". It is a
+# wait, not a refusal: retry at this pace, quietly, until it has lasted longer than a refresh should take.
+UNDISCOVERED_RETRY_SECONDS = 2.0
+UNDISCOVERED_PATIENCE = 45  # refusals in a row (about 90 s, three refreshes) before it is recorded as persistent
+UNDISCOVERED_MARK = "cannot find RESTMapping"
 
 
 class CreateErrorKind(enum.Enum):
     TRANSIENT = "transient"  # the API server did not decide (5xx, 429, 408, no answer): retry quietly
     INVALID = "invalid"  # the Job as built fails validation: no retry can help, fail InvalidSpec
     PERSISTENT = "persistent"  # refused (403, 422 from admission, 400, 409, 404): record it, keep retrying
+    UNDISCOVERED = "undiscovered"  # the API server has not discovered the operation's kind yet: wait for it
 
 
-def classify_create_error(code: int, *, field_causes: bool = False) -> CreateErrorKind:
-    """What a failed Job create means. `field_causes`: the Status names invalid fields of the Job."""
+def classify_create_error(
+    code: int, *, field_causes: bool = False, message: str = "", failures: int = 1
+) -> CreateErrorKind:
+    """What a failed Job create means. `field_causes`: the Status names invalid fields of the Job;
+    `failures`: the refused creates in a row, this one included."""
     if code == 0 or code in (408, 429) or code >= 500:
         return CreateErrorKind.TRANSIENT
+    if code == 403 and UNDISCOVERED_MARK in message and failures <= UNDISCOVERED_PATIENCE:
+        return CreateErrorKind.UNDISCOVERED
     if code in (400, 422) and field_causes:
         return CreateErrorKind.INVALID
     return CreateErrorKind.PERSISTENT
@@ -1245,10 +1258,17 @@ def job_create_failed(
     status = op.get("status") or {}
     state = str(status.get("runState") or "")
     ref = f"{meta.get('namespace')}/{meta.get('name')}"
-    kind = classify_create_error(code, field_causes=field_causes)
+    kind = classify_create_error(code, field_causes=field_causes, message=message, failures=failures)
     what = f"{code} {api_reason}".strip() if code else "no answer"
     if kind is CreateErrorKind.TRANSIENT:
         return CreateFailure(kind, (), None, f"creating Job {job} of {ref} failed ({what}): {message}; retrying")
+    if kind is CreateErrorKind.UNDISCOVERED:
+        waiting = (
+            f"creating Job {job} of {ref} waits for the API server to discover the DelegatedOperation kind "
+            f"(its CRD was installed moments ago; kube-apiserver refreshes what it knows every 30 s); "
+            f"retrying in {UNDISCOVERED_RETRY_SECONDS:.0f} s ({failures} in a row)"
+        )
+        return CreateFailure(kind, (), UNDISCOVERED_RETRY_SECONDS, waiting)
     if kind is CreateErrorKind.INVALID:
         text = _clip(f"the Job for this operation was rejected by the API server: {message}")
         failing = _refused(state, c.Reasons.INVALID_SPEC, c.EventReasons.INVALID_SPEC, text)

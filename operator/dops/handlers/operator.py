@@ -148,7 +148,6 @@ if inventory is not None:
             )
 
 
-
 def kopf_memories() -> Any:
     """What `run_operator()` passes Kopf as its per-object memories: SettledMemories, or None (Kopf's own, about
     1 KiB per finished operation) with a warning when this Kopf keeps them elsewhere."""

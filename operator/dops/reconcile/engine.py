@@ -866,11 +866,15 @@ class Reconciler:
             )
             if decided.kind is CreateErrorKind.TRANSIENT:
                 raise  # the work queue's bounded retries, then the next event or the safety net
-            log.warning("%s", decided.log)
-            if decided.kind is CreateErrorKind.PERSISTENT:
+            if decided.kind is CreateErrorKind.UNDISCOVERED:
+                log.info("%s", decided.log)  # a wait on the API server, not a refusal: no condition, no Event
+                self._create_refusals[uid] = refusals  # counted: a wait that outlasts its patience is a refusal
+            elif decided.kind is CreateErrorKind.PERSISTENT:
+                log.warning("%s", decided.log)
                 self._create_refusals[uid] = refusals
                 self.metrics.reconcile_errors.labels("JobCreateRefused").inc()
             else:
+                log.warning("%s", decided.log)
                 self._create_refusals.pop(uid, None)
             if decided.retry_after is not None:
                 self._retry_after[key] = decided.retry_after
