@@ -82,14 +82,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 REAL_PLANE_FIXTURES = ("real_cluster", "real_plane", "realplane_cluster")
 
 
-# Embedded-only modules that run in the real half's process anyway, to balance the processes of `make test`
-# (scripts/run_tests.py) when the real half has time to spare. Chaos is CPU-bound and long; the real half
-# mostly waits on its API server.
-BALANCED_INTO_REAL_HALF = ("tests/chaos/test_chaos.py",)
+# Long modules placed by hand in one process of `make test` (scripts/run_tests.py), so that the three end close
+# together: module → (half, shard). The others are dealt round-robin over their half's shards in name order.
+# The chaos suite (embedded, CPU-bound, about 2 minutes) goes to the embedded shard that ends first without it;
+# it ran in the real half's process while that one had time to spare, and now that half is the longest.
+PLACED_MODULES: dict[str, tuple[str, int]] = {"tests/chaos/test_chaos.py": ("embedded", 0)}
 
 
 def in_real_half(item: pytest.Item) -> bool:
-    return uses_real_plane(item) or item.nodeid.split("::")[0] in BALANCED_INTO_REAL_HALF
+    placed = PLACED_MODULES.get(item.nodeid.split("::")[0])
+    return placed[0] == "real" if placed else uses_real_plane(item)
 
 
 def uses_real_plane(item: pytest.Item) -> bool:
@@ -101,15 +103,16 @@ def uses_real_plane(item: pytest.Item) -> bool:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`--half real|embedded`: keep the tests that use the real control plane (and the few balanced into that
-    half), or the others."""
+    """`--half real|embedded`: keep the tests that use the real control plane, or the others (PLACED_MODULES
+    decides for the modules it names); `--shard K/N`: keep the K-th of N shards of them, by module."""
     half = config.getoption("--half")
     shard, shards = (int(n) for n in config.getoption("--shard").split("/"))
     if half == "all" and shards == 1:
         return
     keep = [item for item in items if half == "all" or in_real_half(item) == (half == "real")]
-    modules = sorted({item.nodeid.split("::")[0] for item in keep})
+    modules = sorted({item.nodeid.split("::")[0] for item in keep} - set(PLACED_MODULES))
     place = {module: index % shards for index, module in enumerate(modules)}
+    place.update({module: where[1] % shards for module, where in PLACED_MODULES.items()})
     keep = [item for item in keep if place[item.nodeid.split("::")[0]] == shard]
     kept = {id(item) for item in keep}
     dropped = [item for item in items if id(item) not in kept]
@@ -135,7 +138,7 @@ def real_binaries() -> Path:
     """The upstream binaries' directory, built if needed (the test skips with one line where they cannot be).
 
     For a module that starts a control plane of its own (other controller flags): it does not need the session's
-    cluster, so it runs in whichever process has time (see BALANCED_INTO_REAL_HALF)."""
+    cluster, so it runs in whichever process has time (see PLACED_MODULES)."""
     reason = real_plane_unavailable()
     if reason:
         pytest.skip(f"real control plane skipped: {reason}")
