@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help venv clients shell k8s realcluster-up realcluster-down lint typecheck importlint test test-fast demo bench chaos e2e clean
+.PHONY: help venv clients shell k8s realcluster-up realcluster-down lint typecheck importlint test test-fast demo bench chaos chaos-real e2e clean
 
 help:
 	@echo "make demo   – run the example operations on the embedded control plane"
@@ -14,6 +14,7 @@ help:
 	@echo "make shell  – a shell with dops, kubectl and helm on PATH (after make demo)"
 	@echo "make bench  – benchmark scripts (print numbers)"
 	@echo "make chaos  – the chaos suite alone (DOPS_CHAOS_SEED/OPS/SECONDS to size or replay it)"
+	@echo "make chaos-real – the chaos suite on the real control plane (built by make k8s)"
 	@echo "make e2e    – kind end-to-end suite (needs Docker + kind)"
 	@echo "make k8s    – build the real upstream control plane from Go modules (cached in ~/.cache/dops/k8s)"
 
@@ -89,7 +90,11 @@ bench: venv
 # The chaos suite (tests/chaos; also part of `make test`): operations under operator kills, deletions, API
 # faults, cancels and re-queues; prints the seed and one line of figures.
 chaos: venv
-	$(VENV)/bin/pytest tests/chaos -q -s -p no:cacheprovider $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/chaos/test_chaos.py -q -s -p no:cacheprovider $(PYTEST_ARGS)
+
+chaos-real: venv clients k8s
+	@KUBECTL="$$($(PY) scripts/fetch_clients.py --quiet)/kubectl" HELM="$$($(PY) scripts/fetch_clients.py --quiet)/helm" \
+		$(VENV)/bin/pytest tests/chaos/test_chaos_real.py -q -s -p no:cacheprovider $(PYTEST_ARGS)
 
 e2e: clients
 	$(VENV)/bin/pytest tests/e2e -m e2e --run-e2e $(PYTEST_ARGS)

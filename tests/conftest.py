@@ -86,7 +86,11 @@ REAL_PLANE_FIXTURES = ("real_cluster", "real_plane", "realplane_cluster")
 # together: module → (half, shard). The others are dealt round-robin over their half's shards in name order.
 # The chaos suite (embedded, CPU-bound, about 2 minutes) goes to the embedded shard that ends first without it;
 # it ran in the real half's process while that one had time to spare, and now that half is the longest.
-PLACED_MODULES: dict[str, tuple[str, int]] = {"tests/chaos/test_chaos.py": ("embedded", 0)}
+PLACED_MODULES: dict[str, tuple[str, int]] = {
+    "tests/chaos/test_chaos.py": ("embedded", 0),
+    # A real control plane of its own (through `real_binaries`), so it can run in any process: the other shard.
+    "tests/chaos/test_chaos_real.py": ("embedded", 1),
+}
 
 
 def in_real_half(item: pytest.Item) -> bool:

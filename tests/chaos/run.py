@@ -32,8 +32,15 @@ deletions; 500/503/429 on chosen requests, through the emulator's fault hooks; 5
 writes; watch expiry and drops; cancels; re-queues of running operations), then the faults stop and the
 run waits (bounded) for quiescence. Every fact is taken from watches on operations, Jobs and pods,
 started before anything is submitted. The seed fixes the plan and the sequence of fault choices; timing
-still varies from run to run. The real control plane is not supported yet: the fault hooks and the
-simulated pods are the embedded one's.
+still varies from run to run.
+
+On the real control plane (`plane="real"`: upstream etcd, kube-apiserver, controller manager and scheduler
+from tests/realcluster, and one node agent running the simulated pods, tests/e2e/realplane.py) the same run
+has no fault hooks to call: its API faults are the ones a real cluster has, the kube-apiserver killed with
+`kill -9` and started again (connections refused for seconds, every watch dropped, resumed watches 410 Gone)
+and etcd frozen for a few seconds (requests hang); the rest (operator kills, deletions, cancels, re-queues)
+is the same. Every operation runs on simulated pods there, and the operator stops their Jobs after a short
+exit grace instead of this harness ending their containers. The invariants are the same.
 
 Settings (environment, all optional): DOPS_CHAOS_SEED (printed; set it to replay a run's choices),
 DOPS_CHAOS_OPS (300), DOPS_CHAOS_SECONDS (90), DOPS_CHAOS_QUIESCE_SECONDS (75),
@@ -43,7 +50,8 @@ seconds between operator kills), DOPS_CHAOS_KEEP (a directory to keep logs in), 
 directory holding another `dops` package for the operator and the workers, e.g. an older commit's
 `operator/` from `git archive`: does the suite catch what that version gets wrong?).
 
-Run alone: `make chaos`, or `python -m tests.chaos.run [--ops N] [--seconds S] [--seed N]`.
+Run alone: `make chaos` (embedded) or `make chaos-real`, or
+`python -m tests.chaos.run [--plane embedded|real] [--ops N] [--seconds S] [--seed N]`.
 """
 
 from __future__ import annotations
@@ -94,6 +102,8 @@ KIND_WEIGHTS = (0.3, 0.25, 0.25, 0.2)
 DESIGNED_FAILURES = ("fail", "stranded")  # "stranded": on NOWHERE_TARGET, fails when its start deadline passes
 STRANDED_SHARE = 0.03
 START_DEADLINE_SECONDS = 8
+PLANES = ("embedded", "real")
+WORKER_ACCOUNT = "dops-worker"  # the operator's default worker ServiceAccount (OperatorSettings.worker_service_account)
 
 
 # ==================================================================================== configuration
@@ -112,6 +122,7 @@ class ChaosConfig:
     proc_max_concurrent: int = 4
     keep: str = ""
     source: str = ""
+    plane: str = "embedded"  # or "real": the upstream control plane and a node agent (tests/e2e/realplane.py)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ChaosConfig:
@@ -139,14 +150,19 @@ class ChaosConfig:
             "source": environ.get("DOPS_CHAOS_SOURCE", ""),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if values.get("plane", cls.plane) not in PLANES:
+            raise SystemExit(f"the control plane must be one of {', '.join(PLANES)}, got {values['plane']!r}")
+        if values.get("plane") == "real":
+            values["process_share"] = 0.0  # the node agent runs simulated pods only here (see ChaosRun._start_real)
         return cls(**values)
 
     def describe(self) -> str:
+        make = "make chaos" if self.plane == "embedded" else "make chaos-real"
         return (
-            f"seed {self.seed}, {self.operations} ops, {self.chaos_seconds:g} s of chaos, "
+            f"{self.plane} control plane, seed {self.seed}, {self.operations} ops, {self.chaos_seconds:g} s of chaos, "
             f"quiescence within {self.quiesce_seconds:g} s, {self.process_share:.0%} real worker processes "
             f"(replay: DOPS_CHAOS_SEED={self.seed} DOPS_CHAOS_OPS={self.operations} "
-            f"DOPS_CHAOS_SECONDS={self.chaos_seconds:g} make chaos)"
+            f"DOPS_CHAOS_SECONDS={self.chaos_seconds:g} {make})"
         )
 
 
@@ -158,15 +174,32 @@ def now() -> str:
 # ==================================================================================== API access
 
 
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """Where the control plane answers, and how to reach it: plain HTTP (embedded) or TLS as the admin (real)."""
+
+    url: str
+    ca_file: str = ""  # the cluster CA to trust (TLS only)
+    cert: tuple[str, str] | None = None  # the admin's client certificate and key (TLS only)
+
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        if self.ca_file:
+            session.trust_env = False  # REQUESTS_CA_BUNDLE must not override the cluster CA
+            session.verify = self.ca_file
+            session.cert = self.cert
+        return session
+
+
 class Api:
-    """Plain HTTP to the control plane; transient answers (429, 5xx, no answer) are retried for `patience` s.
+    """HTTP to the control plane; transient answers (429, 5xx, no answer) are retried for `patience` s.
 
     The faults this suite injects hit its own requests too, so every harness request goes through here.
     """
 
-    def __init__(self, url: str, patience: float = 60.0, stop: threading.Event | None = None) -> None:
-        self.url = url
-        self.session = requests.Session()
+    def __init__(self, endpoint: Endpoint, patience: float = 60.0, stop: threading.Event | None = None) -> None:
+        self.url = endpoint.url
+        self.session = endpoint.session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -222,9 +255,11 @@ class Watch(threading.Thread):
     `on_event(type, obj)` gets ADDED/MODIFIED/DELETED (relisted objects come as MODIFIED).
     """
 
-    def __init__(self, url: str, path: str, on_event: Callable[[str, JSON], None], stop: threading.Event) -> None:
+    def __init__(
+        self, endpoint: Endpoint, path: str, on_event: Callable[[str, JSON], None], stop: threading.Event
+    ) -> None:
         super().__init__(name=f"chaos-watch{path}", daemon=True)
-        self.api = Api(url, patience=3600, stop=stop)  # a connection of its own
+        self.api = Api(endpoint, patience=3600, stop=stop)  # a connection of its own
         self.path = path
         self.on_event = on_event
         self.stop = stop
@@ -495,6 +530,7 @@ class Report:
     takeovers: list[float]
     seconds: float
     quiesced: bool
+    restarts: list[float] = dataclasses.field(default_factory=list)  # kube-apiserver restarts: seconds to ready
 
     def _state(self, name: str) -> str:
         return str(((self.final.get(name) or {}).get("status") or {}).get("runState") or "")
@@ -614,8 +650,12 @@ class Report:
         takeover = ""
         if self.takeovers:
             takeover = f", standby takeover max {max(self.takeovers):.1f} s of {len(self.takeovers)}"
+        restarts = ""
+        if self.restarts:
+            restarts = f", {len(self.restarts)} kube-apiserver restarts (ready again within {max(self.restarts):.1f} s)"
         return (
-            f"chaos: seed {self.config.seed}, {len(self.ops)} ops, {terminal} terminal ({completed} completed), "
+            f"chaos: {self.config.plane} plane, seed {self.config.seed}, {len(self.ops)} ops, "
+            f"{terminal} terminal ({completed} completed), "
             f"{deleted} deleted on purpose, "
             f"{len(problems['stuck (not terminal after quiescence)'])} stuck, "
             f"{len(problems['two active Jobs at once'])} double-Job, "
@@ -623,7 +663,8 @@ class Report:
             f"{len(problems['failed without a reason'])} failures without reason, "
             f"{len(problems['completed without its result'])} completions without result, "
             f"max concurrency {conc} (max active Jobs {jobs}), "
-            f"{len(self.faults)} faults ({kinds}), {self.kills} operator kills ({self.operators} operators{takeover}), "
+            f"{len(self.faults)} faults ({kinds}), "
+            f"{self.kills} operator kills ({self.operators} operators{takeover}){restarts}, "
             f"{len(self.wrong_designed_failures())} designed failures mislabelled, "
             f"{len(self.mislabelled_cancels())} cancels mislabelled, {self.seconds:.0f} s"
         )
@@ -852,6 +893,8 @@ class ChaosRun:
         self.source = Path(config.source) if config.source else REPO / "operator"
         self.takeovers: list[float] = []  # seconds from a leader's kill to the standby holding the Lease
         self.outage_until = 0.0  # monotonic end of the current API outage (0: none)
+        self.cluster: Any = None  # the real plane's RealPlaneCluster (None on the embedded plane)
+        self.restarts: list[float] = []  # seconds each kube-apiserver restart took to be ready again
 
     # -- set-up and tear-down
     def __enter__(self) -> ChaosRun:
@@ -867,18 +910,15 @@ class ChaosRun:
         self._stack.close()
 
     def _start(self) -> None:
-        from dops.emulator import EmbeddedServer
-        from dops.emulator.bootstrap import apply_manifest_paths
-
         if self.config.keep:
             self.work = Path(self.config.keep)
             self.work.mkdir(parents=True, exist_ok=True)
         else:
             self.work = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="dops-chaos-")))
-        self.server = self._stack.enter_context(EmbeddedServer.run_in_thread(control_plane_settings(self.source)))
-        self.server.call(lambda: apply_manifest_paths(self.server.api, [REPO / "crds"]))
-        self.kubeconfig = self.server.write_kubeconfig(self.work / "kubeconfig")
-        self.api = Api(self.server.url, stop=self.stop)
+        if self.config.plane == "real":
+            self._start_real()
+        else:
+            self._start_embedded()
         self._stack.callback(self.api.close)
         self.pool = ThreadPoolExecutor(max_workers=self.config.sim_max_concurrent * 3 + 4, thread_name_prefix="fake")
         self._stack.callback(self.pool.shutdown, wait=True, cancel_futures=True)
@@ -886,12 +926,18 @@ class ChaosRun:
         self.api.must(
             "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
         )
+        if self.cluster is not None:  # the chart makes it; the real admission refuses pods naming a missing one
+            account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": WORKER_ACCOUNT}}
+            self.api.must("POST", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts", account)
         self._targets()
         leader = leader_election_env(self.source)
         count = 2 if leader else 1
-        self.fleet = OperatorFleet(
-            self.kubeconfig, self.work, count, operator_env(self.kubeconfig, self.work / "archive", leader, self.source)
-        )
+        env = operator_env(self.kubeconfig, self.work / "archive", leader, self.source)
+        if self.cluster is not None:
+            # The node agent's simulated containers run until stopped: the operator stops a finished operation's
+            # Job after this grace (the embedded kubelet's end when this harness says so, see _exit_simulated).
+            env["DOPS_WORKER_EXIT_GRACE_SECONDS"] = "2"
+        self.fleet = OperatorFleet(self.kubeconfig, self.work, count, env)
         self._stack.callback(self.fleet.stop_all)  # registered after the server: runs before it stops
         watches = []
         for path, handler in (
@@ -899,7 +945,7 @@ class ChaosRun:
             (f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs", self.ledger.job_event),
             (f"/api/v1/namespaces/{NAMESPACE}/pods", self.ledger.pod_event),
         ):
-            watch = Watch(self.server.url, path, handler, self.stop)
+            watch = Watch(self.endpoint, path, handler, self.stop)
             watch.start()
             watches.append(watch)
 
@@ -915,6 +961,72 @@ class ChaosRun:
             assert watch.synced.wait(30), f"the watch on {watch.path} did not start"
         self.watches = watches
         self.fleet.start_all()
+
+    def _start_embedded(self) -> None:
+        from dops.emulator import EmbeddedServer
+        from dops.emulator.bootstrap import apply_manifest_paths
+
+        self.server = self._stack.enter_context(EmbeddedServer.run_in_thread(control_plane_settings(self.source)))
+        self.server.call(lambda: apply_manifest_paths(self.server.api, [REPO / "crds"]))
+        self.kubeconfig = self.server.write_kubeconfig(self.work / "kubeconfig")
+        self.endpoint = Endpoint(self.server.url)
+        self.api = Api(self.endpoint, stop=self.stop)
+
+    def _start_real(self) -> None:
+        """The upstream control plane (tests/realcluster) and one node agent that runs the simulated pods.
+
+        No fault hooks exist there: the API faults are the real ones a cluster has (the API server killed and
+        restarted, etcd stalled), and there are no real worker processes (the agent would need the worker's
+        image mapped, its ServiceAccount's RBAC and the time of a Python start per operation; the embedded run
+        covers them). kube-controller-manager gets a client rate that does not make its own 20 requests/s the
+        bottleneck of the run (as `scripts/bench_operator.py --controller-qps`)."""
+        from tests.e2e.realplane import RealPlaneCluster, control_plane_binaries, find_clients
+
+        tools, problem = find_clients()
+        if tools is None:
+            raise RuntimeError(f"the real control plane needs kubectl: {problem} (run `make clients`)")
+        cluster = RealPlaneCluster(
+            name="chaos",
+            tools=tools,
+            workdir=self.work / "real",
+            bin_dir=control_plane_binaries(),
+            controller_manager_flags=("--kube-api-qps=100", "--kube-api-burst=200"),
+        )
+        self._stack.callback(cluster.delete)
+        cluster.create()
+        cluster.start_node()
+        assert cluster.control_plane is not None
+        self.cluster = cluster
+        self.control_plane = cluster.control_plane
+        admin = self.control_plane.admin
+        credentials = (str(admin.cert), str(admin.key))
+        self.endpoint = Endpoint(self.control_plane.url, str(self.control_plane.ca_file), credentials)
+        self.kubeconfig = self.control_plane.kubeconfig
+        self.api = Api(self.endpoint, stop=self.stop)
+        self._install_crds()
+
+    def _install_crds(self) -> None:
+        """Create the dops CRDs and wait until each is Established (a real API server then holds creates of its
+        objects for 2 s more: the first submissions wait, see docs/GAPS.md "New CRDs")."""
+        import yaml
+
+        base = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+        names = []
+        for path in sorted((REPO / "crds").glob("*.yaml")):
+            for manifest in yaml.safe_load_all(path.read_text()):
+                if manifest and manifest.get("kind") == "CustomResourceDefinition":
+                    self.api.must("POST", base, manifest)
+                    names.append(manifest["metadata"]["name"])
+        deadline = time.monotonic() + 60
+        for name in names:
+            while True:
+                crd = self.api.must("GET", f"{base}/{name}")
+                conditions = {c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []}
+                if conditions.get("Established") == "True":
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"CRD {name} was not Established within 60 s: {conditions}")
+                time.sleep(0.1)
 
     def _targets(self) -> None:
         common = {"mode": "job", "retries": 0, "allowImportPaths": False}
@@ -1109,8 +1221,14 @@ class ChaosRun:
         self._exit_simulated(uid, 1 if (code == 200 and state == "failed") else 0, op)
 
     def _exit_simulated(self, uid: str, code: int, op: str) -> None:
-        """End a simulated pod's container with the worker's exit code (the emulator's kubelet, in-process)."""
+        """End a simulated pod's container with the worker's exit code (the emulator's kubelet, in-process).
+
+        On the real plane the node agent is another process: its simulated container runs on, and the operator
+        stops the Job once its exit grace has passed (DOPS_WORKER_EXIT_GRACE_SECONDS, set short there)."""
         if self.stop.is_set():
+            return
+        if self.cluster is not None:
+            self._trace(op, f"exit {code}: left to the operator's exit grace (node agent)")
             return
 
         def act() -> int:
@@ -1140,21 +1258,30 @@ class ChaosRun:
         actions: list[tuple[str, float]] = [
             ("delete-pod", 2),
             ("delete-job", 1),
-            ("api-error", 4),
-            ("expire-watches", 1),
-            ("drop-watches", 1),
             ("cancel", 1.5),
             ("requeue", 1.5),
             ("delete-op", 1),
-            ("outage", 0.5),
         ]
+        if self.cluster is None:  # the emulator's fault hooks
+            actions += [("api-error", 4), ("expire-watches", 1), ("drop-watches", 1), ("outage", 0.5)]
+        else:  # what a real control plane does: restarts of its API server, stalls of its storage
+            actions += [("restart-apiserver", 0.3), ("stall-etcd", 0.6)]
+        # One kube-apiserver restart a third of the way in, whatever the dice say: it is what the real plane is for.
+        next_restart = time.monotonic() + (deadline - time.monotonic()) / 3 if self.cluster is not None else None
         while True:
             wait = self.rng.expovariate(1.0 / self.config.fault_interval)
             if self.stop.wait(max(0.0, min(wait, deadline - time.monotonic()))) or time.monotonic() >= deadline:
                 return
-            if self.outage_until and time.monotonic() >= self.outage_until:
+            if self.cluster is None and self.outage_until and time.monotonic() >= self.outage_until:
                 self.outage_until = 0.0
                 self.api.call("DELETE", "/__emulator/faults")  # ends the outage (and any rule left unused)
+                continue
+            if next_restart is not None and time.monotonic() >= next_restart:
+                next_restart = None
+                try:
+                    self._fault_restart_apiserver()
+                except Exception as exc:
+                    self.harness_errors.append(f"fault restart-apiserver: {exc!r}")
                 continue
             if time.monotonic() >= next_kill:
                 self._kill_operator()
@@ -1176,7 +1303,7 @@ class ChaosRun:
             threading.Thread(target=self._time_takeover, args=(self.fleet.identity(index),), daemon=True).start()
         if self.stop.wait(self.rng.uniform(0.0, 3.0)):
             return
-        if self.rng.random() < 0.5:
+        if self.cluster is None and self.rng.random() < 0.5:
             code, path = self.rng.choice(
                 [(500, r"^/api/v1/pods$"), (500, r"^/apis/batch/v1/jobs$"), (429, rf"^{GROUP}/delegatedoperations$")]
             )
@@ -1296,6 +1423,19 @@ class ChaosRun:
         self.ledger.record_fault("drop-watches", "every watch stream is closed")
         self.api.call("POST", "/__emulator/watches/drop")
 
+    def _fault_restart_apiserver(self) -> None:
+        """kill -9 the kube-apiserver and start it again (real plane): every client's connections and watches drop,
+        requests are refused for seconds, and watches resumed from before it get 410 Gone. Fails nothing."""
+        self.ledger.record_fault("apiserver-restart", "kill -9 kube-apiserver, then start it again")
+        self.restarts.append(self.control_plane.kill_apiserver_and_restart())
+
+    def _fault_stall_etcd(self) -> None:
+        """Freeze etcd for 2-6 s (real plane): the API server's requests hang meanwhile. Fails nothing."""
+        seconds = self.rng.uniform(2, 6)
+        self.ledger.record_fault("etcd-stall", f"etcd stopped (SIGSTOP) for {seconds:.1f} s")
+        with self.control_plane.etcd_paused():
+            self.stop.wait(seconds)
+
     def _fault_cancel(self) -> None:
         """Cancel as `dops fail` does: a CAS from the state seen to failed, naming who cancelled."""
         rec = self.ledger.pick(self.rng, lambda r: r.state in ("queued", "scheduled", "running") and not r.deleted)
@@ -1322,7 +1462,7 @@ class ChaosRun:
         rec = self.ledger.pick(self.rng, lambda r: r.state in ("queued", "scheduled", "running") and not r.deleted)
         if rec is None:
             return
-        if self.rng.random() < 0.5:
+        if self.cluster is None and self.rng.random() < 0.5:
             self._fault_expire_watches()
         path = f"{GROUP}/namespaces/{NAMESPACE}/delegatedoperations/{rec.name}"
         if self._act("delete-op", f"{rec.name} ({rec.state})", rec.name, "DELETE", path, BACKGROUND):
@@ -1354,7 +1494,8 @@ class ChaosRun:
         submitter.start()
         self._chaos(started + config.chaos_seconds)
         self.chaos_over.set()
-        self.api.call("DELETE", "/__emulator/faults")
+        if self.cluster is None:
+            self.api.call("DELETE", "/__emulator/faults")
         self.fleet.ensure_running()
         submitter.join(config.chaos_seconds + 30)
         self.say(f"chaos: faults stopped after {time.monotonic() - started:.0f} s; waiting for quiescence")
@@ -1377,6 +1518,7 @@ class ChaosRun:
                 kills=self.fleet.kills,
                 operators=len(self.fleet.procs),
                 takeovers=list(self.takeovers),
+                restarts=list(self.restarts),
                 seconds=time.monotonic() - started,
                 quiesced=quiesced,
             )
@@ -1465,8 +1607,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ops", type=int, default=None, help="operations to submit (DOPS_CHAOS_OPS, 300)")
     parser.add_argument("--seconds", type=float, default=None, help="seconds of chaos (DOPS_CHAOS_SECONDS, 90)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (DOPS_CHAOS_SEED; default: random)")
+    parser.add_argument("--plane", choices=PLANES, default="embedded", help="which control plane (embedded)")
     args = parser.parse_args(argv)
-    config = ChaosConfig.from_env(os.environ, operations=args.ops, chaos_seconds=args.seconds, seed=args.seed)
+    config = ChaosConfig.from_env(
+        os.environ, operations=args.ops, chaos_seconds=args.seconds, seed=args.seed, plane=args.plane
+    )
     report = run_chaos(config)
     print(report.line())
     details = report.details()

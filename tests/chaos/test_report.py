@@ -172,6 +172,7 @@ def test_operations_of_other_tests_or_namespaces_are_ignored() -> None:
 def test_the_figures_line_names_the_seed_and_every_count() -> None:
     ledger = ledger_with(record("a"))
     line = report(ledger, [op("a", "completed", result={"ok": 1})]).line()
-    assert line.startswith("chaos: seed 1, 1 ops, 1 terminal (1 completed), 0 deleted on purpose, 0 stuck, ")
+    expected = "chaos: embedded plane, seed 1, 1 ops, 1 terminal (1 completed), 0 deleted on purpose, 0 stuck, "
+    assert line.startswith(expected)
     for part in ("0 double-Job", "0 untouched failures", "0 failures without reason", "max concurrency 0/1"):
         assert part in line

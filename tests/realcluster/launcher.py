@@ -430,6 +430,34 @@ class RealCluster:
         status, _ = self.request("/api/v1/namespaces/default/serviceaccounts/default")
         return status == 200
 
+    # -- faults (the chaos suite on the real plane) -------------------------------------------------
+    def kill_apiserver_and_restart(self, timeout: float = 60.0) -> float:
+        """`kill -9` the kube-apiserver and start it again on the same port; returns the seconds until /readyz.
+
+        What a crashed or upgraded API server does to its clients: every connection and watch drops, requests
+        are refused until it listens again, and a watch resumed from a resourceVersion older than its fresh
+        watch cache is answered 410 Gone."""
+        proc = self.processes.pop("kube-apiserver")
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        began = time.monotonic()
+        self._spawn("kube-apiserver", self._apiserver_command())
+        self._wait(began + timeout, "kube-apiserver /readyz after its restart", self._apiserver_ready)
+        return time.monotonic() - began
+
+    @contextlib.contextmanager
+    def etcd_paused(self) -> Iterator[None]:
+        """etcd frozen (SIGSTOP) while the block runs, resumed (SIGCONT) however it ends: the API server's
+        requests hang, then time out, as when its storage stalls."""
+        pid = self.processes["etcd"].pid
+        os.killpg(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGCONT)
+
     def alive(self) -> bool:
         return bool(self.processes) and all(proc.poll() is None for proc in self.processes.values())
 
