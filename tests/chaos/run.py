@@ -1175,7 +1175,7 @@ class ChaosRun:
         self._trace(op, f"{pod} claim: {code}")
         if code != 200:
             code, current = self.api.call("GET", path)
-            status = current.get("status") or {}
+            status = (current.get("status") or {}) if code == 200 else {}  # an error's Status has status "Failure"
             if code != 200 or status.get("runState") != "running" or status.get("podName") != pod:
                 self._trace(op, f"{pod} not claimed ({code}, {status.get('runState')}, {status.get('podName')})")
                 self._exit_simulated(uid, 0, op)  # nothing to do (cancelled, another pod's, ...): exit 0
