@@ -880,6 +880,8 @@ class ChaosRun:
         self.chaos_over = threading.Event()
         self._stack = contextlib.ExitStack()
         caps = {SIM_TARGET: config.sim_max_concurrent, PROC_TARGET: config.proc_max_concurrent, NOWHERE_TARGET: 2}
+        if config.process_share == 0:  # no real worker processes (the real plane): no target for them
+            del caps[PROC_TARGET]
         # Start deadlines exist when the DelegationTarget CRD has the field: then some operations are stranded.
         targets_crd = (REPO / "crds" / "dops.io_delegationtargets.yaml").read_text()
         self.start_deadlines = "startDeadlineSeconds:" in targets_crd
@@ -1055,7 +1057,7 @@ class ChaosRun:
                 },
             ),
         ):
-            if name == NOWHERE_TARGET and not self.start_deadlines:
+            if (name == NOWHERE_TARGET and not self.start_deadlines) or name not in self.ledger.caps:
                 continue
             body = {
                 "apiVersion": "dops.io/v1alpha1",

@@ -272,14 +272,26 @@ def test_the_real_worker_runs_its_own_operation_through_the_policy(
 TARGET_POLICY = f"{FULLNAME}-target-policy"
 
 
+PARAMS_NOT_SYNCED = "not yet synced to use for admission"
+
+
 def kubectl_apply(env: SecEnv, doc: JSON) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [env.kubectl, "--kubeconfig", str(env.cluster.kubeconfig), "apply", "-f", "-"],
-        input=yaml.safe_dump(doc),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """`kubectl apply` of one document, as a user would retry it while a new policy warms up: right after a
+    ValidatingAdmissionPolicy with a paramKind is bound, the real API server denies every request it matches
+    (failurePolicy Fail) with "paramKind … not yet synced to use for admission" until its informer of the
+    params has synced (docs/GAPS.md, "Admission policy params")."""
+    deadline = time.monotonic() + 60
+    while True:
+        result = subprocess.run(
+            [env.kubectl, "--kubeconfig", str(env.cluster.kubeconfig), "apply", "-f", "-"],
+            input=yaml.safe_dump(doc),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if PARAMS_NOT_SYNCED not in result.stderr or time.monotonic() > deadline:
+            return result
+        time.sleep(0.3)
 
 
 def dtarget(name: str, **spec: Any) -> JSON:
