@@ -94,7 +94,7 @@ chaos: venv
 
 chaos-real: venv clients k8s
 	@KUBECTL="$$($(PY) scripts/fetch_clients.py --quiet)/kubectl" HELM="$$($(PY) scripts/fetch_clients.py --quiet)/helm" \
-		$(VENV)/bin/pytest tests/chaos/test_chaos_real.py -q -s -p no:cacheprovider $(PYTEST_ARGS)
+		DOPS_CHAOS_REAL=1 $(VENV)/bin/pytest tests/chaos/test_chaos_real.py -q -s -p no:cacheprovider $(PYTEST_ARGS)
 
 e2e: clients
 	$(VENV)/bin/pytest tests/e2e -m e2e --run-e2e $(PYTEST_ARGS)

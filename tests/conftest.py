@@ -88,7 +88,7 @@ REAL_PLANE_FIXTURES = ("real_cluster", "real_plane", "realplane_cluster")
 # it ran in the real half's process while that one had time to spare, and now that half is the longest.
 PLACED_MODULES: dict[str, tuple[str, int]] = {
     "tests/chaos/test_chaos.py": ("embedded", 0),
-    # A real control plane of its own (through `real_binaries`), so it can run in any process: the other shard.
+    # A real control plane of its own (through `real_binaries`), so it can run in any process; opt-in for now.
     "tests/chaos/test_chaos_real.py": ("embedded", 1),
 }
 

@@ -49,8 +49,11 @@ def account_token(cluster: RealPlaneCluster, name: str, role_verbs: list[str] | 
 
 
 def dashboard_url(cluster: RealPlaneCluster, timeout: float = 120) -> str:
-    """The URL the dashboard pod printed (its log, through the API server); the pod must be Running."""
-    cluster.wait("pod", "condition=Ready", UI_NAMESPACE, timeout, "app.kubernetes.io/component=ui")
+    """The URL the dashboard pod printed (its log, through the API server), once its Deployment is Available.
+
+    Waited on the Deployment, which `helm install` has created, not on its pods: `kubectl wait pod --selector`
+    fails at once with "no matching resources found" while the ReplicaSet has not created the pod yet."""
+    cluster.wait("deployment/dops-ui", "condition=Available", UI_NAMESPACE, timeout)
     deadline = time.monotonic() + timeout
     log = ""
     while time.monotonic() < deadline:
