@@ -808,6 +808,25 @@ class OperatorFleet:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
 
+    def stacks(self) -> str:
+        """Every live operator's Python stacks (py-spy dump, when the venv has it): what a stuck operator was doing
+        when the run gave up on it, taken before the fleet is stopped."""
+        spy = Path(sys.executable).parent / "py-spy"
+        if not spy.exists():
+            return ""
+        out = []
+        for index, proc in enumerate(self.procs):
+            if proc is None or proc.poll() is not None:
+                continue
+            try:
+                dumped = subprocess.run(
+                    [str(spy), "dump", "--pid", str(proc.pid)], capture_output=True, text=True, timeout=60
+                )
+                out.append(f"--- operator-{index} (pid {proc.pid}) stacks\n{dumped.stdout or dumped.stderr}")
+            except (OSError, subprocess.SubprocessError) as exc:
+                out.append(f"--- operator-{index}: py-spy dump failed: {exc!r}")
+        return "\n".join(out)
+
     def tail(self, lines: int = 25) -> str:
         out = []
         for log in self.logs:
@@ -1597,7 +1616,9 @@ def run_chaos(config: ChaosConfig, log: Callable[[str], None] = print) -> Report
                 log("chaos: harness errors:\n  " + "\n  ".join(run.harness_errors[:20]))
         problems = report.problems()
         if any(problems.values()):
-            log(run.fleet.tail())
+            log(run.fleet.tail(60 if report.stuck() else 25))
+            if report.stuck():
+                log(run.fleet.stacks())
             stuck = set(report.stuck()) | {line.partition(":")[0] for line in report.jobs_left()}
             for name in sorted(stuck)[:5]:
                 log(run.explain(name))
