@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -437,7 +437,19 @@ def with_dops_crds(real: RealPlane) -> Iterator[RealPlane]:
         real.reset()
 
 
-def install_crds(plane: Plane, paths: Iterable[Path], timeout: float = 30.0) -> list[str]:
+class Reachable(Protocol):
+    """What install_crds needs of a control plane: a Plane, or the chaos harness's Endpoint."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    def session(self) -> requests.Session: ...
+
+
+def install_crds(plane: Reachable, paths: Iterable[Path], timeout: float = 30.0) -> list[str]:
     """Create (or replace) the CRDs in `paths` through the API and wait until each is Established.
 
     The server judges them: a structural-schema or CEL-cost rejection fails here with the server's message.

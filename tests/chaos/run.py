@@ -182,6 +182,10 @@ class Endpoint:
     ca_file: str = ""  # the cluster CA to trust (TLS only)
     cert: tuple[str, str] | None = None  # the admin's client certificate and key (TLS only)
 
+    @property
+    def name(self) -> str:
+        return "real" if self.ca_file else "embedded"
+
     def session(self) -> requests.Session:
         session = requests.Session()
         if self.ca_file:
@@ -1002,6 +1006,7 @@ class ChaosRun:
         covers them). kube-controller-manager gets a client rate that does not make its own 20 requests/s the
         bottleneck of the run (as `scripts/bench_operator.py --controller-qps`)."""
         from tests.e2e.realplane import RealPlaneCluster, control_plane_binaries, find_clients
+        from tests.planes import install_crds
 
         tools, problem = find_clients()
         if tools is None:
@@ -1024,30 +1029,9 @@ class ChaosRun:
         self.endpoint = Endpoint(self.control_plane.url, str(self.control_plane.ca_file), credentials)
         self.kubeconfig = self.control_plane.kubeconfig
         self.api = Api(self.endpoint, stop=self.stop)
-        self._install_crds()
-
-    def _install_crds(self) -> None:
-        """Create the dops CRDs and wait until each is Established (a real API server then holds creates of its
-        objects for 2 s more: the first submissions wait, see docs/GAPS.md "New CRDs")."""
-        import yaml
-
-        base = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-        names = []
-        for path in sorted((REPO / "crds").glob("*.yaml")):
-            for manifest in yaml.safe_load_all(path.read_text()):
-                if manifest and manifest.get("kind") == "CustomResourceDefinition":
-                    self.api.must("POST", base, manifest)
-                    names.append(manifest["metadata"]["name"])
-        deadline = time.monotonic() + 60
-        for name in names:
-            while True:
-                crd = self.api.must("GET", f"{base}/{name}")
-                conditions = {c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []}
-                if conditions.get("Established") == "True":
-                    break
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"CRD {name} was not Established within 60 s: {conditions}")
-                time.sleep(0.1)
+        # The server judges them; a real API server then holds creates of their objects for 2 s more (the first
+        # submissions wait, see docs/GAPS.md "New CRDs").
+        install_crds(self.endpoint, sorted((REPO / "crds").glob("*.yaml")), timeout=60)
 
     def _targets(self) -> None:
         common = {"mode": "job", "retries": 0, "allowImportPaths": False}
@@ -1622,6 +1606,22 @@ def run_chaos(config: ChaosConfig, log: Callable[[str], None] = print) -> Report
             stuck = set(report.stuck()) | {line.partition(":")[0] for line in report.jobs_left()}
             for name in sorted(stuck)[:5]:
                 log(run.explain(name))
+    return report
+
+
+def run_and_check(config: ChaosConfig) -> Report:
+    """The chaos suite as a test: one run, its progress and figures printed as they come (`make chaos` runs
+    pytest with -s), and an AssertionError listing every operation that breaks an invariant."""
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    report = run_chaos(config, log=say)
+    figures = report.line()
+    print(figures, flush=True)
+    print(report.details(), flush=True)
+    problems = {title: items for title, items in report.problems().items() if items}
+    assert not problems, f"{figures}\n{report.details()}"
     return report
 
 

@@ -11,21 +11,11 @@ import os
 
 import pytest
 
-from tests.chaos.run import ChaosConfig, run_chaos
+from tests.chaos.run import ChaosConfig, run_and_check
 
 
 @pytest.mark.slow
 def test_chaos_never_stuck_never_twice() -> None:
     """Under operator kills, pod/Job deletions, API errors, watch expiry, cancels and re-queues: every
     operation terminal, never two active Jobs, no undeserved failure, reasons and results, the cap held."""
-    config = ChaosConfig.from_env(os.environ)
-
-    def say(text: str) -> None:
-        print(text, flush=True)  # progress as it happens (`make chaos` runs with -s)
-
-    report = run_chaos(config, log=say)
-    figures = report.line()
-    print(figures, flush=True)
-    print(report.details(), flush=True)
-    problems = {title: items for title, items in report.problems().items() if items}
-    assert not problems, f"{figures}\n{report.details()}"
+    run_and_check(ChaosConfig.from_env(os.environ))

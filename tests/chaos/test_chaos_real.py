@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.run import ChaosConfig, run_chaos
+from tests.chaos.run import ChaosConfig, run_and_check
 
 REAL_OPERATIONS = 120
 REAL_CHAOS_SECONDS = 60.0
@@ -29,8 +29,8 @@ OPT_IN = "DOPS_CHAOS_REAL"  # `make chaos-real` sets it
 @pytest.mark.slow
 @pytest.mark.skipif(
     not os.environ.get(OPT_IN),
-    reason="the real-plane chaos run is opt-in (make chaos-real): one run in a full make test left 90 operations "
-    "unprocessed after kube-apiserver restarts, not reproduced since (issue 11)",
+    reason="the real-plane chaos run is opt-in (make chaos-real) until issue 11's last finding is fixed: an operator "
+    "that starts while kube-apiserver restarts finds no dops.io resources in discovery, and Kopf never watches them",
 )
 def test_chaos_on_the_real_control_plane(real_binaries: Path) -> None:
     """Under operator kills, kube-apiserver restarts, etcd stalls, pod/Job/operation deletions, cancels and
@@ -41,15 +41,5 @@ def test_chaos_on_the_real_control_plane(real_binaries: Path) -> None:
         "chaos_seconds": None if os.environ.get("DOPS_CHAOS_SECONDS") else REAL_CHAOS_SECONDS,
         "quiesce_seconds": None if os.environ.get("DOPS_CHAOS_QUIESCE_SECONDS") else REAL_QUIESCE_SECONDS,
     }
-    config = ChaosConfig.from_env(os.environ, plane="real", **sizes)
-
-    def say(text: str) -> None:
-        print(text, flush=True)  # progress as it happens (`make chaos-real` runs with -s)
-
-    report = run_chaos(config, log=say)
-    figures = report.line()
-    print(figures, flush=True)
-    print(report.details(), flush=True)
-    problems = {title: items for title, items in report.problems().items() if items}
-    assert not problems, f"{figures}\n{report.details()}"
+    report = run_and_check(ChaosConfig.from_env(os.environ, plane="real", **sizes))
     assert any(fault.kind == "apiserver-restart" for fault in report.faults), "the kube-apiserver was never restarted"

@@ -866,16 +866,16 @@ class Reconciler:
             )
             if decided.kind is CreateErrorKind.TRANSIENT:
                 raise  # the work queue's bounded retries, then the next event or the safety net
-            if decided.kind is CreateErrorKind.UNDISCOVERED:
-                log.info("%s", decided.log)  # a wait on the API server, not a refusal: no condition, no Event
-                self._create_refusals[uid] = refusals  # counted: a wait that outlasts its patience is a refusal
-            elif decided.kind is CreateErrorKind.PERSISTENT:
-                log.warning("%s", decided.log)
-                self._create_refusals[uid] = refusals
-                self.metrics.reconcile_errors.labels("JobCreateRefused").inc()
-            else:
-                log.warning("%s", decided.log)
+            # A wait on the API server (UNDISCOVERED) is not a refusal: INFO, no condition, no Event. It is counted
+            # as one, though: a wait that outlasts its patience is recorded as a refusal.
+            waiting = decided.kind is CreateErrorKind.UNDISCOVERED
+            log.log(logging.INFO if waiting else logging.WARNING, "%s", decided.log)
+            if decided.kind is CreateErrorKind.INVALID:
                 self._create_refusals.pop(uid, None)
+            else:
+                self._create_refusals[uid] = refusals
+            if decided.kind is CreateErrorKind.PERSISTENT:
+                self.metrics.reconcile_errors.labels("JobCreateRefused").inc()
             if decided.retry_after is not None:
                 self._retry_after[key] = decided.retry_after
             for step in decided.steps:
