@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -94,6 +95,13 @@ class CLI:
         return subprocess.Popen(
             [self.binary, *extra, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env()
         )
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def find_binary(name: str) -> str | None:

@@ -1,9 +1,10 @@
 """Fault injection does what it promises, over the admin API and through the Python hooks.
 
 Covered:
-- `POST /__emulator/faults` (code, method, path regex, times, message) → the matching requests get that 5xx/429 as a
-  `Status` (with `Retry-After` when the Status carries `retryAfterSeconds`, as the apiserver sends it) exactly `times`
-  times, then normal service; other methods/paths are untouched; `times: -1` lasts until `DELETE /__emulator/faults`;
+- `POST /__emulator/faults` (code, method, path regex, times, message, skip) → the matching requests (after the
+  first `skip`) get that 5xx/429 as a `Status` (with `Retry-After` when the Status carries `retryAfterSeconds`, as
+  the apiserver sends it) exactly `times` times, then normal service; other methods/paths are untouched; `times: -1`
+  lasts until `DELETE /__emulator/faults`;
   `GET` lists the rules with their match counts; invalid rules → 400; unknown admin endpoints → 404.
 - real clients under faults: kubectl retries a 429 carrying `Retry-After` and succeeds; the kubernetes client surfaces
   `ApiException.status == 503`.
@@ -93,9 +94,20 @@ def test_forever_fault_until_cleared_and_method_filter(kube: Kube) -> None:
     assert kube.post(CM, configmap("c1")).status_code == 201
 
 
+def test_a_fault_that_skips_the_first_matching_requests(kube: Kube) -> None:
+    """`skip: 2` lets the first two matching requests through, then fails the next `times` ones; requests that do
+    not match do not count."""
+    kube.create(CM, configmap("c1"))
+    rule = add_fault(kube, code=404, method="GET", path="/configmaps/c1$", times=1, skip=2)
+    assert (rule["skip"], rule["matched"]) == (2, 0)
+    assert kube.ok(kube.get(CM))["items"]  # not matching: skip stays 2
+    assert [kube.get(f"{CM}/c1").status_code for _ in range(4)] == [200, 200, 404, 200]
+    assert [(r["skip"], r["matched"], r["times"]) for r in kube.ok(kube.get(FAULTS))["rules"]] == [(0, 1, 0)]
+
+
 def test_invalid_fault_rules_and_unknown_admin_endpoints(kube: Kube) -> None:
     """Malformed rules → 400 BadRequest; unknown admin endpoints → 404; neither installs anything."""
-    for rule in ({}, {"code": 200}, {"code": "x"}, {"code": 500, "path": "(unclosed"}):
+    for rule in ({}, {"code": 200}, {"code": "x"}, {"code": 500, "path": "(unclosed"}, {"code": 500, "skip": -1}):
         response = kube.post(FAULTS, rule)
         assert response.status_code == 400, (rule, response.text)
         assert response.json()["reason"] == "BadRequest"

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import CLI, eventually, find_binary
+from tests.helpers import CLI, eventually, find_binary, free_port
 from tests.processes import Background, alive, descendants, leftovers
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -366,9 +366,3 @@ def test_port_in_use_is_one_line_error(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: cannot start the embedded API server on 127.0.0.1:"), (
         result.stderr
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

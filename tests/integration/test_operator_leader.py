@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -36,19 +35,13 @@ from dops.domain.leader import micro_time
 from dops.domain.settings import OperatorSettings
 from dops.handlers import run_operator
 from dops.k8s.errors import Conflict
-from tests.helpers import eventually
+from tests.helpers import eventually, free_port
 from tests.integration.operator_env import REPO, OperatorEnv, namespace, operator_env
 from tests.op_builders import operation
 
 __all__ = ["namespace", "operator_env"]  # fixtures
 LEASE = "dops-operator"
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def leader_gauge(port: int, identity: str) -> float | None:

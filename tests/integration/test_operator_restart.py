@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import eventually
+from tests.helpers import eventually, free_port
 from tests.integration.operator_env import (
     REPO,
     JobRecorder,
@@ -43,12 +42,6 @@ from tests.op_builders import delegation_target, operation
 
 __all__ = ["namespace", "operator_env"]  # fixtures
 OPS = "/apis/dops.io/v1alpha1/namespaces/{ns}/delegatedoperations"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def add_fault(env: OperatorEnv, **rule: object) -> None:

@@ -22,6 +22,7 @@ class FaultRule:
     path: str = ".*"
     times: int = 1  # < 0: forever
     message: str = ""
+    skip: int = 0  # the first `skip` matching requests pass (a fault that starts with the second scan, say)
     matched: int = 0
     _pattern: re.Pattern[str] = field(init=False, repr=False)
 
@@ -52,6 +53,7 @@ class FaultRule:
             "method": self.method,
             "path": self.path,
             "times": self.times,
+            "skip": self.skip,
             "matched": self.matched,
             "message": self.message,
         }
@@ -63,10 +65,14 @@ class Faults:
     def __init__(self) -> None:
         self.rules: list[FaultRule] = []
 
-    def add(self, code: int, method: str = "*", path: str = ".*", times: int = 1, message: str = "") -> FaultRule:
+    def add(
+        self, code: int, method: str = "*", path: str = ".*", times: int = 1, message: str = "", skip: int = 0
+    ) -> FaultRule:
         if not 400 <= code <= 599:
             raise ValueError(f"fault code must be an HTTP error status (400-599), got {code}")
-        rule = FaultRule(code=code, method=method.upper(), path=path, times=times, message=message)
+        if skip < 0:
+            raise ValueError(f"skip must be 0 or more, got {skip}")
+        rule = FaultRule(code=code, method=method.upper(), path=path, times=times, message=message, skip=skip)
         self.rules.append(rule)
         return rule
 
@@ -78,6 +84,9 @@ class Faults:
             if rule.times == 0:
                 continue
             if rule.matches(method, path):
+                if rule.skip > 0:
+                    rule.skip -= 1
+                    continue
                 rule.matched += 1
                 if rule.times > 0:
                     rule.times -= 1

@@ -733,6 +733,7 @@ class HTTPServer:
                         str(body.get("path", ".*")),
                         int(body.get("times", 1)),
                         str(body.get("message", "")),
+                        int(body.get("skip", 0)),
                     )
                 except (ValueError, re.error) as exc:
                     raise errors.bad_request(f"invalid fault rule: {exc}") from exc

@@ -5,12 +5,14 @@ Registered in Kopf's default registry at import, so `kopf run -m dops.handlers` 
 
 - startup: Kopf settings (project-prefixed progress/diff-base storages and finalizer name, bounded
   timeouts, posting level, watch timeouts, label selectors so only dops Jobs and Pods are watched),
-  then the runtime: one listing of the unfinished operations (finished ones come through Kopf's own
-  listing, after), targets, Jobs and pods fills the cache *before* any
-  admission (after a restart the scheduler knows every running operation before it admits a queued
-  one), then the reconcile workers, the scheduler, metrics and the bookmark watch start. A failed
-  listing is retried (backoff, a WARNING per failure) until it succeeds, never skipped. With leader
-  election (DOPS_LEADER_ELECTION) the startup only starts the elector: the listing and everything after
+  then the runtime: a wait until the API server's discovery lists dops' resources (Kopf watches only
+  what its discovery scan, right after this handler, finds; dops.handlers.discovery guards it after
+  that), one listing of the unfinished operations (finished ones come through Kopf's own listing,
+  after), targets, Jobs and pods fills the cache *before* any admission (after a restart the scheduler
+  knows every running operation before it admits a queued one), then the reconcile workers, the
+  scheduler, metrics and the bookmark watch start. A failed listing is retried (backoff, a WARNING per
+  failure) until it succeeds, never skipped. With leader election (DOPS_LEADER_ELECTION) the startup
+  only starts the elector (after the discovery wait): the listing and everything after
   it run when this replica becomes the Lease's holder, and stop the moment it is deposed;
 - login: credentials from the same kubeconfig / service account as the rest of dops;
 - probes: watch freshness (liveness fails when no watch event or bookmark arrived for
@@ -45,6 +47,7 @@ except ImportError:  # a Kopf that moved them: the operator runs with Kopf's own
 
 from ..api import constants as c
 from ..domain.settings import OperatorSettings
+from .discovery import DiscoveryGuard
 from .runtime import Runtime
 
 log = logging.getLogger("dops.operator")
@@ -56,6 +59,7 @@ PODS = ("", "v1", "pods")
 MANAGED = {c.MANAGED_BY_LABEL: c.MANAGED_BY}
 MANAGED_SELECTOR = f"{c.MANAGED_BY_LABEL}={c.MANAGED_BY}"
 RUNTIME_KEY = "dops_runtime"
+INSIGHTS_KEY = "dops_insights"  # Kopf's view of what it watches, when run_operator() passed one to Kopf
 # The registry the handlers below register into: Kopf's default one *at import time* (what `kopf run -m
 # dops.handlers` runs). Kept, because code running in the same process may install another default later.
 REGISTRY = kopf.get_default_registry()
@@ -172,6 +176,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         # Without leader election: lists (retrying a failed listing until it succeeds), fills the cache, then
         # starts reconciles and admissions. With it: starts the elector; the leader's term lists and starts.
         await runtime.start()
+        insights = memo.get(INSIGHTS_KEY)
+        if insights is not None and runtime.discovery is None:
+            runtime.guard_discovery(DiscoveryGuard(insights, REGISTRY, settings, (OPERATIONS, TARGETS, JOBS, PODS)))
     except asyncio.CancelledError:
         # Stopped while the listing was still being retried: Kopf runs no cleanup handler after a cancelled
         # startup, so release what was started (threads, the metrics port) here.

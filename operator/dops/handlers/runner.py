@@ -12,6 +12,7 @@ import kopf
 
 from ..domain.settings import OperatorSettings
 from . import operator as handlers
+from .discovery import new_insights
 
 
 def run_operator(
@@ -42,7 +43,8 @@ def run_operator(
     if not verbose:
         # Kopf logs "Handler ... succeeded" for every watch event at INFO: thousands of lines a minute.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    memo = kopf.Memo(dops_settings=settings, dops_kubeconfig=kubeconfig, dops_namespaces=chosen)
+    insights = new_insights()  # what Kopf watches, for the discovery guard (None: a Kopf that moved it)
+    memo = kopf.Memo(dops_settings=settings, dops_kubeconfig=kubeconfig, dops_namespaces=chosen, dops_insights=insights)
     liveness = f"http://{settings.bind_address}:{settings.health_port}/healthz" if settings.health_port else None
     asyncio.run(
         kopf.operator(
@@ -54,6 +56,7 @@ def run_operator(
             stop_flag=stop_flag,
             ready_flag=ready_flag,
             memo=memo,
+            insights=insights,
             memories=handlers.kopf_memories(),  # no Kopf memory kept per finished operation
         )
     )

@@ -43,6 +43,7 @@ from ..reconcile import Gateway, Metrics, Reconciler
 from ..reconcile.engine import release_memory
 from ..reconcile.gateway import UNFINISHED_SELECTOR, USER_AGENT
 from ..scheduler import AdmissionQueue, Scheduler
+from .discovery import DiscoveryGuard
 
 log = logging.getLogger("dops.operator")
 
@@ -90,6 +91,10 @@ class Runtime:
     _bookmarks: list[BookmarkWatch] = field(default_factory=list)
     _leader_gauge: Gauge | None = None
     _lease_client: KubeClient | None = None
+    # What the API server's discovery does not list yet (the startup waits for it), and the guard of what Kopf
+    # watches once it scanned (see dops.handlers.discovery).
+    unserved: str | None = None
+    discovery: DiscoveryGuard | None = None
 
     @classmethod
     def build(
@@ -157,6 +162,8 @@ class Runtime:
             self._metrics_server = start_http_server(
                 self.settings.metrics_port, addr=self.settings.bind_address, registry=self.metrics.registry
             )
+        # Kopf reads discovery once, right after this handler: it must list dops' resources by then.
+        await self._wait_until_served()
         if not self.settings.leader_election:
             # One term, listed before Kopf starts its watches (and before /healthz is served at all).
             await self._run_term(self.engine)
@@ -197,6 +204,40 @@ class Runtime:
         for client in {id(x): x for x in (self.client, self.writes, self._lease_client) if x is not None}.values():
             client.close()
         self.cluster.close()
+
+    def guard_discovery(self, guard: DiscoveryGuard) -> None:
+        """Run `guard` (what Kopf watches) until the runtime stops; the health probe reports its problem."""
+        self.discovery = guard
+        self._tasks.append(asyncio.create_task(guard.run(), name="dops-discovery-guard"))
+
+    async def _wait_until_served(self) -> None:
+        """Until discovery lists the operations and the targets (retried with backoff, a WARNING each time)."""
+        wanted = {c.PLURAL, c.TARGET_PLURAL}
+        delay, attempts = LIST_RETRY_BASE, 0
+        while True:
+            try:
+                served = await asyncio.to_thread(self.client.served_resources, c.GROUP, c.VERSION)
+                absent = sorted(wanted - served)
+                self.unserved = ", ".join(f"{p}.{c.GROUP}" for p in absent) if absent else None
+                why = f"does not list {self.unserved}"
+            except Exception as exc:  # an API server that is down or restarting: wait like for a missing group
+                self.unserved, why = f"{c.GROUP}/{c.VERSION}", f"failed ({exc})"
+            if self.unserved is None:
+                if attempts:
+                    log.info("the API server's discovery lists dops' resources after %d attempts", attempts + 1)
+                return
+            attempts += 1
+            log.warning(
+                "the API server's discovery of %s/%s %s (CRDs not installed, or an API server still starting); "
+                "retrying in %.1f s (attempt %d): Kopf watches only what discovery lists when it starts",
+                c.GROUP,
+                c.VERSION,
+                why,
+                delay,
+                attempts,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LIST_RETRY_MAX)
 
     # ------------------------------------------------------------------------------------ terms
     async def _run_term(self, engine: Engine) -> None:
@@ -364,9 +405,10 @@ class Runtime:
     def health(self) -> tuple[str | None, dict[str, Any]]:
         """(why this replica is unhealthy or None, what the probe reports).
 
-        Unhealthy: a task that must run forever (elector, work queue, safety net, scheduler) has ended, or
-        this replica should reconcile (it leads, or runs without election) but its start-up listing has not
-        succeeded yet. A standby is healthy: it is ready to take over.
+        Unhealthy: discovery does not list dops' resources yet, or Kopf does not watch one of them (see
+        dops.handlers.discovery); a task that must run forever (elector, work queue, safety net, scheduler,
+        discovery guard) has ended; or this replica should reconcile (it leads, or runs without election) but its
+        start-up listing has not succeeded yet. A standby is otherwise healthy: it is ready to take over.
         """
         engine = self.engine
         role = "leader" if self.leading else "standby"
@@ -374,6 +416,11 @@ class Runtime:
         term = self._term
         if term is not None and term.done() and not term.cancelled() and term.exception() is not None:
             return f"starting the term failed ({term.exception()!r})", report  # it ends normally once listed
+        if self.unserved is not None:
+            return f"the API server's discovery does not list {self.unserved} yet", report
+        problem = self.discovery.problem() if self.discovery is not None else None
+        if problem is not None:
+            return problem, report
         for task in [*self._tasks, *engine.tasks, *getattr(engine.reconciler, "_tasks", [])]:
             if task.done() and not task.cancelled():  # these run until cancelled
                 error = task.exception()

@@ -34,7 +34,7 @@ import requests
 import urllib3
 
 from .config import ClusterConfig, load_config
-from .errors import ApiError, ApiUnavailable, ServerError, TooManyRequests, error_from_response
+from .errors import ApiError, ApiUnavailable, NotFound, ServerError, TooManyRequests, error_from_response
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,15 @@ class KubeClient:
                     error.message, code=code, reason=error.reason, status=error.status, method=method, path=path
                 ) from error
             raise error
+
+    def served_resources(self, group: str, version: str) -> set[str]:
+        """The resource names discovery lists for `group`/`version` (subresources excluded); empty when the
+        group version is not served (404: no CRD, or an API server that has not registered it yet)."""
+        try:
+            body = self.request("GET", f"/apis/{group}/{version}")
+        except NotFound:
+            return set()
+        return {r["name"] for r in (body or {}).get("resources") or () if "/" not in r.get("name", "/")}
 
     def _sleep(self, attempt: int, retry_after: float | None) -> None:
         delay = retry_after if retry_after is not None else self.backoff * (3 ** (attempt - 1))

@@ -259,11 +259,21 @@ function operationView(namespace, name) {
     if (closed) return;
     const { row, resource, timeline } = data;
     const spec = resource.spec || {}, status = resource.status || {};
-    head.replaceChildren(
-      el("h2", {}, row.label, el("span", { class: "sub" }, namespace + "/" + name)),
-      el("div", {}, stateBadge(row.state), " ", progressBar(row), " ",
-        el("span", { class: "muted", id: "progress-label" }, row.progressLabel)),
-      actionButtons(row, resource));
+    const title = el("h2", {}, row.label, el("span", { class: "sub" }, namespace + "/" + name));
+    const stateLine = el("div", {}, stateBadge(row.state), " ", progressBar(row), " ",
+      el("span", { class: "muted", id: "progress-label" }, row.progressLabel));
+    // The buttons are rebuilt only when what they do changes: a refresh (progress moves every
+    // second) that replaced them between a mouse press and its release would swallow the click.
+    const actionsKey = JSON.stringify([row.state, row.pinned, row.archived, row.label, spec.rerunnable, spec.parentId]);
+    const shown = head.querySelector(":scope > .actions");
+    if (shown && shown.dataset.key === actionsKey && head.children.length === 3) {
+      head.children[0].replaceWith(title);
+      head.children[1].replaceWith(stateLine);
+    } else {
+      const actions = actionButtons(row, resource);
+      actions.dataset.key = actionsKey;
+      head.replaceChildren(title, stateLine, actions);
+    }
     const result = status.result || {};
     const params = (spec.context || {}).params || {}; // spec.context holds FiftyOne's request_params
     const conditions = status.conditions || [];
