@@ -87,14 +87,14 @@ bench: venv
 	$(PY) scripts/bench_progress.py
 	$(PY) scripts/bench_scale.py
 
-# The chaos suite (tests/chaos; also part of `make test`): operations under operator kills, deletions, API
+# The chaos suites (tests/chaos; both also part of `make test`): operations under operator kills, deletions, API
 # faults, cancels and re-queues; prints the seed and one line of figures.
 chaos: venv
 	$(VENV)/bin/pytest tests/chaos/test_chaos.py -q -s -p no:cacheprovider $(PYTEST_ARGS)
 
 chaos-real: venv clients k8s
 	@KUBECTL="$$($(PY) scripts/fetch_clients.py --quiet)/kubectl" HELM="$$($(PY) scripts/fetch_clients.py --quiet)/helm" \
-		DOPS_CHAOS_REAL=1 $(VENV)/bin/pytest tests/chaos/test_chaos_real.py -q -s -p no:cacheprovider $(PYTEST_ARGS)
+		$(VENV)/bin/pytest tests/chaos/test_chaos_real.py -q -s -p no:cacheprovider $(PYTEST_ARGS)
 
 e2e: clients
 	$(VENV)/bin/pytest tests/e2e -m e2e --run-e2e $(PYTEST_ARGS)
