@@ -21,6 +21,9 @@ Printed:
   harness's own (counted client-side) and the rest (the operator), the operator's writes per
   operation as it counts them itself (dops_api_writes_total), and stored writes per operation (RV delta);
 - operator RSS (peak during the run);
+- CPU milliseconds per operation of the operator, the control plane and the harness over the run, and the
+  ceilings they set (the operator alone: one Python process; all three on this machine's cores): what limited
+  the run;
 - with 10,000 stored finished operations: operator restart time to first admission, and its RSS.
 
 `--plane real`: the upstream control plane built from Go modules (`make k8s`; etcd, kube-apiserver,
@@ -84,7 +87,17 @@ from dops.k8s import DelegatedOperationRepository, KubeClient, load_config  # no
 from dops.k8s.client import JSON_TYPE  # noqa: E402
 
 sys.path.insert(0, str(REPO / "scripts"))
-from bench_support import Proc, create_target, free_port, pct, start_emulator, stop_on_sigterm, wait  # noqa: E402
+from bench_support import (  # noqa: E402
+    Proc,
+    create_target,
+    descendants,
+    free_port,
+    pct,
+    process_cpu_seconds,
+    start_emulator,
+    stop_on_sigterm,
+    wait,
+)
 from bench_support import emulator_stats as stats  # noqa: E402
 from bench_support import url_ok as _ok  # noqa: E402
 
@@ -116,6 +129,10 @@ class EmbeddedBench:
     def counters(self) -> JSON:
         """{"requests": {resource: {verb: n}}, "resourceVersion": stored writes so far}: the emulator's counters."""
         return stats(self.url)
+
+    def cpu_seconds(self, operator_pid: int) -> float:
+        """CPU time of the control plane so far: the emulator's process (its controllers and kubelet included)."""
+        return self.proc.cpu_seconds()
 
     def stop(self) -> None:
         self.proc.stop()
@@ -180,9 +197,30 @@ class RealBench:
         revision = self.session.get(self.url + "/api/v1/namespaces?limit=1", timeout=30).json()
         return {"requests": requests, "resourceVersion": int(revision["metadata"]["resourceVersion"])}
 
+    def cpu_seconds(self, operator_pid: int) -> float:
+        """CPU time of the control plane so far: every process this harness started (etcd, kube-apiserver,
+        kube-controller-manager, kube-scheduler, the node agent and its pods) but the operator."""
+        return sum(process_cpu_seconds(pid) for pid in descendants(os.getpid()) if pid != operator_pid)
+
     def stop(self) -> None:
         self.session.close()
         self.cluster.delete()
+
+
+def cpu_line(before: tuple[float, ...], after: tuple[float, ...], n: int, seconds: float) -> str:
+    """CPU milliseconds per operation of the operator, the control plane and this harness over the measured run,
+    and the ceilings they set: what limits the throughput, printed by each run. The operator is one Python process
+    (its reconcile, Kopf and HTTP client share one interpreter lock), so its own cost bounds the rate on any number
+    of cores; the three together bound it on this machine's."""
+    operator, plane, harness = ((a - b) * 1000 / n for a, b in zip(after, before, strict=True))
+    cores = os.cpu_count() or 1
+    busy = sum(a - b for a, b in zip(after, before, strict=True)) / (seconds * cores)
+    return (
+        f"CPU per operation: operator {operator:.1f} ms, control plane {plane:.1f} ms, harness {harness:.1f} ms "
+        f"({busy:.0%} of {cores} cores busy); ceilings at these costs: the operator alone "
+        f"{1000 / operator if operator else float('inf'):.0f} ops/s, all three on {cores} cores "
+        f"{cores * 1000 / (operator + plane + harness):.0f} ops/s"
+    )
 
 
 # apiserver_request_total's verbs → the names the emulator's counters and the harness use
@@ -724,6 +762,7 @@ def main() -> int:
         before = plane.counters()
         kube.counts.clear()
         peak_rss = operator.rss_mib()
+        cpu_before = (operator.cpu_seconds(), plane.cpu_seconds(operator.pid), time.process_time())
         print(f"submitting {args.ops} operations (target maxConcurrent {args.concurrency}) ...", flush=True)
         t0 = time.time()
         names = harness.submit(args.ops)
@@ -735,6 +774,7 @@ def main() -> int:
             peak_rss = max(peak_rss, operator.rss_mib())
             time.sleep(0.2)
         t_end = max(harness.processed[n] for n in names)
+        cpu_after = (operator.cpu_seconds(), plane.cpu_seconds(operator.pid), time.process_time())
         time.sleep(3.0)  # the operator stops the lingering simulated Jobs (exit grace) before we count
         lags = [*harness.label_lag.values(), *harness.open_label_lags(time.time())]
         after = plane.counters()
@@ -835,6 +875,7 @@ def main() -> int:
             f"delta, every writer): {(after['resourceVersion'] - before['resourceVersion']) / n:.1f}"
         )
         print(f"operator RSS: peak {peak_rss:.0f} MiB during the run")
+        print(cpu_line(cpu_before, cpu_after, n, t_end - t0))
         fs50, fs99 = pct(first_sight, 0.5) * 1000, pct(first_sight, 0.99) * 1000
         print(
             f"first sight at idle (kubectl-style create → queued on a watch, n={len(first_sight)}): "
