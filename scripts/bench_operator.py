@@ -916,8 +916,8 @@ def main() -> int:
             ),
             (
                 operator_writes / n <= FLOOR_WRITES_PER_OP,
-                f"operator writes/op {operator_writes / n:.2f} ≤ {FLOOR_WRITES_PER_OP:.0f} "
-                f"(+ {operator_events / n:.2f} Events, not counted)",
+                f"operator writes/op {operator_writes / n:.3f} ≤ {FLOOR_WRITES_PER_OP:.0f} "
+                f"({operator_writes} for {n} operations; + {operator_events / n:.2f} Events, not counted)",
             ),
             (
                 not first_sight or (fs50 <= FLOOR_FIRST_SIGHT_P50_MS and fs99 <= FLOOR_FIRST_SIGHT_P99_MS),

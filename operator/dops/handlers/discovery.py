@@ -2,9 +2,10 @@
 
 Kopf reads the API's discovery (`/apis`, `/apis/GROUP/VERSION`) once, when its watches start, and again
 only when a CustomResourceDefinition changes. A kube-apiserver that has just (re)started serves discovery
-before its CRD informer has registered the custom groups: a scan at that moment finds no dops.io
-resources, Kopf logs "Unresolved resources cannot be served" and watches neither operations nor targets.
-The CRDs themselves do not change, so nothing makes Kopf look again: the operator runs, its start-up
+before its CRD informer has registered the custom groups (measured on the real plane: for 0.1–0.3 s `/apis`
+omits dops.io and `/apis/dops.io/v1alpha1` answers 503): a scan at that moment finds no dops.io resources,
+Kopf logs "Unresolved resources cannot be served" and watches neither operations nor targets. The CRDs
+themselves do not change, so nothing makes Kopf look again: the operator runs, its start-up
 listing admits what was queued, and it never sees another operation, while its own bookmark watch keeps
 /healthz green. (The real-plane chaos run found this: an operator restarted during an API server restart.)
 
