@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import threading
@@ -43,6 +44,7 @@ def run_operator(
     if not verbose:
         # Kopf logs "Handler ... succeeded" for every watch event at INFO: thousands of lines a minute.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    tune_garbage_collector()
     insights = new_insights()  # what Kopf watches, for the discovery guard (None: a Kopf that moved it)
     memo = kopf.Memo(dops_settings=settings, dops_kubeconfig=kubeconfig, dops_namespaces=chosen, dops_insights=insights)
     liveness = f"http://{settings.bind_address}:{settings.health_port}/healthz" if settings.health_port else None
@@ -60,3 +62,21 @@ def run_operator(
             memories=handlers.kopf_memories(),  # no Kopf memory kept per finished operation
         )
     )
+
+
+# CPython's default collector thresholds, and the operator's. Measured with scripts/bench_operator.py (1,000
+# operations, the collector's own time from gc.callbacks): the defaults spent 21 % of the operator's CPU in the
+# cyclic collector, mostly in full collections (20 in the run, 156 ms each: every watch event's short-lived
+# objects that survive two young collections count towards the next full one); (5000, 20, 100) spent 11 %
+# (273 young collections, 13 middle, 1 full) with the same peak RSS (about 200 MiB).
+DEFAULT_GC_THRESHOLDS = (700, 10, 10)
+OPERATOR_GC_THRESHOLDS = (5000, 20, 100)
+
+
+def tune_garbage_collector() -> None:
+    """The operator's collector thresholds, unless the process has chosen its own (an embedder's are kept).
+
+    Process-wide, and kept after the operator returns: reference counting frees nearly everything the operator
+    allocates; the thresholds only say how often the cycle collector looks for the rest."""
+    if gc.get_threshold() == DEFAULT_GC_THRESHOLDS:
+        gc.set_threshold(*OPERATOR_GC_THRESHOLDS)
