@@ -6,8 +6,9 @@ Why: the embedded tests are CPU-bound and the real-control-plane tests mostly wa
 (watches, controllers), so on a 2-core machine three processes overlap well, and `make test` takes about
 the time of the longest one instead of the sum. Each is a plain pytest run (`--half embedded --shard K/2`
 or `--half real`, see tests/conftest.py); extra arguments go to all of them. The shard counts are
-EMBEDDED_SHARDS and REAL_SHARDS below; PLACED_MODULES in tests/conftest.py places long modules in the process
-that has time for them.
+EMBEDDED_SHARDS and REAL_SHARDS below; tests/conftest.py deals the modules to the shards by their measured
+seconds (tests/module_seconds.json, written by scripts/module_seconds.py from a run with `--durations=0
+--durations-min=0`), so that the shards end close together.
 
 The first embedded shard streams its output as it runs; the others' output is printed after it, so the
 log reads like ordinary pytest runs. Then one closing line counts them all, and the differential's

@@ -9,6 +9,7 @@ end of the session the differential prints its fidelity figure (see `tests/fidel
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -82,16 +83,42 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 REAL_PLANE_FIXTURES = ("real_cluster", "real_plane", "realplane_cluster")
 
 
-# Long modules placed by hand in one process of `make test` (scripts/run_tests.py), so that the three end close
-# together: module → (half, shard). The others are dealt round-robin over their half's shards in name order.
-# Both chaos suites (about 2 minutes each) go to the embedded shard that ends first without them (shard 0 took
-# 9:35 with the embedded one, shard 1 12:33 with the real-plane one, in one clean-clone run); the real half's
-# process is the longest without them.
-PLACED_MODULES: dict[str, tuple[str, int]] = {
-    "tests/chaos/test_chaos.py": ("embedded", 0),
-    # A real control plane of its own (through `real_binaries`), so it can run in any process.
-    "tests/chaos/test_chaos_real.py": ("embedded", 0),
-}
+# Modules placed by hand in one process of `make test` (scripts/run_tests.py): module → (half, shard). None at
+# present: the embedded shards are balanced by measured seconds (below), and the real-plane chaos run, which
+# starts a real control plane of its own (`real_binaries`), is in the embedded half already (the real half's one
+# process is long enough).
+PLACED_MODULES: dict[str, tuple[str, int]] = {}
+# Measured seconds per embedded module (scripts/module_seconds.py from a run with --durations=0): the other
+# modules are dealt to the shard with the least time so far, longest first, so the processes end close together.
+# A module the file does not know counts as UNMEASURED_MODULE_SECONDS.
+MODULE_SECONDS = Path(__file__).parent / "module_seconds.json"
+UNMEASURED_MODULE_SECONDS = 5.0
+
+
+def balanced(modules: list[str], shards: int, placed: dict[str, int], seconds: dict[str, float]) -> dict[str, int]:
+    """module → shard: `placed` as given, the rest longest first into the shard with the least seconds so far
+    (ties: the lower shard, then the module name), so that equal inputs always give the same shards."""
+
+    def cost(module: str) -> float:
+        return seconds.get(module, UNMEASURED_MODULE_SECONDS)
+
+    place = dict(placed)
+    load = [0.0] * shards
+    for module, shard in placed.items():
+        load[shard] += cost(module)
+    for module in sorted(set(modules) - set(placed), key=lambda m: (-cost(m), m)):
+        shard = min(range(shards), key=lambda k: (load[k], k))
+        place[module] = shard
+        load[shard] += cost(module)
+    return place
+
+
+def module_seconds() -> dict[str, float]:
+    try:
+        measured = json.loads(MODULE_SECONDS.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): float(v) for k, v in measured.items()} if isinstance(measured, dict) else {}
 
 
 def in_real_half(item: pytest.Item) -> bool:
@@ -109,15 +136,16 @@ def uses_real_plane(item: pytest.Item) -> bool:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`--half real|embedded`: keep the tests that use the real control plane, or the others (PLACED_MODULES
-    decides for the modules it names); `--shard K/N`: keep the K-th of N shards of them, by module."""
+    decides for the modules it names); `--shard K/N`: keep the K-th of N shards of them, by module, balanced by
+    the measured seconds of MODULE_SECONDS."""
     half = config.getoption("--half")
     shard, shards = (int(n) for n in config.getoption("--shard").split("/"))
     if half == "all" and shards == 1:
         return
     keep = [item for item in items if half == "all" or in_real_half(item) == (half == "real")]
-    modules = sorted({item.nodeid.split("::")[0] for item in keep} - set(PLACED_MODULES))
-    place = {module: index % shards for index, module in enumerate(modules)}
-    place.update({module: where[1] % shards for module, where in PLACED_MODULES.items()})
+    modules = sorted({item.nodeid.split("::")[0] for item in keep})
+    placed = {module: where[1] % shards for module, where in PLACED_MODULES.items() if module in modules}
+    place = balanced(modules, shards, placed, module_seconds())
     keep = [item for item in keep if place[item.nodeid.split("::")[0]] == shard]
     kept = {id(item) for item in keep}
     dropped = [item for item in items if id(item) not in kept]

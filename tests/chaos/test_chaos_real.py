@@ -6,7 +6,7 @@ Smaller than the embedded run (each operation costs the real Job controller and 
 beside the other real-plane tests): REAL_OPERATIONS operations over REAL_CHAOS_SECONDS of faults unless the
 DOPS_CHAOS_* variables say otherwise. The faults include kube-apiserver restarts and etcd stalls, which only a
 real control plane has; the invariants are those of tests/chaos/run.py. `make chaos-real` runs it alone; `make
-test` runs it in one of its embedded processes (tests/conftest.py, PLACED_MODULES).
+test` runs it in one of its embedded processes (it starts a control plane of its own).
 
 Its first finding, fixed since: an operator that started while the kube-apiserver restarted found no dops.io
 resources in discovery, and Kopf never watched them (tests/integration/test_operator_discovery.py).

@@ -1,0 +1,56 @@
+"""`make test`'s embedded shards are balanced by measured module seconds (tests/conftest.py `balanced`, fed by
+scripts/module_seconds.py from a run with `--durations=0`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scripts.module_seconds import embedded_module_seconds, main
+from tests.conftest import UNMEASURED_MODULE_SECONDS, balanced
+
+LOG = """\
+tests/unit/test_a.py ....
+============================= slowest durations ==============================
+120.50s call     tests/chaos/test_chaos.py::test_chaos
+3.25s setup    tests/integration/test_b.py::test_one[embedded]
+1.00s teardown tests/integration/test_b.py::test_one[embedded]
+0.75s call     tests/integration/test_b.py::test_two
+============================== the embedded tests, shard 1 ==============================
+60.00s call     tests/integration/test_c.py::test_long
+============================== the real-control-plane tests, shard 0 ==============================
+99.00s call     tests/integration/test_b.py::test_one[real]
+"""
+
+
+def test_the_log_is_summed_per_module_over_the_embedded_sections_only(tmp_path: Path) -> None:
+    assert embedded_module_seconds(LOG) == {
+        "tests/chaos/test_chaos.py": 120.5,
+        "tests/integration/test_b.py": 5.0,
+        "tests/integration/test_c.py": 60.0,
+    }
+    log, out = tmp_path / "durations.log", tmp_path / "seconds.json"
+    log.write_text(LOG)
+    assert main([str(log), str(out)]) == 0
+    assert '"tests/integration/test_c.py": 60.0' in out.read_text()
+    log.write_text("no durations here\n")
+    assert main([str(log), str(out)]) == 1
+
+
+@pytest.mark.parametrize(
+    ("seconds", "placed", "expected"),
+    [
+        # longest first, each into the emptier shard: 10 | 6 + 3 + 1
+        ({"a": 10, "b": 6, "c": 3, "d": 1}, {}, {"a": 0, "b": 1, "c": 1, "d": 1}),
+        # a placed module counts for its shard before the others are dealt
+        ({"a": 10, "b": 6, "c": 3, "d": 1}, {"d": 0}, {"d": 0, "a": 1, "b": 0, "c": 0}),
+        # unmeasured modules count as UNMEASURED_MODULE_SECONDS; ties go to the lower shard, then by name
+        ({"a": UNMEASURED_MODULE_SECONDS}, {}, {"a": 0, "b": 1, "c": 0, "d": 1}),
+    ],
+    ids=["longest-first", "placed-counts", "unmeasured"],
+)
+def test_modules_are_dealt_longest_first_to_the_least_loaded_shard(
+    seconds: dict[str, float], placed: dict[str, int], expected: dict[str, int]
+) -> None:
+    assert balanced(["a", "b", "c", "d"], 2, placed, seconds) == expected
