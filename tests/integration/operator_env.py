@@ -86,62 +86,78 @@ def operator_settings(archive: Path, **overrides: Any) -> OperatorSettings:
 
 
 @dataclasses.dataclass
+class OperatorThread:
+    """`run_operator` in a daemon thread, as in-process tests run an operator; what it raised is kept in `errors`."""
+
+    thread: threading.Thread
+    stop_flag: threading.Event
+    ready: threading.Event  # set by Kopf once the operator runs (and, with `ready_on_error`, when it crashed)
+    errors: list[BaseException]
+
+    def stop(self, timeout: float = 60.0) -> bool:
+        """Ask it to stop and wait up to `timeout`; True when the thread ended."""
+        self.stop_flag.set()
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+
+def operator_thread(
+    settings: OperatorSettings, kubeconfig: Path, name: str = "dops-operator", *, ready_on_error: bool = True
+) -> OperatorThread:
+    """Start `run_operator` (every namespace, logging left to the test) in a thread; it does not wait for it."""
+    stop, ready, errors = threading.Event(), threading.Event(), []
+
+    def main() -> None:
+        try:
+            run_operator(
+                all_namespaces=True,
+                settings=settings,
+                stop_flag=stop,
+                ready_flag=ready,
+                kubeconfig=str(kubeconfig),
+                configure_logging=False,
+            )
+        except BaseException as exc:  # the test reports it (stop_operator(), a fixture's teardown, an assert)
+            errors.append(exc)
+            if ready_on_error:
+                ready.set()
+
+    thread = threading.Thread(target=main, name=name, daemon=True)
+    thread.start()
+    return OperatorThread(thread, stop, ready, errors)
+
+
+@dataclasses.dataclass
 class OperatorEnv:
     server: EmbeddedServer
     kubeconfig: Path
     archive: Path
     settings: OperatorSettings
     kube: KubeClient
-    _thread: threading.Thread | None = None
-    _stop: threading.Event | None = None
-    _errors: list[BaseException] = dataclasses.field(default_factory=list)
+    _operator: OperatorThread | None = None
 
     # ------------------------------------------------------------------------------------ operator
     def start_operator(self, settings: OperatorSettings | None = None) -> None:
-        assert self._thread is None, "the operator already runs"
+        assert self._operator is None, "the operator already runs"
         if settings is not None:
             self.settings = settings
-        stop = threading.Event()
-        ready = threading.Event()
-
-        def main() -> None:
-            try:
-                run_operator(
-                    all_namespaces=True,
-                    settings=self.settings,
-                    stop_flag=stop,
-                    ready_flag=ready,
-                    kubeconfig=str(self.kubeconfig),
-                    configure_logging=False,
-                )
-            except BaseException as exc:  # surfaced by stop_operator()
-                self._errors.append(exc)
-                ready.set()
-
-        self._stop = stop
-        self._thread = threading.Thread(target=main, name="dops-operator", daemon=True)
-        self._thread.start()
-        assert ready.wait(30), "the operator did not start within 30 s"
-        if self._errors:
-            raise self._errors[0]
+        self._operator = running = operator_thread(self.settings, self.kubeconfig)
+        assert running.ready.wait(30), "the operator did not start within 30 s"
+        if running.errors:
+            raise running.errors[0]
 
     def stop_operator(self) -> None:
-        if self._thread is None:
+        running, self._operator = self._operator, None
+        if running is None:
             return
-        assert self._stop is not None
-        self._stop.set()
-        self._thread.join(60)
-        alive = self._thread.is_alive()
-        self._thread = None
-        self._stop = None
-        assert not alive, "the operator did not stop within 60 s"
-        if self._errors:
-            error = self._errors.pop()
+        assert running.stop(), "the operator did not stop within 60 s"
+        if running.errors:
+            error = running.errors.pop()
             raise AssertionError(f"the operator crashed: {error!r}") from error
 
     @property
     def operator_running(self) -> bool:
-        return self._thread is not None
+        return self._operator is not None
 
     # ------------------------------------------------------------------------------------ clients
     def service(self, namespace: str) -> DelegatedOperationService:

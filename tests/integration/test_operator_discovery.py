@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 from collections.abc import Iterator
 
 import pytest
 import requests
 
 from dops.emulator.faults import FaultRule
-from dops.handlers import run_operator
 from tests.helpers import eventually, free_port
-from tests.integration.operator_env import OperatorEnv, namespace, operator_env
+from tests.integration.operator_env import OperatorEnv, OperatorThread, namespace, operator_env, operator_thread
 from tests.op_builders import operation
 
 __all__ = ["namespace", "operator_env"]  # fixtures
@@ -36,11 +34,8 @@ DISCOVERY = r"^/apis/dops\.io/v1alpha1$"
 
 @dataclasses.dataclass
 class Started:
-    thread: threading.Thread
-    stop: threading.Event
-    ready: threading.Event
+    running: OperatorThread
     health_port: int
-    errors: list[BaseException]
 
     def healthz(self) -> requests.Response:
         return requests.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=5)
@@ -55,10 +50,8 @@ def own_operator(operator_env: OperatorEnv) -> Iterator[list[Started]]:
     yield started
     env.server.call(env.server.faults.clear)
     for run in started:
-        run.stop.set()
-        run.thread.join(60)
-        assert not run.thread.is_alive(), "the test's operator did not stop within 60 s"
-        assert not run.errors, run.errors
+        assert run.running.stop(), "the test's operator did not stop within 60 s"
+        assert not run.running.errors, run.running.errors
     env.start_operator()
 
 
@@ -72,24 +65,8 @@ def start(env: OperatorEnv, started: list[Started], namespace: str, leader_elect
         leader_election_identity="discovery-test",
         leader_election_namespace=namespace,
     )
-    stop, ready, errors = threading.Event(), threading.Event(), []
-
-    def main() -> None:
-        try:
-            run_operator(
-                all_namespaces=True,
-                settings=settings,
-                stop_flag=stop,
-                ready_flag=ready,
-                kubeconfig=str(env.kubeconfig),
-                configure_logging=False,
-            )
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=main, name="dops-operator-discovery", daemon=True)
-    thread.start()
-    run = Started(thread, stop, ready, settings.health_port, errors)
+    running = operator_thread(settings, env.kubeconfig, "dops-operator-discovery", ready_on_error=False)
+    run = Started(running, settings.health_port)
     started.append(run)
     return run
 
@@ -123,10 +100,10 @@ def test_an_operator_waits_until_discovery_lists_its_resources(
         for r in caplog.records
         if "discovery of dops.io/v1alpha1" in r.getMessage()
     )
-    assert not run.ready.is_set(), "Kopf started (and scanned discovery) before discovery listed dops.io"
+    assert not run.running.ready.is_set(), "Kopf started (and scanned discovery) before discovery listed dops.io"
     assert (env.get_op(namespace, "while-undiscovered").get("status") or {}) == {}, "admitted while waiting"
     env.server.call(env.server.faults.clear)
-    assert run.ready.wait(30), "the operator did not start once discovery listed dops.io"
+    assert run.running.ready.wait(30), "the operator did not start once discovery listed dops.io"
     obj = env.wait_processed(namespace, "while-undiscovered", timeout=60)
     assert obj["status"]["result"]["result"] == {"x": 1}
     # Kopf watches operations: one applied after the start runs too (before the fix, none did).
@@ -148,7 +125,7 @@ def test_a_discovery_scan_that_missed_dops_is_repeated_and_reported(
     # The operator's own check passes; Kopf's scan right after it (and its next rescans) gets the 404.
     rule: FaultRule = env.server.call(lambda: env.server.faults.add(404, "GET", DISCOVERY, times=-1, skip=1))
     run = start(env, own_operator, namespace, leader_election=leader_election)
-    assert run.ready.wait(30), run.errors
+    assert run.running.ready.wait(30), run.running.errors
     # Kopf answers a failed probe with a bare 500 and logs the probe's reason.
     missing = "Kopf does not watch delegatedoperations.dops.io, delegationtargets.dops.io"
 

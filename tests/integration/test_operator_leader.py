@@ -33,10 +33,9 @@ import requests
 from dops.api.times import utcnow
 from dops.domain.leader import micro_time
 from dops.domain.settings import OperatorSettings
-from dops.handlers import run_operator
 from dops.k8s.errors import Conflict
 from tests.helpers import eventually, free_port
-from tests.integration.operator_env import REPO, OperatorEnv, namespace, operator_env
+from tests.integration.operator_env import REPO, OperatorEnv, namespace, operator_env, operator_thread
 from tests.op_builders import operation
 
 __all__ = ["namespace", "operator_env"]  # fixtures
@@ -114,27 +113,10 @@ class Election:
 
     def in_process(self, identity: str, health: bool = False) -> Operator:
         op = Operator(identity, free_port(), free_port() if health else 0)
-        stop, ready = threading.Event(), threading.Event()
         settings = self.settings(identity, op.metrics_port, op.health_port)
-
-        def main() -> None:
-            try:
-                run_operator(
-                    all_namespaces=True,
-                    settings=settings,
-                    stop_flag=stop,
-                    ready_flag=ready,
-                    kubeconfig=str(self.env.kubeconfig),
-                    configure_logging=False,
-                )
-            except BaseException as exc:
-                op.errors.append(exc)
-                ready.set()
-
-        op.stop_flag = stop
-        op.thread = threading.Thread(target=main, name=f"dops-operator-{identity}", daemon=True)
-        op.thread.start()
-        assert ready.wait(30) and not op.errors, op.errors
+        running = operator_thread(settings, self.env.kubeconfig, f"dops-operator-{identity}")
+        op.thread, op.stop_flag, op.errors = running.thread, running.stop_flag, running.errors
+        assert running.ready.wait(30) and not op.errors, op.errors
         self.operators.append(op)
         return op
 

@@ -37,7 +37,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -50,9 +49,8 @@ import requests
 import yaml
 
 from dops.api.constants import CONDITION_SUCCEEDED, Reasons
-from dops.handlers import run_operator
 from tests.helpers import eventually
-from tests.integration.operator_env import operator_settings
+from tests.integration.operator_env import OperatorThread, operator_settings, operator_thread
 from tests.op_builders import delegation_target, operation
 from tests.planes import RealPlane, install_crds
 from tests.realcluster.launcher import (
@@ -247,9 +245,7 @@ def lossy_plane(real_binaries: Path, tmp_path_factory: pytest.TempPathFactory) -
 
     assert kubernetes.client.CoreV1Api is not None
 
-    stop, ready = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-    thread: threading.Thread | None = None
+    running: OperatorThread | None = None
     lossy = NodeLossPlane(cluster, root, cluster.admin_session())
     try:
         install_crds(RealPlane(cluster), sorted((REPO / "crds").glob("*.yaml")))
@@ -274,34 +270,17 @@ def lossy_plane(real_binaries: Path, tmp_path_factory: pytest.TempPathFactory) -
             lost_pod_grace_seconds=LOST_POD_GRACE,
             reconcile_interval_seconds=5,
         )
-
-        def main() -> None:
-            try:
-                run_operator(
-                    all_namespaces=True,
-                    settings=settings,
-                    stop_flag=stop,
-                    ready_flag=ready,
-                    kubeconfig=str(cluster.kubeconfig),
-                    configure_logging=False,
-                )
-            except BaseException as exc:  # reported below and at teardown
-                errors.append(exc)
-                ready.set()
-
-        thread = threading.Thread(target=main, name="dops-operator-node-loss", daemon=True)
-        thread.start()
-        assert ready.wait(30) and not errors, errors
+        running = operator_thread(settings, cluster.kubeconfig, "dops-operator-node-loss")
+        assert running.ready.wait(30) and not running.errors, running.errors
         yield lossy
     finally:
-        stop.set()
-        if thread is not None:
-            thread.join(60)
+        if running is not None:
+            running.stop()
         for agent in lossy.agents:
             agent.stop()
         lossy.session.close()
         cluster.stop()
-    assert not errors, f"the operator crashed: {errors!r}"
+    assert running is None or not running.errors, f"the operator crashed: {running.errors!r}"
 
 
 # --------------------------------------------------------------------------------------------- scenarios

@@ -22,16 +22,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from dops.emulator.faults import FaultRule
-from dops.handlers import run_operator
 from dops.reconcile.gateway import UNFINISHED_SELECTOR
 from tests.helpers import eventually
-from tests.integration.operator_env import OperatorEnv, namespace, operator_env
+from tests.integration.operator_env import OperatorEnv, namespace, operator_env, operator_thread
 from tests.op_builders import operation
 
 __all__ = ["namespace", "operator_env"]  # fixtures
@@ -83,30 +81,11 @@ def test_stopping_while_the_start_up_listing_fails(restartable: OperatorEnv) -> 
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     settings = dataclasses.replace(env.settings, metrics_port=port, bind_address="127.0.0.1")
-    stop, ready = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-
-    def main() -> None:
-        try:
-            run_operator(
-                all_namespaces=True,
-                settings=settings,
-                stop_flag=stop,
-                ready_flag=ready,
-                kubeconfig=str(env.kubeconfig),
-                configure_logging=False,
-            )
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=main, name="dops-operator-failing-start", daemon=True)
-    thread.start()
+    run = operator_thread(settings, env.kubeconfig, "dops-operator-failing-start", ready_on_error=False)
     eventually(lambda: rule.matched, lambda n: n >= 3, timeout=30, describe="the listing retried twice")
-    assert not ready.is_set(), "Kopf reported the operator started although its listing never succeeded"
-    stop.set()
-    thread.join(60)
-    assert not thread.is_alive(), "the operator did not stop within 60 s"
-    assert not errors, errors
+    assert not run.ready.is_set(), "Kopf reported the operator started although its listing never succeeded"
+    assert run.stop(), "the operator did not stop within 60 s"
+    assert not run.errors, run.errors
     with socket.socket() as s:  # the metrics server is gone: the port can be bound again
         s.bind(("127.0.0.1", port))
 
