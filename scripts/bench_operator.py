@@ -85,12 +85,12 @@ from dops import DelegatedOperationService  # noqa: E402
 from dops.api.times import format_time, parse_time, utcnow  # noqa: E402
 from dops.k8s import DelegatedOperationRepository, KubeClient, load_config  # noqa: E402
 from dops.k8s.client import JSON_TYPE  # noqa: E402
+from tests.processes import descendants  # noqa: E402
 
 sys.path.insert(0, str(REPO / "scripts"))
 from bench_support import (  # noqa: E402
     Proc,
     create_target,
-    descendants,
     free_port,
     pct,
     process_cpu_seconds,

@@ -83,30 +83,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 REAL_PLANE_FIXTURES = ("real_cluster", "real_plane", "realplane_cluster")
 
 
-# Modules placed by hand in one process of `make test` (scripts/run_tests.py): module → (half, shard). None at
-# present: the embedded shards are balanced by measured seconds (below), and the real-plane chaos run, which
-# starts a real control plane of its own (`real_binaries`), is in the embedded half already (the real half's one
-# process is long enough).
-PLACED_MODULES: dict[str, tuple[str, int]] = {}
-# Measured seconds per embedded module (scripts/module_seconds.py from a run with --durations=0): the other
-# modules are dealt to the shard with the least time so far, longest first, so the processes end close together.
-# A module the file does not know counts as UNMEASURED_MODULE_SECONDS.
+# Measured seconds per embedded module (scripts/module_seconds.py from a run with --durations=0): `make test`'s
+# shards (scripts/run_tests.py) get the modules longest first, each to the shard with the least time so far, so the
+# processes end close together. A module the file does not know counts as UNMEASURED_MODULE_SECONDS. (The
+# real-plane chaos run starts a control plane of its own, `real_binaries`: it is dealt with the embedded modules.)
 MODULE_SECONDS = Path(__file__).parent / "module_seconds.json"
 UNMEASURED_MODULE_SECONDS = 5.0
 
 
-def balanced(modules: list[str], shards: int, placed: dict[str, int], seconds: dict[str, float]) -> dict[str, int]:
-    """module → shard: `placed` as given, the rest longest first into the shard with the least seconds so far
-    (ties: the lower shard, then the module name), so that equal inputs always give the same shards."""
+def balanced(modules: list[str], shards: int, seconds: dict[str, float]) -> dict[str, int]:
+    """module → shard: longest first into the shard with the least seconds so far (ties: the lower shard, then the
+    module name), so that equal inputs always give the same shards."""
 
     def cost(module: str) -> float:
         return seconds.get(module, UNMEASURED_MODULE_SECONDS)
 
-    place = dict(placed)
+    place: dict[str, int] = {}
     load = [0.0] * shards
-    for module, shard in placed.items():
-        load[shard] += cost(module)
-    for module in sorted(set(modules) - set(placed), key=lambda m: (-cost(m), m)):
+    for module in sorted(set(modules), key=lambda m: (-cost(m), m)):
         shard = min(range(shards), key=lambda k: (load[k], k))
         place[module] = shard
         load[shard] += cost(module)
@@ -121,11 +115,6 @@ def module_seconds() -> dict[str, float]:
     return {str(k): float(v) for k, v in measured.items()} if isinstance(measured, dict) else {}
 
 
-def in_real_half(item: pytest.Item) -> bool:
-    placed = PLACED_MODULES.get(item.nodeid.split("::")[0])
-    return placed[0] == "real" if placed else uses_real_plane(item)
-
-
 def uses_real_plane(item: pytest.Item) -> bool:
     callspec = getattr(item, "callspec", None)
     if callspec is not None and any(callspec.params.get(name) == "real" for name in PLANE_FIXTURES):
@@ -135,17 +124,15 @@ def uses_real_plane(item: pytest.Item) -> bool:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`--half real|embedded`: keep the tests that use the real control plane, or the others (PLACED_MODULES
-    decides for the modules it names); `--shard K/N`: keep the K-th of N shards of them, by module, balanced by
-    the measured seconds of MODULE_SECONDS."""
+    """`--half real|embedded`: keep the tests that use the real control plane, or the others; `--shard K/N`: keep
+    the K-th of N shards of them, by module, balanced by the measured seconds of MODULE_SECONDS."""
     half = config.getoption("--half")
     shard, shards = (int(n) for n in config.getoption("--shard").split("/"))
     if half == "all" and shards == 1:
         return
-    keep = [item for item in items if half == "all" or in_real_half(item) == (half == "real")]
+    keep = [item for item in items if half == "all" or uses_real_plane(item) == (half == "real")]
     modules = sorted({item.nodeid.split("::")[0] for item in keep})
-    placed = {module: where[1] % shards for module, where in PLACED_MODULES.items() if module in modules}
-    place = balanced(modules, shards, placed, module_seconds())
+    place = balanced(modules, shards, module_seconds())
     keep = [item for item in keep if place[item.nodeid.split("::")[0]] == shard]
     kept = {id(item) for item in keep}
     dropped = [item for item in items if id(item) not in kept]
@@ -171,7 +158,7 @@ def real_binaries() -> Path:
     """The upstream binaries' directory, built if needed (the test skips with one line where they cannot be).
 
     For a module that starts a control plane of its own (other controller flags): it does not need the session's
-    cluster, so it runs in whichever process has time (see PLACED_MODULES)."""
+    cluster, so it is dealt to a shard with the embedded modules (see MODULE_SECONDS)."""
     reason = real_plane_unavailable()
     if reason:
         pytest.skip(f"real control plane skipped: {reason}")

@@ -39,18 +39,16 @@ def test_the_log_is_summed_per_module_over_the_embedded_sections_only(tmp_path: 
 
 
 @pytest.mark.parametrize(
-    ("seconds", "placed", "expected"),
+    ("seconds", "expected"),
     [
         # longest first, each into the emptier shard: 10 | 6 + 3 + 1
-        ({"a": 10, "b": 6, "c": 3, "d": 1}, {}, {"a": 0, "b": 1, "c": 1, "d": 1}),
-        # a placed module counts for its shard before the others are dealt
-        ({"a": 10, "b": 6, "c": 3, "d": 1}, {"d": 0}, {"d": 0, "a": 1, "b": 0, "c": 0}),
+        ({"a": 10, "b": 6, "c": 3, "d": 1}, {"a": 0, "b": 1, "c": 1, "d": 1}),
         # unmeasured modules count as UNMEASURED_MODULE_SECONDS; ties go to the lower shard, then by name
-        ({"a": UNMEASURED_MODULE_SECONDS}, {}, {"a": 0, "b": 1, "c": 0, "d": 1}),
+        ({"a": UNMEASURED_MODULE_SECONDS}, {"a": 0, "b": 1, "c": 0, "d": 1}),
     ],
-    ids=["longest-first", "placed-counts", "unmeasured"],
+    ids=["longest-first", "unmeasured"],
 )
 def test_modules_are_dealt_longest_first_to_the_least_loaded_shard(
-    seconds: dict[str, float], placed: dict[str, int], expected: dict[str, int]
+    seconds: dict[str, float], expected: dict[str, int]
 ) -> None:
-    assert balanced(["a", "b", "c", "d"], 2, placed, seconds) == expected
+    assert balanced(["a", "b", "c", "d"], 2, seconds) == expected

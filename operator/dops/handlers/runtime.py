@@ -28,6 +28,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,10 +92,7 @@ class Runtime:
     _bookmarks: list[BookmarkWatch] = field(default_factory=list)
     _leader_gauge: Gauge | None = None
     _lease_client: KubeClient | None = None
-    # What the API server's discovery does not list yet (the startup waits for it), and the guard of what Kopf
-    # watches once it scanned (see dops.handlers.discovery).
-    unserved: str | None = None
-    discovery: DiscoveryGuard | None = None
+    discovery: DiscoveryGuard | None = None  # what Kopf watches once it scanned (see dops.handlers.discovery)
 
     @classmethod
     def build(
@@ -213,20 +211,14 @@ class Runtime:
     async def _wait_until_served(self) -> None:
         """Until discovery lists the operations and the targets (retried with backoff, a WARNING each time)."""
         wanted = {c.PLURAL, c.TARGET_PLURAL}
-        delay, attempts = LIST_RETRY_BASE, 0
-        while True:
-            try:
-                served = await asyncio.to_thread(self.client.served_resources, c.GROUP, c.VERSION)
-                absent = sorted(wanted - served)
-                self.unserved = ", ".join(f"{p}.{c.GROUP}" for p in absent) if absent else None
-                why = f"does not list {self.unserved}"
-            except Exception as exc:  # an API server that is down or restarting: wait like for a missing group
-                self.unserved, why = f"{c.GROUP}/{c.VERSION}", f"failed ({exc})"
-            if self.unserved is None:
-                if attempts:
-                    log.info("the API server's discovery lists dops' resources after %d attempts", attempts + 1)
-                return
-            attempts += 1
+
+        async def check() -> None:
+            absent = wanted - await asyncio.to_thread(self.client.served_resources, c.GROUP, c.VERSION)
+            if absent:
+                raise NotServed("does not list " + ", ".join(f"{p}.{c.GROUP}" for p in sorted(absent)))
+
+        def failed(attempt: int, exc: Exception, delay: float) -> None:
+            why = exc if isinstance(exc, NotServed) else f"failed ({exc})"  # else: an API server down or restarting
             log.warning(
                 "the API server's discovery of %s/%s %s (CRDs not installed, or an API server still starting); "
                 "retrying in %.1f s (attempt %d): Kopf watches only what discovery lists when it starts",
@@ -234,10 +226,11 @@ class Runtime:
                 c.VERSION,
                 why,
                 delay,
-                attempts,
+                attempt,
             )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, LIST_RETRY_MAX)
+
+        if await retry_until_done(check, failed):
+            log.info("the API server's discovery lists dops' resources now")
 
     # ------------------------------------------------------------------------------------ terms
     async def _run_term(self, engine: Engine) -> None:
@@ -253,24 +246,18 @@ class Runtime:
         engine.tasks.append(asyncio.create_task(engine.scheduler.run(engine.reconciler.ready), name="dops-scheduler"))
 
     async def _list_until_done(self, engine: Engine) -> None:
-        delay = LIST_RETRY_BASE
-        while True:
-            try:
-                await self._list(engine)
-            except Exception as exc:  # any failure of the listing: an API error, a dropped connection, a bad page
-                engine.list_failures += 1
-                log.warning(
-                    "the start-up listing failed (attempt %d): %s; retrying in %.1f s (no operation is admitted "
-                    "and this replica reports not ready until it succeeds)",
-                    engine.list_failures,
-                    exc,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, LIST_RETRY_MAX)
-                continue
-            engine.listed = True
-            return
+        def failed(attempt: int, exc: Exception, delay: float) -> None:
+            engine.list_failures += 1
+            log.warning(
+                "the start-up listing failed (attempt %d): %s; retrying in %.1f s (no operation is admitted "
+                "and this replica reports not ready until it succeeds)",
+                engine.list_failures,
+                exc,
+                delay,
+            )
+
+        await retry_until_done(lambda: self._list(engine), failed)
+        engine.listed = True
 
     async def _list(self, engine: Engine) -> None:
         """One complete listing, from scratch (an expired `continue` token restarts it; priming is idempotent).
@@ -405,10 +392,10 @@ class Runtime:
     def health(self) -> tuple[str | None, dict[str, Any]]:
         """(why this replica is unhealthy or None, what the probe reports).
 
-        Unhealthy: discovery does not list dops' resources yet, or Kopf does not watch one of them (see
-        dops.handlers.discovery); a task that must run forever (elector, work queue, safety net, scheduler,
-        discovery guard) has ended; or this replica should reconcile (it leads, or runs without election) but its
-        start-up listing has not succeeded yet. A standby is otherwise healthy: it is ready to take over.
+        Unhealthy: Kopf does not watch one of dops' resources (see dops.handlers.discovery); a task that must run
+        forever (elector, work queue, safety net, scheduler, discovery guard) has ended; or this replica should
+        reconcile (it leads, or runs without election) but its start-up listing has not succeeded yet. A standby is
+        otherwise healthy: it is ready to take over.
         """
         engine = self.engine
         role = "leader" if self.leading else "standby"
@@ -416,8 +403,6 @@ class Runtime:
         term = self._term
         if term is not None and term.done() and not term.cancelled() and term.exception() is not None:
             return f"starting the term failed ({term.exception()!r})", report  # it ends normally once listed
-        if self.unserved is not None:
-            return f"the API server's discovery does not list {self.unserved} yet", report
         problem = self.discovery.problem() if self.discovery is not None else None
         if problem is not None:
             return problem, report
@@ -435,6 +420,26 @@ class Runtime:
             why = f"{failures} failed attempts so far" if failures else "in progress"
             return f"the start-up listing has not succeeded yet ({why})", report
         return None, report
+
+
+class NotServed(Exception):
+    """Discovery does not list a resource the operator needs (yet)."""
+
+
+async def retry_until_done(step: Callable[[], Awaitable[None]], failed: Callable[[int, Exception, float], None]) -> int:
+    """Run `step` until it returns without raising (any failure: an API error, a dropped connection, a bad page):
+    again LIST_RETRY_BASE s after a failure, doubling to at most LIST_RETRY_MAX, with `failed(attempt, error,
+    delay)` told each time. Returns how many attempts failed."""
+    delay, failures = LIST_RETRY_BASE, 0
+    while True:
+        try:
+            await step()
+            return failures
+        except Exception as exc:
+            failures += 1
+            failed(failures, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LIST_RETRY_MAX)
 
 
 async def _stop_engine(engine: Engine, term: asyncio.Task[None] | None) -> None:

@@ -159,8 +159,8 @@ class KubeClient:
 
     def served_resources(self, group: str, version: str) -> set[str]:
         """The resource names discovery lists for `group`/`version` (subresources excluded); empty when the
-        group version is not served (404: no CRD). An API server that has not registered the group yet answers 503 for a
-        moment after it starts: that is retried, then raised as `ApiUnavailable`, like any 503."""
+        group version is not served (404: no CRD). An API server that has not registered the group yet answers
+        503 for a moment after it starts: that is retried, then raised as `ApiUnavailable`, like any 503."""
         try:
             body = self.request("GET", f"/apis/{group}/{version}")
         except NotFound:
