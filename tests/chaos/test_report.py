@@ -11,7 +11,17 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.run import PROC_TARGET, SIM_TARGET, ChaosConfig, Ledger, OpRecord, Report
+from tests.chaos.run import (
+    PROC_TARGET,
+    QUIESCE_CAP_FACTOR,
+    QUIESCE_STALL_SECONDS,
+    SIM_TARGET,
+    ChaosConfig,
+    Ledger,
+    OpRecord,
+    Quiescence,
+    Report,
+)
 
 JSON = dict[str, Any]
 CAPS = {SIM_TARGET: 2, PROC_TARGET: 1}
@@ -176,3 +186,54 @@ def test_the_figures_line_names_the_seed_and_every_count() -> None:
     assert line.startswith(expected)
     for part in ("0 double-Job", "0 untouched failures", "0 failures without reason", "max concurrency 0/1"):
         assert part in line
+    assert "quiesced 0 s after the chaos" in line
+
+
+BUDGET = 75.0
+# Each look: (seconds since the chaos ended, the unsettled operations then, submitted so far) → the verdict
+# of that look (None: look again). A budget of 75 s, no settling for QUIESCE_STALL_SECONDS gives up.
+QUIESCENCE_CASES = [
+    ("everything settled at once", [(1, set(), 3, True)]),
+    ("settled, but not everything submitted yet", [(1, set(), 2, None), (2, set(), 3, True)]),
+    ("within the budget it waits, progress or not", [(0, {"a", "b"}, 3, None), (74, {"a", "b"}, 3, None)]),
+    (
+        "past the budget it waits while operations settle",
+        [
+            (0, {"a", "b", "c"}, 3, None),
+            (60, {"b", "c"}, 3, None),
+            (85, {"b", "c"}, 3, None),
+            (88, {"c"}, 3, None),
+            (110, {"c"}, 3, None),
+            (112, set(), 3, True),
+        ],
+    ),
+    (
+        "past the budget, no operation settling for the stall window gives up",
+        [
+            (0, {"a", "b"}, 3, None),
+            (50, {"b"}, 3, None),
+            (75, {"b"}, 3, None),
+            (49 + QUIESCE_STALL_SECONDS, {"b"}, 3, None),
+            (50 + QUIESCE_STALL_SECONDS, {"b"}, 3, False),
+        ],
+    ),
+    (
+        "a requeued operation coming back is not progress",
+        [(0, {"a"}, 3, None), (10, {"a", "b"}, 3, None), (75 + QUIESCE_STALL_SECONDS, {"a", "b"}, 3, False)],
+    ),
+    (
+        "steady settling still ends at the cap",
+        [(0, {str(i) for i in range(500)}, 3, None)]
+        + [(t, {str(i) for i in range(t, 500)}, 3, None) for t in range(1, int(BUDGET * QUIESCE_CAP_FACTOR))]
+        + [(BUDGET * QUIESCE_CAP_FACTOR, {"499"}, 3, False)],
+    ),
+]
+
+
+@pytest.mark.parametrize(("looks"), [c[1] for c in QUIESCENCE_CASES], ids=[c[0] for c in QUIESCENCE_CASES])
+def test_quiescence_waits_while_operations_settle_and_gives_up_when_none_do(
+    looks: list[tuple[float, set[str], int, bool | None]],
+) -> None:
+    quiescence = Quiescence(BUDGET, 0.0, expected=3)
+    verdicts = [quiescence.verdict(busy, submitted, at) for at, busy, submitted, _ in looks]
+    assert verdicts == [expected for *_, expected in looks]
