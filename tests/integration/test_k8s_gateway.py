@@ -15,7 +15,10 @@ Aspects covered:
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import kubernetes
@@ -32,6 +35,7 @@ from dops.k8s import (
     NotFound,
     load_config,
 )
+from dops.k8s.config import API_CLIENT_POOL_SIZE
 from tests.op_builders import operation
 
 
@@ -56,6 +60,28 @@ def test_official_client_from_the_same_config(dops_server: EmbeddedServer, tmp_p
         core = kubernetes.client.CoreV1Api(config.api_client())
         names = {ns.metadata.name for ns in core.list_namespace().items}
         assert {"default", "kube-system"} <= names
+    finally:
+        config.close()
+
+
+def test_the_official_client_keeps_a_connection_per_io_thread(
+    dops_server: EmbeddedServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The operator sends from 16 I/O threads; the official client's default pool (5 per CPU) discarded the
+    connections over its size after each burst ("Connection pool is full") and opened new ones next time."""
+    config = load_config(dops_server.write_kubeconfig(tmp_path / "kc"))
+    try:
+        core = kubernetes.client.CoreV1Api(config.api_client())
+        assert core.api_client.configuration.connection_pool_maxsize == API_CLIENT_POOL_SIZE
+        barrier = threading.Barrier(24)
+
+        def list_together(_: int) -> int:
+            barrier.wait(timeout=30)  # every thread holds a connection at once
+            return len(core.list_namespace().items)
+
+        with caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"), ThreadPoolExecutor(24) as pool:
+            assert all(n >= 2 for n in pool.map(list_together, range(24)))
+        assert [r.getMessage() for r in caplog.records if "pool is full" in r.getMessage()] == []
     finally:
         config.close()
 

@@ -43,6 +43,9 @@ from .errors import ConfigurationError
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 SERVICE_ACCOUNT_DIR_ENV = "DOPS_SERVICE_ACCOUNT_DIR"
 TOKEN_REFRESH_SECONDS = 60.0  # client-go re-reads a token file every minute
+API_CLIENT_POOL_SIZE = (
+    32  # connections the official client keeps: above the engine's I/O threads (16) and their callers
+)
 
 
 def default_service_account_dir() -> Path:
@@ -117,14 +120,20 @@ class ClusterConfig:
     def _new_api_client(self) -> Any:
         import kubernetes
 
+        configuration = kubernetes.client.Configuration()
+        # The official client sizes its connection pool by the CPU count (5 per CPU: 10 on 2 cores) while the
+        # operator sends from more I/O threads than that; each request over the size opens a connection and
+        # throws it away afterwards ("Connection pool is full"), CPU for both ends.
+        configuration.connection_pool_maxsize = API_CLIENT_POOL_SIZE
         if self.kubeconfig_path is None and self.service_account_dir is None:
             # A configuration built in memory (`bearer_config`): its own document, never a mounted token.
-            return kubernetes.config.new_client_from_config_dict(config_dict=self.kube_config.doc)  # type: ignore[no-untyped-call]
-        if self.kubeconfig_path is None:
+            kubernetes.config.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
+                config_dict=self.kube_config.doc, client_configuration=configuration
+            )
+        elif self.kubeconfig_path is None:
             from kubernetes.config.incluster_config import InClusterConfigLoader
 
             account = self.service_account_dir or default_service_account_dir()
-            configuration = kubernetes.client.Configuration()
             loader = InClusterConfigLoader(  # type: ignore[no-untyped-call]
                 token_filename=str(account / "token"), cert_filename=str(account / "ca.crt")
             )
@@ -136,10 +145,11 @@ class ClusterConfig:
                 conf.api_key["BearerToken"] = f"Bearer {str(self.kube_config.user.get('token') or '').strip()}"
 
             configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]
-            return kubernetes.client.ApiClient(configuration)
-        return kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=str(self.kubeconfig_path), context=self.context
-        )
+        else:
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(self.kubeconfig_path), context=self.context, client_configuration=configuration
+            )
+        return kubernetes.client.ApiClient(configuration)
 
     def close(self) -> None:
         if self._api_client is not None:
