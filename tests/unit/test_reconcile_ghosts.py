@@ -5,6 +5,8 @@ Aspects covered:
   but never a newer operation of the same name;
 - an admission that did not happen (lost race) takes the operation out of the admission queue for a
   while (not re-picked at once: no tight loop of PATCHes), and puts it back afterwards;
+- a lost compare-and-set reads the operation that won into the cache: the next reconcile plans from it, not
+  from the stale copy that lost (no second losing write), and a read that finds nothing drops it as a 404 does;
 - the periodic resync drops cached operations and Jobs a fresh listing lacks (confirmed gone by a GET),
   keeps one created after the listing, and takes in listed objects the cache lacks.
 """
@@ -33,6 +35,8 @@ class ScriptedGateway:
         self.stored: dict[tuple[str, str, str], str] = {}  # (kind, namespace, name) → uid
         self.patches: list[str] = []
         self.cas_answer: str = "gone"  # "gone" (404) or "lost" (422 test failed)
+        self.current: dict[str, JSON] = {}  # name → the operation a GET finds after a lost race (absent: 404)
+        self.reads: list[str] = []
 
     def list_pages(self, kind: str, namespaces: tuple[str, ...] = (), page_size: int = 500) -> Iterator[list[JSON]]:
         yield list(self.listed[kind])
@@ -45,6 +49,10 @@ class ScriptedGateway:
         if self.cas_answer == "gone":
             raise Gone("op", namespace, name)
         return None
+
+    def read_operation(self, namespace: str, name: str) -> JSON | None:
+        self.reads.append(name)
+        return self.current.get(name)
 
     def post_event(self, *args: Any) -> None:
         pass
@@ -90,6 +98,7 @@ def test_an_admission_that_did_not_happen_backs_off() -> None:
     gateway.cas_answer = "lost"  # the cache is stale (say, a missed event): every CAS fails its test
     r, admission = reconciler(gateway)
     r.operation_seen(operation("stale", state="queued", job=None, attempt=None))
+    gateway.current["stale"] = operation("stale", state="queued", job=None, attempt=None)  # a GET tells no more
     assert admission.pick() == [("ns", "stale")]
     asyncio.run(r.reconcile(("ns", "stale")))
     assert admission.pick() == []  # not offered again at once
@@ -99,6 +108,30 @@ def test_an_admission_that_did_not_happen_backs_off() -> None:
     assert admission.pick() == [("ns", "stale")]
     asyncio.run(r.reconcile(("ns", "stale")))
     assert r._admit_failures[("ns", "stale")] == 2 and gateway.patches == ["stale", "stale"]
+
+
+def test_a_lost_compare_and_set_reads_the_operation_that_won() -> None:
+    gateway = ScriptedGateway()
+    gateway.cas_answer = "lost"
+    r, admission = reconciler(gateway)
+    r.operation_seen(operation("op", state="queued", job=None, attempt=None, rv="10"))
+    # Cancelled meanwhile (FiftyOne's set_failed); its watch event has not arrived.
+    gateway.current["op"] = operation("op", state="failed", job=None, attempt=None, rv="11")
+    assert admission.pick() == [("ns", "op")]
+    asyncio.run(r.reconcile(("ns", "op")))
+    assert gateway.patches == ["op"] and gateway.reads == ["op"]
+    assert r.cache.ops[("ns", "op")]["status"]["runState"] == "failed"  # what won, not the stale copy
+    assert admission.pick() == []  # a failed operation is not admitted again
+
+
+def test_a_lost_compare_and_set_on_a_deleted_operation_drops_it() -> None:
+    gateway = ScriptedGateway()
+    gateway.cas_answer = "lost"
+    r, admission = reconciler(gateway)
+    r.operation_seen(operation("op", state="queued", job=None, attempt=None))
+    assert admission.pick() == [("ns", "op")]
+    asyncio.run(r.reconcile(("ns", "op")))  # the CAS lost, and the GET found nothing: deleted meanwhile
+    assert ("ns", "op") not in r.cache.ops and admission.pick() == []
 
 
 def test_the_resync_drops_what_is_gone_and_takes_in_what_is_missing() -> None:

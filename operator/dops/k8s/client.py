@@ -45,6 +45,20 @@ TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io, application/json"
 USER_AGENT = "dops/0.1 (pykube-ng)"
 
 
+def settle_environment(session: requests.Session, server: str) -> None:
+    """Read once what `requests` would read from the environment on every request, then stop it reading.
+
+    With `trust_env` a session looks up the proxy variables (scanning all of `os.environ`), `NO_PROXY` and
+    `~/.netrc` for every request: about a twentieth of the operator's CPU. Proxies and a CA bundle variable
+    are as much the process's configuration as the kubeconfig is, read when it starts (client-go's proxy
+    choice too is fixed per transport); a kubeconfig CA keeps precedence over `REQUESTS_CA_BUNDLE`."""
+    found = session.merge_environment_settings(server, {}, None, None, None)
+    session.proxies.update(found.get("proxies") or {})
+    if session.verify is True and isinstance(found.get("verify"), str):
+        session.verify = found["verify"]
+    session.trust_env = False
+
+
 class KubeClient:
     """Dict-in, dict-out access to the Kubernetes API (thread-safe)."""
 
@@ -73,6 +87,7 @@ class KubeClient:
         if client is None:
             client = self.config.http_client(timeout=self.timeout)
             client.session.headers["User-Agent"] = self.user_agent
+            settle_environment(client.session, self._base)
             self._local.client = client
         return client
 

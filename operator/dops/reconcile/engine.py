@@ -754,6 +754,21 @@ class Reconciler:
                 self._observe_admission(compact)
         return obj
 
+    async def _lost_race(self, view: View) -> bool:
+        """A compare-and-set on the operation failed: someone wrote it after the cached copy the plan came from.
+        Read what won into the cache (never over a newer copy), so that the next reconcile plans from it instead
+        of sending the same losing write again, from the same stale copy, until the winner's watch event arrives
+        (under load, several failed writes in a row). False, always: the rest of the plan no longer applies."""
+        try:
+            current = await self._io(self.gateway.read_operation, view.namespace, view.name)
+        except ApiError as exc:  # the watch event brings it anyway; this read only saves writes
+            log.debug("re-reading %s/%s after a lost race failed: %s", view.namespace, view.name, exc)
+            return False
+        if current is None:
+            raise Gone("op", view.namespace, view.name)
+        self._stored(current)
+        return False
+
     async def execute(self, view: View, step: Step) -> bool:
         """Run one step; False when it lost a race (the rest of the plan no longer applies)."""
         ns, name = view.namespace, view.name
@@ -761,7 +776,7 @@ class Reconciler:
             obj = self._stored(await self._io(self.gateway.patch_status_if_unchanged, ns, name, step.patch))
             self.metrics.write("patch", "delegatedoperations/status")
             if obj is None:
-                return False
+                return await self._lost_race(view)
             self._event(view, step.event.type, step.event.reason, step.event.message)
             if step.labels:
                 await self._sync_labels(obj)
@@ -770,7 +785,7 @@ class Reconciler:
             obj = self._stored(await self._io(self.gateway.patch_status_cas, ns, name, step.patch))
             self.metrics.write("patch", "delegatedoperations/status")
             if obj is None:
-                return False
+                return await self._lost_race(view)
             if step.event is not None:
                 self._event(view, step.event.type, step.event.reason, step.event.message)
             if step.sync_labels:
@@ -829,7 +844,7 @@ class Reconciler:
         obj = self._stored(await self._io(self.gateway.patch_status_cas, ns, name, step.patch))
         self.metrics.write("patch", "delegatedoperations/status")
         if obj is None:
-            return False
+            return await self._lost_race(view)
         self._admit_failures.pop((ns, name), None)
         if self.first_admission is None:
             self.first_admission = asyncio.get_running_loop().time()
@@ -910,7 +925,7 @@ class Reconciler:
         obj = self._stored(await self._io(self.gateway.patch_status_cas, ns, name, patch))
         self.metrics.write("patch", "delegatedoperations/status")
         if obj is None:
-            return False
+            return await self._lost_race(view)
         self._observe_duration(obj)
         if step.stop_job:
             if not await self._io(self.gateway.delete_job, ns, step.stop_job):

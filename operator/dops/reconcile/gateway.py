@@ -238,6 +238,13 @@ class Gateway:
             return None
         return str((obj.get("metadata") or {}).get("uid") or "")
 
+    def read_operation(self, namespace: str, name: str) -> JSON | None:
+        """Operation `name` as stored now (None: there is none)."""
+        try:
+            return self.ops.get(namespace, name)
+        except NotFound:
+            return None
+
     def read_job(self, namespace: str, name: str) -> JSON | None:
         """Job `name` as stored now (None: there is none)."""
         try:
