@@ -1577,10 +1577,11 @@ class ChaosRun:
             rec = self.ledger.ops.get(op)
             seen = dict((rec.last if rec else {}).get("metadata") or {})
             seen_state = rec.state if rec else ""
+            events = list(rec.seen) if rec else []
         lines = [
             f"watch saw: uid {str(seen.get('uid'))[:8]} rv {seen.get('resourceVersion')} state {seen_state or '-'}"
         ]
-        lines += [f"watch event: {line}" for line in (rec.seen if rec else ())]
+        lines += [f"watch event: {line}" for line in events]
         if code != 200:
             return [*lines, f"server: {code} {obj.get('message')}"]
         meta, status = obj["metadata"], obj.get("status") or {}

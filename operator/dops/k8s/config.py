@@ -43,9 +43,8 @@ from .errors import ConfigurationError
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 SERVICE_ACCOUNT_DIR_ENV = "DOPS_SERVICE_ACCOUNT_DIR"
 TOKEN_REFRESH_SECONDS = 60.0  # client-go re-reads a token file every minute
-API_CLIENT_POOL_SIZE = (
-    32  # connections the official client keeps: above the engine's I/O threads (16) and their callers
-)
+# The connections the official client keeps: above the engine's I/O threads (16) and their callers.
+API_CLIENT_POOL_SIZE = 32
 
 
 def default_service_account_dir() -> Path:
