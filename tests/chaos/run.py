@@ -956,7 +956,6 @@ class ChaosRun:
         self.source = Path(config.source) if config.source else REPO / "operator"
         self.takeovers: list[float] = []  # seconds from a leader's kill to the standby holding the Lease
         self.outage_until = 0.0  # monotonic end of the current API outage (0: none)
-        self.quiesce_took = 0.0  # seconds from the end of the chaos to quiescence (or to giving up)
         self.cluster: Any = None  # the real plane's RealPlaneCluster (None on the embedded plane)
         self.restarts: list[float] = []  # seconds each kube-apiserver restart took to be ready again
 
@@ -1543,7 +1542,7 @@ class ChaosRun:
         self.fleet.ensure_running()
         submitter.join(config.chaos_seconds + 30)
         self.say(f"chaos: faults stopped after {time.monotonic() - started:.0f} s; waiting for quiescence")
-        quiesced = self._quiesce(config.quiesce_seconds)
+        quiesced, quiesce_took = self._quiesce(config.quiesce_seconds)
         final = {
             item["metadata"]["name"]: item
             for item in self.api.must("GET", f"{GROUP}/namespaces/{NAMESPACE}/delegatedoperations").get("items") or []
@@ -1565,7 +1564,7 @@ class ChaosRun:
                 restarts=list(self.restarts),
                 seconds=time.monotonic() - started,
                 quiesced=quiesced,
-                quiesce_took=self.quiesce_took,
+                quiesce_took=quiesce_took,
             )
         return report
 
@@ -1654,14 +1653,14 @@ class ChaosRun:
                 if (not r.gone if r.deleted else not processed(r.last)) or r.active_jobs
             }
 
-    def _quiesce(self, budget: float) -> bool:
-        """Wait until every submitted operation is settled (`_busy`, see `Quiescence`); False when it is not."""
+    def _quiesce(self, budget: float) -> tuple[bool, float]:
+        """Wait until every submitted operation is settled (`_busy`, see `Quiescence`): (whether they all did,
+        seconds waited)."""
         started = time.monotonic()
         quiescence = Quiescence(budget, started, self.config.operations)
         while (verdict := quiescence.verdict(self._busy(), len(self.ledger.ops), time.monotonic())) is None:
             time.sleep(0.5)
-        self.quiesce_took = time.monotonic() - started
-        return verdict
+        return verdict, time.monotonic() - started
 
 
 def run_chaos(config: ChaosConfig, log: Callable[[str], None] = print) -> Report:

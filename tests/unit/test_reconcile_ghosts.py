@@ -50,9 +50,9 @@ class ScriptedGateway:
             raise Gone("op", namespace, name)
         return None
 
-    def read_operation(self, namespace: str, name: str) -> JSON | None:
+    def read(self, kind: str, namespace: str, name: str) -> JSON | None:
         self.reads.append(name)
-        return self.current.get(name)
+        return self.current.get(name) if kind == "op" else None
 
     def post_event(self, *args: Any) -> None:
         pass

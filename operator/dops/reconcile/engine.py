@@ -658,7 +658,7 @@ class Reconciler:
         self._verified_at[uid] = time.monotonic()
         namespace, jname = key[0], str((op.get("status") or {}).get("jobName"))
         try:
-            stored = await self._io(self.gateway.read_job, namespace, jname)
+            stored = await self._io(self.gateway.read, "job", namespace, jname)
             cached = self.cache.job_named(op, jname)
             if stored is None:
                 if cached is not None and not cached.get("gone"):
@@ -760,7 +760,7 @@ class Reconciler:
         of sending the same losing write again, from the same stale copy, until the winner's watch event arrives
         (under load, several failed writes in a row). False, always: the rest of the plan no longer applies."""
         try:
-            current = await self._io(self.gateway.read_operation, view.namespace, view.name)
+            current = await self._io(self.gateway.read, "op", view.namespace, view.name)
         except ApiError as exc:  # the watch event brings it anyway; this read only saves writes
             log.debug("re-reading %s/%s after a lost race failed: %s", view.namespace, view.name, exc)
             return False

@@ -232,23 +232,13 @@ class Gateway:
 
     def uid_of(self, kind: str, namespace: str, name: str) -> str | None:
         """The UID of the object now stored under that name (None: there is none)."""
-        try:
-            obj = self._repo(kind).get(namespace, name)
-        except NotFound:
-            return None
-        return str((obj.get("metadata") or {}).get("uid") or "")
+        obj = self.read(kind, namespace, name)
+        return None if obj is None else str((obj.get("metadata") or {}).get("uid") or "")
 
-    def read_operation(self, namespace: str, name: str) -> JSON | None:
-        """Operation `name` as stored now (None: there is none)."""
+    def read(self, kind: str, namespace: str, name: str) -> JSON | None:
+        """The `kind` object ("op", "target", "job" or "pod") stored now under that name (None: there is none)."""
         try:
-            return self.ops.get(namespace, name)
-        except NotFound:
-            return None
-
-    def read_job(self, namespace: str, name: str) -> JSON | None:
-        """Job `name` as stored now (None: there is none)."""
-        try:
-            return self.jobs.get(namespace, name)
+            return self._repo(kind).get(namespace, name)
         except NotFound:
             return None
 
