@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from dops import DelegatedOperationService
 from dops.domain.settings import OperatorSettings
@@ -31,7 +32,7 @@ from dops.emulator.bootstrap import apply_manifest_paths
 from dops.emulator.controllers import ALL as ALL_CONTROLLERS
 from dops.handlers import run_operator
 from dops.k8s import DelegatedOperationRepository, KubeClient, load_config
-from tests.helpers import eventually
+from tests.helpers import eventually, free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
 IMAGE = "ghcr.io/dops-dev/dops:0.1.0"
@@ -370,3 +371,49 @@ def operator_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorE
 @pytest.fixture
 def namespace(operator_env: OperatorEnv) -> str:
     return operator_env.new_namespace()
+
+
+# ------------------------------------------------------------------------ a test's own operator, with /healthz
+
+
+@dataclasses.dataclass
+class Started:
+    running: OperatorThread
+    health_port: int
+
+    def healthz(self) -> requests.Response:
+        return requests.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=5)
+
+
+@pytest.fixture
+def own_operator(operator_env: OperatorEnv) -> Iterator[list[Started]]:
+    """The module's operator stopped; the test starts its own (`start_own`), stopped after it, faults cleared."""
+    env = operator_env
+    env.stop_operator()
+    started: list[Started] = []
+    yield started
+    env.server.call(env.server.faults.clear)
+    for run in started:
+        assert run.running.stop(), "the test's operator did not stop within 60 s"
+        assert not run.running.errors, run.running.errors
+    env.start_operator()
+
+
+def start_own(
+    env: OperatorEnv, started: list[Started], namespace: str, leader_election: bool = False, **overrides: Any
+) -> Started:
+    """`run_operator` in a thread with a health port (and `overrides` of the env's settings), without waiting for
+    Kopf to report it started; `own_operator` stops it after the test."""
+    settings = dataclasses.replace(
+        env.settings,
+        **overrides,
+        health_port=free_port(),
+        bind_address="127.0.0.1",
+        leader_election=leader_election,
+        leader_election_identity="own-operator",
+        leader_election_namespace=namespace,
+    )
+    running = operator_thread(settings, env.kubeconfig, "dops-operator-own", ready_on_error=False)
+    run = Started(running, settings.health_port)
+    started.append(run)
+    return run

@@ -15,60 +15,18 @@ group version answer 404 here, which Kopf reads as "no resources", as it reads a
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Iterator
 
 import pytest
-import requests
 
 from dops.emulator.faults import FaultRule
-from tests.helpers import eventually, free_port
-from tests.integration.operator_env import OperatorEnv, OperatorThread, namespace, operator_env, operator_thread
+from tests.helpers import eventually
+from tests.integration.operator_env import OperatorEnv, Started, namespace, operator_env, own_operator, start_own
 from tests.op_builders import operation
 
-__all__ = ["namespace", "operator_env"]  # fixtures
+__all__ = ["namespace", "operator_env", "own_operator"]  # fixtures
 
 DISCOVERY = r"^/apis/dops\.io/v1alpha1$"
-
-
-@dataclasses.dataclass
-class Started:
-    running: OperatorThread
-    health_port: int
-
-    def healthz(self) -> requests.Response:
-        return requests.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=5)
-
-
-@pytest.fixture
-def own_operator(operator_env: OperatorEnv) -> Iterator[list[Started]]:
-    """The module's operator stopped; the test starts its own (`start`), stopped after it, faults cleared."""
-    env = operator_env
-    env.stop_operator()
-    started: list[Started] = []
-    yield started
-    env.server.call(env.server.faults.clear)
-    for run in started:
-        assert run.running.stop(), "the test's operator did not stop within 60 s"
-        assert not run.running.errors, run.running.errors
-    env.start_operator()
-
-
-def start(env: OperatorEnv, started: list[Started], namespace: str, leader_election: bool = False) -> Started:
-    """`run_operator` in a thread with a health port, without waiting for Kopf to report it started."""
-    settings = dataclasses.replace(
-        env.settings,
-        health_port=free_port(),
-        bind_address="127.0.0.1",
-        leader_election=leader_election,
-        leader_election_identity="discovery-test",
-        leader_election_namespace=namespace,
-    )
-    running = operator_thread(settings, env.kubeconfig, "dops-operator-discovery", ready_on_error=False)
-    run = Started(running, settings.health_port)
-    started.append(run)
-    return run
 
 
 @pytest.mark.parametrize(
@@ -90,7 +48,7 @@ def test_an_operator_waits_until_discovery_lists_its_resources(
     env = operator_env
     caplog.set_level(logging.INFO, logger="dops.operator")
     rule: FaultRule = env.server.call(lambda: env.server.faults.add(code, "GET", DISCOVERY, times=-1))
-    run = start(env, own_operator, namespace)
+    run = start_own(env, own_operator, namespace)
     env.create(namespace, operation("while-undiscovered", namespace).params(x=1).build())
     eventually(lambda: rule.matched, lambda n: n >= 5, timeout=30, describe="the discovery check retried")
     waits = [r.getMessage() for r in caplog.records if "discovery of dops.io/v1alpha1" in r.getMessage()]
@@ -124,7 +82,7 @@ def test_a_discovery_scan_that_missed_dops_is_repeated_and_reported(
     caplog.set_level(logging.WARNING, logger="dops.operator")
     # The operator's own check passes; Kopf's scan right after it (and its next rescans) gets the 404.
     rule: FaultRule = env.server.call(lambda: env.server.faults.add(404, "GET", DISCOVERY, times=-1, skip=1))
-    run = start(env, own_operator, namespace, leader_election=leader_election)
+    run = start_own(env, own_operator, namespace, leader_election=leader_election)
     assert run.running.ready.wait(30), run.running.errors
     # Kopf answers a failed probe with a bare 500 and logs the probe's reason.
     missing = "Kopf does not watch delegatedoperations.dops.io, delegationtargets.dops.io"

@@ -2,11 +2,13 @@
 
 Kopf's handlers stay thin: they hand events to the `Reconciler` (cache + work queue) and the
 scheduler's `AdmissionQueue`; this object wires the pieces, starts their tasks, serves Prometheus
-metrics, runs the bookmark watch behind the liveness probe, elects a leader, and stops it all on cleanup.
+metrics, runs the bookmark watch behind the liveness probe and the informers of dops' own Jobs and pods
+(dops.k8s.informer, which feed the current term's cache as Kopf's handlers feed it operations), elects a
+leader, and stops it all on cleanup.
 
 Two lifetimes:
 
-- the runtime (one per process run): settings, clients, metrics, bookmark watches, the leader elector;
+- the runtime (one per process run): settings, clients, metrics, bookmark watches, informers, the leader elector;
 - the *engine* (one per leadership term): admission queue, scheduler and reconciler (cache, work
   queue, safety net). Without leader election there is one term, started by Kopf's startup handler.
   With it, a term starts when this replica becomes the leader and ends when it is deposed; a deposed
@@ -37,12 +39,13 @@ from prometheus_client import Gauge
 from ..api import constants as c
 from ..domain.settings import OperatorSettings
 from ..k8s import BadRequest, ClusterConfig, KubeClient, load_config
+from ..k8s.informer import Informer
 from ..k8s.lease import FencedKubeClient, LeaderElector, LeaseClient, WriteFence
-from ..k8s.workloads import BookmarkWatch
+from ..k8s.workloads import BookmarkWatch, JobRepository, PodRepository
 from ..logs import LogArchive
 from ..reconcile import Gateway, Metrics, Reconciler
 from ..reconcile.engine import release_memory
-from ..reconcile.gateway import UNFINISHED_SELECTOR, USER_AGENT
+from ..reconcile.gateway import MANAGED_SELECTOR, UNFINISHED_SELECTOR, USER_AGENT
 from ..scheduler import AdmissionQueue, Scheduler
 from .discovery import DiscoveryGuard
 
@@ -90,6 +93,7 @@ class Runtime:
     _term: asyncio.Task[None] | None = None
     _metrics_server: Any = None
     _bookmarks: list[BookmarkWatch] = field(default_factory=list)
+    _informers: list[Informer] = field(default_factory=list)  # dops' Jobs and pods (Kopf watches the rest)
     _leader_gauge: Gauge | None = None
     _lease_client: KubeClient | None = None
     discovery: DiscoveryGuard | None = None  # what Kopf watches once it scanned (see dops.handlers.discovery)
@@ -167,8 +171,10 @@ class Runtime:
             await self._run_term(self.engine)
             self._set_leader_gauge(True)
             self._start_bookmarks()
+            self._start_informers()
         else:
             self._start_bookmarks()
+            self._start_informers()  # a standby's cache stays warm, as Kopf's watches keep its operations'
             self._start_elector()
         self.started = True
         log.info(
@@ -198,7 +204,9 @@ class Runtime:
             thread.join(5)
             self._metrics_server = None
         watches, self._bookmarks = self._bookmarks, []
-        await asyncio.gather(*(asyncio.to_thread(w.stop) for w in watches))
+        informers, self._informers = self._informers, []
+        stops: list[Callable[[], None]] = [w.stop for w in watches] + [i.stop for i in informers]
+        await asyncio.gather(*(asyncio.to_thread(stop) for stop in stops))
         for client in {id(x): x for x in (self.client, self.writes, self._lease_client) if x is not None}.values():
             client.close()
         self.cluster.close()
@@ -382,6 +390,42 @@ class Runtime:
             watch.start()
             self._bookmarks.append(watch)
 
+    def _start_informers(self) -> None:
+        """List and watch dops' own Jobs and pods (see dops.k8s.informer: why not Kopf), feeding the current term."""
+        if self._informers:
+            return
+        loop = asyncio.get_running_loop()
+        for repository, deliver in (
+            (JobRepository(self.client), self._job_event),
+            (PodRepository(self.client), self._pod_event),
+        ):
+            for namespace in self.namespaces or (None,):
+                informer = Informer(
+                    repository,
+                    namespace,
+                    deliver,
+                    loop=loop,
+                    label_selector=MANAGED_SELECTOR,
+                    # Not `alive`: the liveness probe is about the watch of operations (Kopf's, and the bookmark
+                    # watch beside it), which busy Jobs and pods must not hide; an informer's failures are
+                    # reported by `health()`.
+                    stale_after=float(self.settings.watch_stale_seconds),
+                )
+                informer.start()
+                self._informers.append(informer)
+
+    def _job_event(self, kind: str, body: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            self.reconciler.job_deleted(body)
+        else:
+            self.reconciler.job_seen(body)
+
+    def _pod_event(self, kind: str, body: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            self.reconciler.pod_deleted(body)
+        else:
+            self.reconciler.pod_seen(body)
+
     # ------------------------------------------------------------------------------------ health
     def alive(self) -> None:
         self.last_alive = time.monotonic()
@@ -406,6 +450,10 @@ class Runtime:
         problem = self.discovery.problem() if self.discovery is not None else None
         if problem is not None:
             return problem, report
+        for informer in self._informers:
+            problem = informer.problem()
+            if problem is not None:
+                return problem, report
         for task in [*self._tasks, *engine.tasks, *getattr(engine.reconciler, "_tasks", [])]:
             if task.done() and not task.cancelled():  # these run until cancelled
                 error = task.exception()

@@ -173,7 +173,7 @@ class BookmarkWatch:
         self._stop.set()
         response = self._response
         if response is not None:
-            _interrupt(response)
+            interrupt(response)
         if self._thread is not None:
             self._thread.join(5)
 
@@ -212,7 +212,7 @@ class BookmarkWatch:
         http.session.close()
 
 
-def _interrupt(response: requests.Response) -> None:
+def interrupt(response: requests.Response) -> None:
     """Wake a read blocked on `response` in another thread by shutting its socket down.
 
     `response.close()` from another thread blocks behind the reader's buffer lock until the server
