@@ -249,8 +249,13 @@ def parse_duration(text: str) -> dt.timedelta:
     return dt.timedelta(seconds=sign * total)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_timestamp(text: str) -> dt.datetime:
-    """RFC 3339 timestamp (with `Z` or an offset) as an aware datetime."""
+    """RFC 3339 timestamp (with `Z` or an offset) as an aware datetime.
+
+    Cached (datetimes are immutable; failures raise each time): CEL validation converts every `date-time` field of
+    an object, and of its previous version, on every write, and they are mostly the same few timestamps.
+    """
     try:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:

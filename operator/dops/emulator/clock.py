@@ -16,9 +16,22 @@ class Clock:
         return time.monotonic()
 
 
+# The last (second, text) `rfc3339` formatted: every write stamps a time or two, and most writes of a busy second
+# format that same second. One immutable tuple, replaced whole, so threads sharing it see a consistent pair.
+_last_rfc3339: tuple[datetime, str] | None = None
+
+
 def rfc3339(moment: datetime) -> str:
     """`2026-11-29T16:38:19Z`: metav1.Time has second precision."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    global _last_rfc3339
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    second = utc.replace(microsecond=0)
+    last = _last_rfc3339
+    if last is not None and last[0] == second:
+        return last[1]
+    text = second.strftime("%Y-%m-%dT%H:%M:%SZ")
+    _last_rfc3339 = (second, text)
+    return text
 
 
 def rfc3339_micro(moment: datetime) -> str:

@@ -10,6 +10,7 @@ API server (not the Job controller) that fills the selector and template labels 
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -295,7 +296,10 @@ _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
+@functools.lru_cache(maxsize=4096)
 def _qualified_name_errors(key: str) -> str | None:
+    """Why `key` is not a qualified name (label and annotation keys), or None. Cached: a pure function of a string,
+    and every write of an object checks the same few keys again."""
     prefix, _, name = key.rpartition("/")
     if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
         return "prefix part must be a lowercase RFC 1123 subdomain"

@@ -546,12 +546,17 @@ _STRIPPED_METADATA: Final = frozenset(
 )
 
 
+# `json.dumps(value, separators=(",", ":"), sort_keys=True)` with the encoder built once: `json.dumps` with options
+# constructs a JSONEncoder per call, which was most of the cost of naming every keyed list item on every write.
+_encode_sorted: Final = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
+
 def _key_element(key: str, value: Any) -> str:
-    return "k:" + json.dumps({key: value}, separators=(",", ":"), sort_keys=True)
+    return "k:" + _encode_sorted({key: value})
 
 
 def _value_element(value: Any) -> str:
-    return "v:" + json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return "v:" + _encode_sorted(value)
 
 
 def fields_v1(obj: Mapping[str, Any], *, builtin: bool = True) -> JSON:
@@ -597,15 +602,91 @@ def _fields_of_value(value: Any, field: str, parent: str, builtin: bool) -> JSON
 
 def removed_fields(old: Mapping[str, Any], new: Mapping[str, Any], *, builtin: bool = True) -> JSON:
     """The FieldsV1 set of the fields `old` has and `new` no longer has (structured-merge-diff's `Removed`):
-    a write that removes a field takes it out of every manager's set."""
+    a write that removes a field takes it out of every manager's set.
+
+    Defined as `owned_paths(fields_v1(old)) - owned_paths(fields_v1(new))`, member by member of the top level. Where
+    both sides of a member are maps, the difference is taken member by member below it (`_removed_in_map`), so a
+    write that changes one field of a large object looks at that field only instead of deriving both whole sets.
+    """
     gone: set[FieldPath] = set()
     for key in old:
         if key in new and old[key] == new[key]:
             continue
-        before = owned_paths(fields_v1({key: old[key]}, builtin=builtin))
-        after = owned_paths(fields_v1({key: new[key]}, builtin=builtin)) if key in new else frozenset()
-        gone |= before - after
+        before, after = old[key], new.get(key)
+        if isinstance(before, dict) and isinstance(after, dict) and key not in _STRIPPED_TOP:
+            if key != "metadata":
+                _removed_in_map(before, after, key, ("f:" + key,), builtin, gone)
+                continue
+            # fields_v1 strips server-owned members and leaves out an `f:metadata` with no fields at all.
+            before = {k: v for k, v in before.items() if k not in _STRIPPED_METADATA}
+            after = {k: v for k, v in after.items() if k not in _STRIPPED_METADATA}
+            if _has_fields(before):
+                if _has_fields(after):
+                    _removed_members(before, after, key, ("f:metadata",), builtin, gone)
+                else:
+                    _collect_paths(_fields_of_map(before, key, builtin), ("f:metadata",), gone)
+            continue
+        paths_before = owned_paths(fields_v1({key: old[key]}, builtin=builtin))
+        paths_after = owned_paths(fields_v1({key: new[key]}, builtin=builtin)) if key in new else frozenset()
+        gone |= paths_before - paths_after
     return fields_from_paths(gone)
+
+
+def _has_fields(obj: Mapping[str, Any]) -> bool:
+    """Whether a map's FieldsV1 set has members (`_fields_of_map` skips null values)."""
+    return any(value is not None for value in obj.values())
+
+
+def _removed_in_map(old: JSON, new: JSON, field: str, here: FieldPath, builtin: bool, out: set[FieldPath]) -> None:
+    """Add to `out` the paths of map `old`'s fields that map `new`'s lack; both are the value of `field` at `here`.
+
+    A map without fields is the leaf `here` itself; otherwise its paths are those of its members below `here`.
+    """
+    if not _has_fields(old):
+        if _has_fields(new):
+            out.add(here)  # the leaf `here` became a map with fields below it
+        return
+    if not _has_fields(new):
+        _collect_paths(_fields_of_map(old, field, builtin), here, out)
+        return
+    _removed_members(old, new, field, here, builtin, out)
+
+
+def _removed_members(old: JSON, new: JSON, field: str, here: FieldPath, builtin: bool, out: set[FieldPath]) -> None:
+    """`_removed_in_map` for two maps with fields: member `k`'s paths all start with `here + ("f:k",)`, so the
+    difference is the union of the members' differences, and members whose sets are equal add nothing."""
+    for key, before in old.items():
+        if before is None:
+            continue
+        after = new.get(key)
+        if isinstance(before, dict):
+            if isinstance(after, dict):
+                if before == after and _same_json(before, after):
+                    continue
+                _removed_in_map(before, after, key, (*here, "f:" + key), builtin, out)
+                continue
+        elif isinstance(before, list):
+            if isinstance(after, list) and before == after and _same_json(before, after):
+                continue
+        elif after is not None and not isinstance(after, dict | list):
+            continue  # a scalar for a scalar: both sets are the leaf `f:key`
+        element = "f:" + key
+        paths = owned_paths({element: _fields_of_value(before, key, field, builtin)})
+        if after is not None:
+            paths = paths - owned_paths({element: _fields_of_value(after, key, field, builtin)})
+        out.update((*here, *path) for path in paths)
+
+
+_encode_compact: Final = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Whether two values that compare equal also encode alike. `==` holds across 1, 1.0 and True, which FieldsV1
+    keeps apart (`v:1` is not `v:true`), so equal values count as the same only when their JSON is the same."""
+    try:
+        return bool(_encode_compact(a) == _encode_compact(b))
+    except (TypeError, ValueError):
+        return False
 
 
 def owned_paths(fields: Mapping[str, Any]) -> frozenset[FieldPath]:
@@ -623,7 +704,7 @@ def _collect_paths(fields: Mapping[str, Any], prefix: FieldPath, out: set[FieldP
     for key, child in fields.items():
         if key == ".":
             out.add((*prefix, "."))
-        elif isinstance(child, Mapping) and child:
+        elif (type(child) is dict or isinstance(child, Mapping)) and child:  # a plain dict skips the ABC check
             _collect_paths(child, (*prefix, key), out)
         else:
             out.add((*prefix, key))
@@ -712,13 +793,20 @@ def update_managed_fields(
     `changed_fields(old, new)`), and those fields leave other managers' sets, as ownership moves to the updater.
     The fields the write `removed` (see `removed_fields`) leave every set. Entries whose set becomes empty are
     dropped.
+
+    The set algebra is that of `owned_paths` (sets of leaf paths) and `fields_from_paths` (their canonical nested
+    form: keys sorted, leaves `{}`), done on the nested dicts directly: an entry the write takes nothing from is
+    only probed along the written paths (`_shares_leaf`) instead of being flattened, and the sets that do change
+    are rebuilt in one walk (`_without`, `_union`) without going through tuples and a sort.
     """
     metadata = obj.setdefault("metadata", {})
-    new_paths = owned_paths(fields if fields is not None else fields_v1(obj))
-    gone = owned_paths(removed) if removed else frozenset()
+    new_set = _canonical(fields if fields is not None else fields_v1(obj))
+    gone = _canonical(removed) if removed else {}
+    taken = new_set if operation == "Update" else {}
+    removals = [paths for paths in (taken, gone) if paths]
     entries: list[JSON] = []
     mine_at = -1
-    mine_paths: frozenset[FieldPath] = frozenset()
+    mine: Mapping[str, Any] = {}
     for entry in metadata.get("managedFields") or []:
         if not isinstance(entry, dict):
             continue
@@ -729,34 +817,35 @@ def update_managed_fields(
         )
         if same:
             mine_at = len(entries)
-            mine_paths = owned_paths(entry.get("fieldsV1") or {})
+            mine = _entry_fields(entry)
             entries.append(entry)
             continue
-        taken = new_paths if operation == "Update" else frozenset()
-        if taken or gone:
-            theirs = owned_paths(entry.get("fieldsV1") or {})
-            kept = theirs - taken - gone
-            if not kept:
-                continue
-            if kept != theirs:
-                entry = {**entry, "fieldsV1": fields_from_paths(kept)}
+        if removals:
+            theirs = _entry_fields(entry)
+            if not theirs:
+                continue  # an empty set stays empty: the entry goes
+            if any(_shares_leaf(theirs, paths) for paths in removals):
+                kept = _without(theirs, removals)
+                if not kept:
+                    continue
+                entry = {**entry, "fieldsV1": kept}
         entries.append(entry)
-    paths = new_paths | (mine_paths - gone) if operation == "Update" else new_paths
+    paths = _union(new_set, _without(mine, [gone] if gone else [])) if operation == "Update" else new_set
     if paths:
-        mine: JSON = {
+        mine_entry: JSON = {
             "manager": manager,
             "operation": operation,
             "apiVersion": api_version,
             "time": time,
             "fieldsType": "FieldsV1",
-            "fieldsV1": fields_from_paths(paths),
+            "fieldsV1": paths,
         }
         if subresource:
-            mine["subresource"] = subresource
+            mine_entry["subresource"] = subresource
         if mine_at >= 0:
-            entries[mine_at] = mine
+            entries[mine_at] = mine_entry
         else:
-            entries.append(mine)
+            entries.append(mine_entry)
     elif mine_at >= 0:
         del entries[mine_at]
     # As apimachinery's sortEncodedManagedFields: by operation (Apply before Update), time, manager, version.
@@ -765,6 +854,80 @@ def update_managed_fields(
         metadata["managedFields"] = entries
     else:
         metadata.pop("managedFields", None)
+
+
+# Set algebra on FieldsV1 dicts. A *canonical* set is what `fields_from_paths` builds: a fresh nested dict, keys sorted
+# at every level, `{}` at every leaf. Any FieldsV1 dict stands for the set `owned_paths` flattens it to: a `.` key or
+# a member whose value is not a non-empty mapping is a leaf path; `owned_paths` never yields a path that is a prefix
+# of another, so in a canonical set of such paths "is a leaf here" and "is a member of the set" are the same thing.
+
+
+def _is_leaf(key: str, child: Any) -> bool:
+    """Whether member `key` with value `child` is a leaf path (the walks below inline the test for plain dicts: an
+    `isinstance(..., Mapping)` per member was most of their cost)."""
+    if type(child) is dict:
+        return key == "." or not child
+    return key == "." or not (isinstance(child, Mapping) and child)
+
+
+def _canonical(fields: Mapping[str, Any]) -> JSON:
+    """`fields_from_paths(owned_paths(fields))` in one walk."""
+    out: JSON = {}
+    for key in sorted(fields):
+        child = fields[key]
+        if type(child) is dict:
+            out[key] = _canonical(child) if child and key != "." else {}
+        else:
+            out[key] = {} if _is_leaf(key, child) else _canonical(child)
+    return out
+
+
+def _entry_fields(entry: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A managedFields entry's `fieldsV1` (`{}` when unset); anything but a mapping goes through `owned_paths`,
+    which fails on it as before."""
+    fields = entry.get("fieldsV1") or {}
+    return fields if isinstance(fields, Mapping) else fields_from_paths(owned_paths(fields))
+
+
+def _shares_leaf(fields: Mapping[str, Any], canonical: JSON) -> bool:
+    """Whether `owned_paths(fields)` and the canonical set have a path in common; walks `canonical` only."""
+    for key, below in canonical.items():
+        if key not in fields:
+            continue
+        child = fields[key]
+        if _is_leaf(key, child):
+            if not below:
+                return True
+        elif below and _shares_leaf(child, below):
+            return True
+    return False
+
+
+def _without(fields: Mapping[str, Any], removals: list[JSON]) -> JSON:
+    """`fields_from_paths(owned_paths(fields) - paths of every canonical set in removals)`."""
+    out: JSON = {}
+    for key in sorted(fields):
+        child = fields[key]
+        below = [paths[key] for paths in removals if key in paths]
+        if _is_leaf(key, child):
+            if all(below):  # no removal has this leaf path
+                out[key] = {}
+            continue
+        deeper = [paths for paths in below if paths]  # a removal's leaf here is not one of the longer paths below
+        rest = _without(child, deeper) if deeper else _canonical(child)
+        if rest:
+            out[key] = rest
+    return out
+
+
+def _union(a: JSON, b: JSON) -> JSON:
+    """`fields_from_paths(paths of a | paths of b)` for canonical sets (which it may return or share): a leaf that
+    the other set extends disappears into the extension, as when `fields_from_paths` builds the union."""
+    if not a:
+        return b
+    if not b:
+        return a
+    return {key: _union(a.get(key) or {}, b.get(key) or {}) for key in sorted(a.keys() | b.keys())}
 
 
 # ---------------------------------------------------------------------------------------------------------------

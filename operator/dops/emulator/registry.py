@@ -178,16 +178,22 @@ class Registry:
 
     def __init__(self, types: Iterable[ResourceType] = ()) -> None:
         self._by_plural: dict[tuple[str, str, str], ResourceType] = {}
+        # `groups()` as computed from `_by_plural`, or None after a change: the HTTP layer asks for it on every
+        # request under /apis/, and deriving it walks every type and sorts versions with a regex key.
+        self._groups: dict[str, tuple[str, ...]] | None = None
         for rtype in types:
             self.add(rtype)
 
     def add(self, rtype: ResourceType) -> None:
         self._by_plural[(rtype.group, rtype.version, rtype.plural)] = rtype
+        self._groups = None
 
     def remove_crd(self, crd_name: str) -> list[ResourceType]:
         removed = [t for t in self._by_plural.values() if t.crd_name == crd_name]
         for rtype in removed:
             del self._by_plural[(rtype.group, rtype.version, rtype.plural)]
+        if removed:
+            self._groups = None
         return removed
 
     def set_crd(self, crd_name: str, types: Iterable[ResourceType]) -> None:
@@ -209,14 +215,25 @@ class Registry:
         return [t for t in self._by_plural.values() if t.crd_name == crd_name]
 
     def groups(self) -> dict[str, list[str]]:
-        """Group name → its served versions, in a stable order (core group excluded)."""
-        out: dict[str, list[str]] = {}
-        for rtype in self._by_plural.values():
-            if rtype.group:
-                versions = out.setdefault(rtype.group, [])
-                if rtype.version not in versions:
-                    versions.append(rtype.version)
-        return {g: sorted(vs, key=version_priority_key) for g, vs in sorted(out.items())}
+        """Group name → its served versions, in a stable order (core group excluded). A fresh dict: callers may
+        change it."""
+        return {group: list(versions) for group, versions in self._group_versions().items()}
+
+    def versions_of(self, group: str) -> tuple[str, ...]:
+        """`groups().get(group)` without building the whole mapping: () for a group no type serves."""
+        return self._group_versions().get(group, ())
+
+    def _group_versions(self) -> dict[str, tuple[str, ...]]:
+        """The cached `groups()` (immutable values; rebuilt after `add`/`remove_crd` changed the types)."""
+        if self._groups is None:
+            out: dict[str, list[str]] = {}
+            for rtype in self._by_plural.values():
+                if rtype.group:
+                    versions = out.setdefault(rtype.group, [])
+                    if rtype.version not in versions:
+                        versions.append(rtype.version)
+            self._groups = {g: tuple(sorted(vs, key=version_priority_key)) for g, vs in sorted(out.items())}
+        return self._groups
 
     def in_group_version(self, group: str, version: str) -> list[ResourceType]:
         return sorted(

@@ -536,7 +536,7 @@ class StructuralSchema:
                     )
                 )
             else:
-                _cel_walk(self.root, obj, old, old is not None, "", errs)
+                _cel_walk(self.root, obj, old, old is not None, "", errs, {})
         return errs
 
 
@@ -842,7 +842,13 @@ def _validate_embedded(x: JSON, path: str, out: list[Cause]) -> None:
 # --- CEL ------------------------------------------------------------------------------------------------
 
 
-def _to_cel(node: _Node, v: Any) -> Any:
+# Conversions `_to_cel` made during one `validate`, by (id(node), id(value)) of each map or list converted: rules at
+# several levels (the root, `status`, `status.progress`) would otherwise convert the same subtree once per level.
+# Valid for one call only, while the object (which keeps every id alive and unchanged) is being validated.
+_CelMemo = dict[tuple[int, int], Any]
+
+
+def _to_cel(node: _Node, v: Any, memo: _CelMemo | None = None) -> Any:
     """The value CEL sees for a node: numbers as doubles, date-time as timestamps, escaped property names."""
     if node.cel_plain or v is None:
         return v
@@ -862,6 +868,12 @@ def _to_cel(node: _Node, v: Any) -> Any:
         except (cel.CelEvalError, ValueError, binascii.Error):
             return v
         return v
+    if tv is not dict and (tv is not list or node.items is None):
+        return v
+    key = (id(node), id(v))
+    if memo is not None and key in memo:
+        return memo[key]
+    converted: Any
     if tv is dict:
         props = node.properties
         add = node.additional
@@ -870,24 +882,32 @@ def _to_cel(node: _Node, v: Any) -> Any:
             p = props.get(k) if props is not None else None
             if p is not None:
                 if p.cel_name is not None:
-                    out[p.cel_name] = _to_cel(p, x)
+                    out[p.cel_name] = _to_cel(p, x, memo)
             elif add is not None:
-                out[k] = _to_cel(add, x)
+                out[k] = _to_cel(add, x, memo)
             else:
                 out[k] = x
-        return out
-    if tv is list and node.items is not None:
-        return [_to_cel(node.items, x) for x in v]
-    return v
+        converted = out
+    else:
+        items = node.items
+        assert items is not None  # checked above
+        converted = [_to_cel(items, x, memo) for x in v]
+    if memo is not None:
+        memo[key] = converted
+    return converted
 
 
-def _run_rules(node: _Node, v: Any, old: Any, has_old: bool, path: str, errs: list[Cause]) -> None:
-    self_v = _to_cel(node, v)
-    old_v = _to_cel(node, old) if has_old else None
+def _run_rules(
+    node: _Node, v: Any, old: Any, has_old: bool, path: str, errs: list[Cause], memo: _CelMemo | None = None
+) -> None:
+    self_v = _to_cel(node, v, memo)
+    old_v: Any = _OMIT  # converted on first use: only transition rules read it (`_to_cel` is pure)
     sts = node.sts_type
     for rule in node.rules:
         program = rule.program
         if program.uses_old_self:
+            if old_v is _OMIT:
+                old_v = _to_cel(node, old, memo) if has_old else None
             if rule.optional_old_self:
                 act = {"self": self_v, "oldSelf": cel.Optional(has_old, old_v)}
             elif not has_old:
@@ -925,11 +945,13 @@ def _run_rules(node: _Node, v: Any, old: Any, has_old: bool, path: str, errs: li
             errs.append(_cause("FieldValueInvalid", field, value, detail))
 
 
-def _cel_walk(node: _Node, v: Any, old: Any, has_old: bool, path: str, errs: list[Cause]) -> None:
+def _cel_walk(
+    node: _Node, v: Any, old: Any, has_old: bool, path: str, errs: list[Cause], memo: _CelMemo | None = None
+) -> None:
     if v is None:
         return  # rules only run on non-null values
     if node.rules:
-        _run_rules(node, v, old, has_old, path, errs)
+        _run_rules(node, v, old, has_old, path, errs, memo)
     tv = type(v)
     if tv is dict:
         old_d = old if has_old and type(old) is dict else None
@@ -938,14 +960,14 @@ def _cel_walk(node: _Node, v: Any, old: Any, has_old: bool, path: str, errs: lis
             for k, p in props.items():
                 if p.has_rules and k in v:
                     in_old = old_d is not None and k in old_d
-                    _cel_walk(p, v[k], old_d[k] if in_old else None, in_old, _child(path, k), errs)  # type: ignore[index]
+                    _cel_walk(p, v[k], old_d[k] if in_old else None, in_old, _child(path, k), errs, memo)  # type: ignore[index]
         add = node.additional
         if add is not None and add.has_rules:
             for k, x in v.items():
                 if props is not None and k in props:
                     continue
                 in_old = old_d is not None and k in old_d
-                _cel_walk(add, x, old_d[k] if in_old else None, in_old, f"{path}[{k}]", errs)  # type: ignore[index]
+                _cel_walk(add, x, old_d[k] if in_old else None, in_old, f"{path}[{k}]", errs, memo)  # type: ignore[index]
     elif tv is list:
         items = node.items
         if items is None or not items.has_rules:
@@ -953,7 +975,7 @@ def _cel_walk(node: _Node, v: Any, old: Any, has_old: bool, path: str, errs: lis
         correlate = _correlator(node, old if has_old and type(old) is list else None)
         for i, x in enumerate(v):
             found, old_x = correlate(x)
-            _cel_walk(items, x, old_x, found, f"{path}[{i}]", errs)
+            _cel_walk(items, x, old_x, found, f"{path}[{i}]", errs, memo)
 
 
 def _correlator(node: _Node, old: list[Any] | None) -> Callable[[Any], tuple[bool, Any]]:

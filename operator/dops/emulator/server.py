@@ -83,8 +83,12 @@ class ServerSettings:
     controller_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def json_response(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
-    response = web.Response(body=dumps(body), status=status, headers={"Content-Type": JSON_TYPE})
+def json_response(
+    body: Any, status: int = 200, warnings: list[str] | None = None, *, encoded: bytes | None = None
+) -> web.Response:
+    """`body` as JSON; `encoded` is its encoding when the caller has it already (see `Store.encoded`)."""
+    payload = dumps(body) if encoded is None else encoded
+    response = web.Response(body=payload, status=status, headers={"Content-Type": JSON_TYPE})
     for warning in warnings or ():
         response.headers.add("Warning", '299 - "' + warning.replace('"', '\\"') + '"')
     return response
@@ -296,7 +300,7 @@ class HTTPServer:
         else:
             if len(parts) == 1:
                 return json_response(self._group_list())
-            versions = self.api.registry.groups().get(parts[1])
+            versions = self.api.registry.versions_of(parts[1])
             if not versions:
                 return page_not_found()  # no group handler is registered for an unknown group
             if len(parts) == 2:
@@ -381,7 +385,7 @@ class HTTPServer:
                 obj = api.get(rtype, namespace, name)
                 if target is not None:
                     return self._object_as(rtype, obj, target, query)
-                return json_response(obj)
+                return json_response(obj, encoded=api.store.encoded(obj))
             if query.get("watch") in ("true", "1"):
                 return await self._watch(request, rtype, namespace, query)
             api.count_request("list", rtype.plural)
@@ -393,7 +397,7 @@ class HTTPServer:
             body = await self._body(request, rtype.kind)
             opts = self._write_options(query, request)
             result = api.create(rtype, namespace, body, opts)
-            return json_response(result.obj, 201, result.warnings)
+            return json_response(result.obj, 201, result.warnings, encoded=api.store.encoded(result.obj))
         if method == "PUT":
             if name is None:
                 # Built-ins register no collection PUT route (405); the CRD handler serves it and its namer refuses.
@@ -405,7 +409,7 @@ class HTTPServer:
                 result = api.update(rtype, namespace, name, body, opts)
             else:
                 result = api.update(rtype, namespace, name, body, opts, sub)
-            return json_response(result.obj, 200, result.warnings)
+            return json_response(result.obj, 200, result.warnings, encoded=api.store.encoded(result.obj))
         if method == "PATCH":
             if name is None and not rtype.is_custom:
                 raise errors.method_not_allowed()
@@ -423,7 +427,8 @@ class HTTPServer:
             if "force" in query:
                 opts.force = query["force"] == "true"
             result = api.patch(rtype, namespace, name, content_type, patch, opts, sub)
-            return json_response(result.obj, 201 if result.created else 200, result.warnings)
+            status = 201 if result.created else 200
+            return json_response(result.obj, status, result.warnings, encoded=api.store.encoded(result.obj))
         if method == "DELETE":
             raw = await self._read(request)
             body = None
@@ -439,7 +444,7 @@ class HTTPServer:
                 )
             api.count_request("delete", rtype.plural)
             result_body, _ = api.delete(rtype, namespace, name, delete_opts)
-            return json_response(result_body, 200)
+            return json_response(result_body, 200, encoded=api.store.encoded(result_body))
         raise errors.method_not_allowed()
 
     def _write_options(self, query: dict[str, str], request: web.Request) -> WriteOptions:

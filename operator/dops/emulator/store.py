@@ -9,7 +9,8 @@ Design decisions:
   list snapshots can therefore share references without copying.
 - Each watcher decides ADDED/MODIFIED/DELETED by matching its filter against the old and the new
   version (an object leaving a label selector is a DELETED for that watcher, entering is ADDED).
-- The JSON encoding of an object is cached per event so fan-out to N watchers encodes once.
+- The JSON encoding of an object is cached per event so fan-out to N watchers encodes once, and the response
+  to the write that stored it reuses it too (`encoded`).
 - Selector indexes (value → keys, per label key or field path) are built on the first list that asks for
   them and kept up to date by every write, so a selective list of 100,000 objects looks at its matches
   only instead of running the selector over every object. An index forgets an object's old value by
@@ -253,6 +254,19 @@ class Store:
 
     def resources(self) -> list[ResourceKey]:
         return list(self._objects)
+
+    def encoded(self, obj: JSON) -> bytes:
+        """`dumps(obj)`, taken from the latest event when `obj` is that event's object.
+
+        A write's response body is the object the write just stored, which its event has encoded already (for the
+        size check and for the watchers): the HTTP layer answers with those bytes instead of encoding it again.
+        Identity is the test, and stored objects are never mutated, so the bytes are the object's encoding.
+        """
+        if self._history:
+            last = self._history[-1]
+            if last.obj is obj:
+                return last.encoded_object()
+        return dumps(obj)
 
     # ----------------------------------------------------------------------------- writes
     def next_rv(self) -> int:
