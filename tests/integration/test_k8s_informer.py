@@ -160,12 +160,15 @@ def test_an_expired_watch_relists_and_delivers_the_deletions_it_missed(
 ) -> None:
     caplog.set_level(logging.INFO, logger="dops.k8s.informer")
     config_maps.create(namespace, config_map(namespace, "stays"))
-    config_maps.create(namespace, config_map(namespace, "goes", value="last"))
+    config_maps.create(namespace, config_map(namespace, "goes-listed", value="listed"))
+    config_maps.create(namespace, config_map(namespace, "goes-watched", value="first"))
     informer = informer_of(config_maps, namespace, recorder, stale_after=0.5)
     path = rf"^/api/v1/namespaces/{namespace}/configmaps$"
     try:
-        eventually(lambda: sorted(names(recorder, "ADDED")), lambda n: n == ["goes", "stays"], describe="the listing")
-        eventually(lambda: informer._response is not None, describe="the watch to be open")
+        eventually(lambda: len(names(recorder, "ADDED")), lambda n: n == 3, describe="the listing")
+        # The last state of one deleted object is known from the listing, of the other from the watch.
+        config_maps.patch(namespace, "goes-watched", {"data": {"value": "watched"}})
+        eventually(lambda: names(recorder, "MODIFIED"), lambda n: n == ["goes-watched"], describe="the change")
         # The watch goes down and stays down (every GET of the collection fails) while one object is deleted and
         # another created; then the history it would resume from is compacted away.
         rule = dops_server.call(lambda: dops_server.faults.add(500, "GET", path, times=-1))
@@ -176,14 +179,21 @@ def test_an_expired_watch_relists_and_delivers_the_deletions_it_missed(
             describe="problem() to name the failing watch and why",
             timeout=15,
         )
-        config_maps.delete(namespace, "goes")
+        config_maps.delete(namespace, "goes-listed")
+        config_maps.delete(namespace, "goes-watched")
         config_maps.create(namespace, config_map(namespace, "new"))
         dops_server.call(dops_server.http.expire_watches)
-        assert recorder.events[2:] == [], "nothing can be delivered while the watch is down"
+        assert recorder.events[4:] == [], "nothing can be delivered while the watch is down"
         dops_server.call(lambda: dops_server.faults.rules.remove(rule))
+        relisted = [
+            ("ADDED", "new", "1"),
+            ("ADDED", "stays", "1"),
+            ("DELETED", "goes-listed", "listed"),
+            ("DELETED", "goes-watched", "watched"),
+        ]
         eventually(
-            lambda: list(recorder.events[2:]),
-            lambda e: sorted(e) == [("ADDED", "new", "1"), ("ADDED", "stays", "1"), ("DELETED", "goes", "last")],
+            lambda: list(recorder.events[4:]),
+            lambda e: sorted(e) == relisted,
             describe="the relist: what exists as ADDED, what was deleted meanwhile as DELETED (its last state)",
             timeout=40,
         )
