@@ -13,7 +13,8 @@ What it does (client-go's reflector, in a thread of its own):
   absent from the new listing is delivered as DELETED with its last known state (it was deleted while the watch
   could not say so: client-go's `DeletedFinalStateUnknown`), so no ghost outlives a relist;
 - WATCH from the list's resourceVersion with bookmarks; a watch the server ends (its `timeoutSeconds`) or a
-  dropped connection resumes from the last resourceVersion seen (an event's or a bookmark's) without a relist;
+  dropped connection resumes from the last resourceVersion seen (an event's or a bookmark's) without a relist, at
+  once (a stream that broke before its first line and within a second of opening counts as a failure instead);
 - 410 Gone (the history no longer reaches that resourceVersion): relist;
 - any other failure (5xx, 429, 401/403, the API server down): the same request again after a backoff (0.5 s
   doubling to 30 s), with a WARNING for the first failure of a streak and then one a minute, and an INFO when it
