@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -226,14 +226,18 @@ def _encoded(value: Any) -> str:
     return json.dumps(value)  # key order and number types included
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_removed_fields_matches_the_set_difference_of_both_whole_sets(seed: int) -> None:
-    rng = random.Random(seed)
-    for _ in range(1500):
+def _edits(rng: random.Random, count: int = 1500) -> Iterator[tuple[JSON, JSON]]:
+    """`count` random (old, new) object pairs, the new one an edit of the old (edits that are not objects skipped)."""
+    for _ in range(count):
         old = _object(rng)
         new = _edited(rng, old)
-        if not isinstance(new, dict):
-            continue
+        if isinstance(new, dict):
+            yield old, new
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_removed_fields_matches_the_set_difference_of_both_whole_sets(seed: int) -> None:
+    for old, new in _edits(random.Random(seed)):
         for builtin in (True, False):
             expected = reference_removed_fields(old, new, builtin=builtin)
             assert _encoded(removed_fields(old, new, builtin=builtin)) == _encoded(expected), (old, new)
@@ -263,11 +267,7 @@ def test_removed_fields_tells_equal_numbers_of_different_json_types_apart() -> N
 @pytest.mark.parametrize("seed", range(4))
 def test_update_managed_fields_matches_the_set_algebra_on_flattened_paths(seed: int) -> None:
     rng = random.Random(seed)
-    for _ in range(1500):
-        old = _object(rng)
-        new = _edited(rng, old)
-        if not isinstance(new, dict):
-            continue
+    for old, new in _edits(rng):
         obj: JSON = {"metadata": {"managedFields": _entries(rng)}, "spec": _value(rng, 1)}
         options: dict[str, Any] = {
             "manager": rng.choice(["m1", "m2"]),

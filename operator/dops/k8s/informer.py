@@ -40,8 +40,9 @@ from typing import Any
 import requests
 
 from .client import JSON_TYPE, USER_AGENT, settle_environment
-from .errors import ApiError, ApiUnavailable, Gone, error_from_response
+from .errors import ApiError, ApiUnavailable, Gone
 from .resources import ResourceClient
+from .streams import decode_event, response_error
 from .workloads import interrupt
 
 log = logging.getLogger(__name__)
@@ -210,11 +211,7 @@ class Informer:
             opened = time.monotonic()
             try:
                 if response.status_code >= 400:
-                    try:
-                        body: Any = response.json()
-                    except ValueError:
-                        body = response.text
-                    raise error_from_response(response.status_code, body, method="GET", path=self.path)
+                    raise response_error(response, self.path)
                 self._recovered()
                 for line in response.iter_lines(chunk_size=None):
                     if self._stop.is_set():
@@ -232,18 +229,7 @@ class Informer:
                 self._response = None
 
     def _event(self, line: bytes) -> None:
-        try:
-            event = json.loads(line)
-            kind = event["type"]
-            obj = event["object"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ApiUnavailable(f"the watch sent a line that is not an event: {line[:200]!r}", path=self.path) from exc
-        if kind == "ERROR":
-            code = int(obj.get("code") or 0)
-            error = error_from_response(code or 500, obj, method="GET", path=self.path)
-            if code == 410:
-                raise Gone(error.message, code=410, reason=error.reason, status=error.status, path=self.path)
-            raise error
+        kind, obj = decode_event(line, self.path)
         version = (obj.get("metadata") or {}).get("resourceVersion")
         if version:
             self.resource_version = str(version)

@@ -60,11 +60,7 @@ def stream_lines(
             raise ApiUnavailable(f"request to {base} failed: {exc!r}", method="GET", path=path) from exc
         with response:
             if response.status_code >= 400:
-                try:
-                    decoded: Any = response.json()
-                except ValueError:
-                    decoded = response.text
-                raise error_from_response(response.status_code, decoded, method="GET", path=path)
+                raise response_error(response, path)
             try:
                 for raw in response.iter_lines(chunk_size=None):
                     yield raw.decode("utf-8", errors="replace")
@@ -99,21 +95,35 @@ def watch(
     }
     path = resource.path(namespace)
     for line in stream_lines(resource.client, path, params=params, read_timeout=timeout_seconds + CONNECT_TIMEOUT):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except ValueError as exc:
-            raise ApiUnavailable(f"the watch sent a line that is not JSON: {line[:200]!r}", path=path) from exc
-        kind = str(event.get("type") or "")
-        obj = event.get("object") or {}
-        if kind == "ERROR":
-            code = int(obj.get("code") or 0)
-            error = error_from_response(code or 500, obj, method="GET", path=path)
-            if code == 410:
-                raise Gone(error.message, code=410, reason=error.reason, status=error.status, path=path)
-            raise error
-        yield kind, obj
+        if line.strip():
+            yield decode_event(line, path)
+
+
+def response_error(response: requests.Response, path: str) -> ApiError:
+    """The gateway error for a GET of `path` the server answered with an error status."""
+    try:
+        decoded: Any = response.json()
+    except ValueError:
+        decoded = response.text
+    return error_from_response(response.status_code, decoded, method="GET", path=path)
+
+
+def decode_event(line: str | bytes, path: str) -> tuple[str, JSON]:
+    """One watch line as `(type, object)`; an in-stream ERROR raises its error (410 → `Gone`: relist), a line
+    that is not an event raises `ApiUnavailable`."""
+    try:
+        event = json.loads(line)
+        kind = str(event["type"])
+        obj: JSON = event["object"] or {}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ApiUnavailable(f"the watch sent a line that is not an event: {line[:200]!r}", path=path) from exc
+    if kind == "ERROR":
+        code = int(obj.get("code") or 0)
+        error = error_from_response(code or 500, obj, method="GET", path=path)
+        if code == 410:
+            raise Gone(error.message, code=410, reason=error.reason, status=error.status, path=path)
+        raise error
+    return kind, obj
 
 
 def pod_log_path(namespace: str, pod: str) -> str:
@@ -148,4 +158,13 @@ def read_pod_log(
     )
 
 
-__all__ = ["BOOKMARK", "ApiError", "pod_log_path", "read_pod_log", "stream_lines", "watch"]
+__all__ = [
+    "BOOKMARK",
+    "ApiError",
+    "decode_event",
+    "pod_log_path",
+    "read_pod_log",
+    "response_error",
+    "stream_lines",
+    "watch",
+]

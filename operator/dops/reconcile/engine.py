@@ -754,38 +754,43 @@ class Reconciler:
                 self._observe_admission(compact)
         return obj
 
-    async def _lost_race(self, view: View) -> bool:
-        """A compare-and-set on the operation failed: someone wrote it after the cached copy the plan came from.
-        Read what won into the cache (never over a newer copy), so that the next reconcile plans from it instead
-        of sending the same losing write again, from the same stale copy, until the winner's watch event arrives
-        (under load, several failed writes in a row). False, always: the rest of the plan no longer applies."""
+    async def _write_status(self, view: View, write: Callable[..., JSON | None], patch: Any) -> JSON | None:
+        """One compare-and-set status patch of the operation (`gateway.patch_status_cas` or `_if_unchanged`): the
+        stored result (also into the cache), or None when it lost the race.
+
+        A lost race means someone wrote the operation after the cached copy the plan came from: what won is read
+        into the cache (never over a newer copy), so the next reconcile plans from it instead of sending the same
+        losing write again, from the same stale copy, until the winner's watch event arrives (under load, several
+        failed writes in a row). A read that finds nothing raises Gone, as a 404 of the write would."""
+        obj = self._stored(await self._io(write, view.namespace, view.name, patch))
+        self.metrics.write("patch", "delegatedoperations/status")
+        if obj is not None:
+            return obj
         try:
             current = await self._io(self.gateway.read, "op", view.namespace, view.name)
         except ApiError as exc:  # the watch event brings it anyway; this read only saves writes
             log.debug("re-reading %s/%s after a lost race failed: %s", view.namespace, view.name, exc)
-            return False
+            return None
         if current is None:
             raise Gone("op", view.namespace, view.name)
         self._stored(current)
-        return False
+        return None
 
     async def execute(self, view: View, step: Step) -> bool:
         """Run one step; False when it lost a race (the rest of the plan no longer applies)."""
         ns, name = view.namespace, view.name
         if isinstance(step, QueueOperation):
-            obj = self._stored(await self._io(self.gateway.patch_status_if_unchanged, ns, name, step.patch))
-            self.metrics.write("patch", "delegatedoperations/status")
+            obj = await self._write_status(view, self.gateway.patch_status_if_unchanged, step.patch)
             if obj is None:
-                return await self._lost_race(view)
+                return False
             self._event(view, step.event.type, step.event.reason, step.event.message)
             if step.labels:
                 await self._sync_labels(obj)
             return True
         if isinstance(step, WriteStatus):
-            obj = self._stored(await self._io(self.gateway.patch_status_cas, ns, name, step.patch))
-            self.metrics.write("patch", "delegatedoperations/status")
+            obj = await self._write_status(view, self.gateway.patch_status_cas, step.patch)
             if obj is None:
-                return await self._lost_race(view)
+                return False
             if step.event is not None:
                 self._event(view, step.event.type, step.event.reason, step.event.message)
             if step.sync_labels:
@@ -841,10 +846,9 @@ class Reconciler:
 
     async def _admit(self, view: View, step: Admit) -> bool:
         ns, name = view.namespace, view.name
-        obj = self._stored(await self._io(self.gateway.patch_status_cas, ns, name, step.patch))
-        self.metrics.write("patch", "delegatedoperations/status")
+        obj = await self._write_status(view, self.gateway.patch_status_cas, step.patch)
         if obj is None:
-            return await self._lost_race(view)
+            return False
         self._admit_failures.pop((ns, name), None)
         if self.first_admission is None:
             self.first_admission = asyncio.get_running_loop().time()
@@ -922,10 +926,9 @@ class Reconciler:
             archive = ArchiveResult(error=f"attempt {attempt}: no worker log to archive (the worker never started)")
         now = self.clock()
         patch = terminal_patch(view, step, archive, now)
-        obj = self._stored(await self._io(self.gateway.patch_status_cas, ns, name, patch))
-        self.metrics.write("patch", "delegatedoperations/status")
+        obj = await self._write_status(view, self.gateway.patch_status_cas, patch)
         if obj is None:
-            return await self._lost_race(view)
+            return False
         self._observe_duration(obj)
         if step.stop_job:
             if not await self._io(self.gateway.delete_job, ns, step.stop_job):
