@@ -153,6 +153,61 @@ def test_a_settled_operation_without_a_lingering_job_is_not_reconciled() -> None
     assert ("ns", "done") not in r.queue._pending
 
 
+def test_a_term_after_a_deposition_stops_the_job_of_a_settled_operation() -> None:
+    """A deposed leader wrote an operation's end, then its fence refused the Job's deletion. The next term's full
+    listing finds the operation settled: its still-running Job must bring it into the work queue, because no event
+    will ever come for a Job that just runs on (chaos-real, seed 754026: two Jobs active 140 s after quiescence)."""
+
+    class Probed(ListingGateway):
+        def fields_selectable(self, namespaces: tuple[str, ...] = ()) -> bool:
+            return True
+
+    gateway = Probed()
+    gateway.listed["job"] = [job("done-1", operation="done", owner_uid="uid-d", uid="uid-job", active=1)]
+    runtime = listed_runtime(gateway, kopf_lists=False)
+    assert ("ns", "done") in runtime.reconciler.queue._pending
+
+
+def test_a_term_after_a_deposition_leaves_a_settled_operation_with_a_finished_job_alone() -> None:
+    """The twin: its Job finished and has its TTL, so only the unsettled operations are queued."""
+
+    class Probed(ListingGateway):
+        def fields_selectable(self, namespaces: tuple[str, ...] = ()) -> bool:
+            return True
+
+    gateway = Probed()
+    finished = job("done-1", operation="done", owner_uid="uid-d", uid="uid-job", ttl=60, succeeded=1)
+    finished["status"]["conditions"] = [{"type": "Complete", "status": "True"}]
+    gateway.listed["job"] = [finished]
+    runtime = listed_runtime(gateway, kopf_lists=False)
+    assert sorted(k[1] for k in runtime.reconciler.queue._pending) == ["queued", "running"]
+
+
+@pytest.mark.parametrize(
+    ("job_state", "lingers"),
+    [
+        ({"active": 1}, True),  # runs on: to be stopped
+        ({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}, True),  # finished, no TTL yet
+        ({"succeeded": 1, "ttl": 60, "conditions": [{"type": "Complete", "status": "True"}]}, False),
+        ({"active": 1, "deleting": True}, False),  # being deleted already
+    ],
+)
+def test_the_safety_net_finds_settled_operations_whose_job_lingers(job_state: JSON, lingers: bool) -> None:
+    """The backstop for a lost step that no listing brings back either (the term had already started)."""
+    r, _ = reconciler(ScriptedGateway())
+    conditions = job_state.pop("conditions", None)
+    lingering = job("done-1", operation="done", owner_uid="uid-d", uid="uid-job", **job_state)
+    if conditions:
+        lingering["status"]["conditions"] = conditions
+    r.operation_seen(settled("done", "uid-d"))
+    r.operation_seen(operation("running", state="running", uid="uid-r"))
+    r.job_seen(lingering)
+    r.job_seen(job("running-1", operation="running", owner_uid="uid-r", uid="uid-job-r", active=1))
+    assert r.lingering_jobs() == ([("ns", "done")] if lingers else [])
+    r.job_deleted(lingering)
+    assert r.lingering_jobs() == []  # a tombstone needs nothing
+
+
 def test_kopf_keeps_no_memory_of_a_finished_operation() -> None:
     memories = SettledMemories()
 

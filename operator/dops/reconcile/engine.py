@@ -301,8 +301,17 @@ class Reconciler:
         finished = any(
             c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in job.get("conditions") or []
         )
-        # A settled operation still cares about a Job that runs (to stop it) or has no TTL yet.
-        return not job.get("deletionTimestamp") and (not finished or job.get("ttlSecondsAfterFinished") is None)
+        # A settled operation still cares about a Job that runs (to stop it) or has no TTL yet; a Job being
+        # deleted, or gone, needs nothing more.
+        if job.get("gone") or job.get("deletionTimestamp"):
+            return False
+        return not finished or job.get("ttlSecondsAfterFinished") is None
+
+    def lingering_jobs(self) -> list[Key]:
+        """The settled operations whose cached Job still needs a stop or a TTL: the safety net's backstop for a
+        step lost half-way (the end written, the Job not stopped) that no event will ever bring back."""
+        owners = {key for job in self.cache.jobs.values() if (key := self.cache.operation_of_job(job)) is not None}
+        return sorted(key for key in owners if self._settled(key) and self._lingering_job(key, self.cache.ops[key]))
 
     def enqueue(self, key: Key, delay: float = 0.0) -> None:
         if delay > 0:
@@ -334,7 +343,9 @@ class Reconciler:
                 if compact is None:
                     continue
                 self.admission.observe(queue_entry(compact))
-                if self.needs_attention(compact):
+                # Jobs are primed before operations: a settled operation whose Job still runs is found here (a
+                # deposed leader may have written the end but not stopped the Job; no event will come for it).
+                if self.needs_attention(compact) or self._lingering_job(key, compact):
                     self.enqueue(key)
                     queued += 1
         return queued
@@ -401,6 +412,8 @@ class Reconciler:
                 status = op.get("status") or {}
                 if status.get("runState") not in ("completed", "failed") or not finished_processed(status):
                     self.enqueue(key)
+            for key in self.lingering_jobs():
+                self.enqueue(key)
 
     async def _resync_loop(self) -> None:
         """Every `resync_interval_seconds`: `resync()` (a failed one is logged and tried again next time)."""
