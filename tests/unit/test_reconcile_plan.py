@@ -677,6 +677,38 @@ def test_an_earlier_attempts_job_still_running_is_stopped_first() -> None:
     assert not any(isinstance(s, StopJob) for s in plan(View(**{**v.__dict__, "older_jobs": (gone,)})).steps)
 
 
+def test_a_finished_operation_stops_an_earlier_attempts_job_still_running() -> None:
+    """Attempt 2 ended, but attempt 1's Job still runs (its stop was lost): a finished operation keeps no Job
+    running, processed or not, and whether or not its own Job still waits out the exit grace."""
+    older = compact_job(job(name="op-1", active=1))
+    done = job(name="op-2", conditions=(("Complete", "CompletionsReached", ""),), succeeded=1, ttl=60)
+    processed = finished("completed", attempt=2, job="op-2")
+    processed["status"]["conditions"] = [
+        {
+            "type": "Succeeded",
+            "status": "True",
+            "reason": "Completed",
+            "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:21Z",
+        }
+    ]
+    for op, own, pods in (
+        (processed, done, ()),  # processed: only the stop
+        (finished("completed", attempt=2, job="op-2"), done, ()),  # not yet: the stop, then the end
+        (
+            finished("completed", attempt=2, job="op-2"),
+            job(name="op-2", active=1),
+            (pod(name="op-2-x", job_name="op-2", running=True),),
+        ),
+    ):
+        v = view(op, own, pods, seen_at=NOW)
+        p = plan(View(**{**v.__dict__, "older_jobs": (older,)}))
+        assert isinstance(p.steps[0], StopJob) and p.steps[0].job == "op-1", p.steps
+        assert not any(isinstance(s, StopJob) and s.job == "op-2" for s in p.steps)
+    twin = plan(view(processed, done, ()))
+    assert twin.steps == (), twin.steps  # no earlier Job running: nothing to do
+
+
 def test_a_requeued_operation_whose_target_is_gone_still_stops_its_job() -> None:
     p = plan(view(requeued(), job(active=1), (pod(running=True),), target_=None))
     assert kinds(p) == ["StopJob", "WriteStatus"]

@@ -208,6 +208,21 @@ def test_the_safety_net_finds_settled_operations_whose_job_lingers(job_state: JS
     assert r.lingering_jobs() == []  # a tombstone needs nothing
 
 
+def test_the_safety_net_looks_at_an_earlier_attempts_job_only_while_it_runs() -> None:
+    """A finished Job of an earlier attempt without a TTL is no reason to reconcile (no plan acts on it: it would
+    be queued every interval for nothing); one that still runs is (the terminal plan stops it)."""
+    r, _ = reconciler(ScriptedGateway())
+    op = settled("done", "uid-d")
+    op["status"].update(attempt=2, jobName="done-2")
+    r.operation_seen(op)
+    earlier = job("done-1", operation="done", owner_uid="uid-d", uid="uid-job-1", succeeded=1)
+    earlier["status"]["conditions"] = [{"type": "Failed", "status": "True"}]
+    r.job_seen(earlier)
+    assert r.lingering_jobs() == []
+    r.job_seen(job("done-1", operation="done", owner_uid="uid-d", uid="uid-job-1b", active=1))
+    assert r.lingering_jobs() == [("ns", "done")]
+
+
 def test_kopf_keeps_no_memory_of_a_finished_operation() -> None:
     memories = SettledMemories()
 

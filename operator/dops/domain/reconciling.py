@@ -1048,7 +1048,9 @@ def _plan_terminal(view: View, state: str) -> Plan:
     job_exists = job is not None and not job.get("gone")
     job_active = bool(job_exists and outcome.job_active and not (job or {}).get("deletionTimestamp"))
     at = terminal_time(status, state) or now
-    steps: list[Step] = []
+    # An earlier attempt's Job that still runs (its stop was lost) is stopped whatever else happens: a
+    # finished operation never keeps a Job running.
+    steps: list[Step] = _stop_older_jobs(view, current_too=False)
     requeue: float | None = None
     cancelled = canceller(view)
     if job_active and not processed and cancelled is None:
@@ -1062,7 +1064,7 @@ def _plan_terminal(view: View, state: str) -> Plan:
             # The label mirror follows the state now, not after the grace.
             label = run_state_label_out_of_date(view.meta.get("labels"), state, run_state=_mirrors(view))
             return Plan(
-                (SyncRunStateLabel(state),) if label else (),
+                (*steps, SyncRunStateLabel(state)) if label else tuple(steps),
                 requeue_after=grace - waited,
                 note="waiting for the worker to exit",
                 outcome=outcome,
@@ -1083,7 +1085,7 @@ def _plan_terminal(view: View, state: str) -> Plan:
         )
     elif job_active:
         steps.append(StopJob(str(jname), "the operation is finished"))
-    finishing = processed or bool(steps)
+    finishing = processed or any(isinstance(step, Terminate) for step in steps)
     needs_ttl = job is not None and job.get("ttlSecondsAfterFinished") is None and not job.get("deletionTimestamp")
     if job_exists and not job_active and finishing and needs_ttl:
         steps.append(SetJobTTL(str(jname), view.settings.job_ttl_seconds))
