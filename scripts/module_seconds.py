@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Measured seconds per test module of the embedded half, for balancing `make test`'s shards (tests/conftest.py).
+"""Measured seconds per test module of each half, for balancing `make test`'s shards (tests/conftest.py).
 
 Input: the output of `python scripts/run_tests.py --durations=0 --durations-min=0` (pytest prints setup, call
-and teardown time of every test). The embedded processes' sections are summed per module; the real half (one
-process) needs no balancing. Output: tests/module_seconds.json (or the path given), rounded to 0.1 s.
+and teardown time of every test). Each process's section is summed per module into its half: the embedded
+processes' into "embedded", the real-control-plane processes' into "real" (a module with tests in both halves
+has a figure in each). Output: tests/module_seconds.json (or the path given), {"embedded": {module: s}, "real":
+{module: s}}, rounded to 0.1 s.
 
 Usage: python scripts/run_tests.py --durations=0 --durations-min=0 > durations.log
        python scripts/module_seconds.py durations.log [tests/module_seconds.json]
@@ -21,32 +23,34 @@ DURATION = re.compile(r"^(\d+(?:\.\d+)?)s (?:setup|call|teardown)\s+(\S+?\.py)::
 REAL_SECTION = "the real-control-plane tests, shard"
 
 
-def embedded_module_seconds(log: str) -> dict[str, float]:
-    """Seconds per module over the embedded sections of a run_tests.py log (the real section is skipped)."""
-    seconds: dict[str, float] = {}
-    in_real = False
+def module_seconds_by_half(log: str) -> dict[str, dict[str, float]]:
+    """{"embedded": {module: seconds}, "real": {module: seconds}} over the sections of a run_tests.py log (the
+    first section, printed without a title, is an embedded shard's)."""
+    seconds: dict[str, dict[str, float]] = {"embedded": {}, "real": {}}
+    half = "embedded"
     for line in log.splitlines():
         if line.startswith("=" * 10) and "tests, shard" in line:
-            in_real = REAL_SECTION in line
+            half = "real" if REAL_SECTION in line else "embedded"
             continue
         match = DURATION.match(line)
-        if match and not in_real:
+        if match:
             module = match.group(2)
-            seconds[module] = seconds.get(module, 0.0) + float(match.group(1))
-    return {module: round(value, 1) for module, value in sorted(seconds.items())}
+            seconds[half][module] = seconds[half].get(module, 0.0) + float(match.group(1))
+    return {h: {module: round(value, 1) for module, value in sorted(found.items())} for h, found in seconds.items()}
 
 
 def main(argv: list[str]) -> int:
     if not argv or len(argv) > 2:
         print(__doc__.strip().splitlines()[-2], file=sys.stderr)
         return 2
-    measured = embedded_module_seconds(Path(argv[0]).read_text(errors="replace"))
-    if not measured:
+    measured = module_seconds_by_half(Path(argv[0]).read_text(errors="replace"))
+    if not any(measured.values()):
         print(f"{argv[0]}: no test durations found (run with --durations=0 --durations-min=0)", file=sys.stderr)
         return 1
     out = Path(argv[1]) if len(argv) > 1 else REPO / "tests" / "module_seconds.json"
     out.write_text(json.dumps(measured, indent=1) + "\n")
-    print(f"{len(measured)} modules, {sum(measured.values()):.0f} s in all → {out}")
+    summary = ", ".join(f"{half} {len(found)} modules, {sum(found.values()):.0f} s" for half, found in measured.items())
+    print(f"{summary} → {out}")
     return 0
 
 

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Run the test suite as three pytest processes at once: the tests that use no real control plane, split in
-two shards by module, and the tests that use the real control plane (with its own real control plane).
+"""Run the test suite as several pytest processes at once: the tests that use no real control plane in
+EMBEDDED_SHARDS shards by module, and the tests that use the real control plane in REAL_SHARDS shards (each
+process with a real control plane of its own).
 
-Why: the embedded tests are CPU-bound and the real-control-plane tests mostly wait on their API server
-(watches, controllers), so on a 2-core machine three processes overlap well, and `make test` takes about
-the time of the longest one instead of the sum. Each is a plain pytest run (`--half embedded --shard K/2`
-or `--half real`, see tests/conftest.py); extra arguments go to all of them. The shard counts are
-EMBEDDED_SHARDS and REAL_SHARDS below; tests/conftest.py deals the modules to the shards by their measured
-seconds (tests/module_seconds.json, written by scripts/module_seconds.py from a run with `--durations=0
+Why: the embedded tests are mostly CPU-bound and the real-control-plane tests mostly wait on their API server
+(watches, controllers), so on a 2-core machine the processes overlap well, and `make test` takes about the time
+of the longest one instead of the sum. With one real process (and two, then three embedded ones) that process
+was the longest (13:45 and 14:26 of a 14:55 run) while the cores were not always busy; split in two it is not.
+Each is a plain pytest run (`--half embedded|real --shard K/N`, see tests/conftest.py); extra arguments go to
+all of them. tests/conftest.py deals each half's modules to its shards by their measured seconds
+(tests/module_seconds.json, written by scripts/module_seconds.py from a run with `--durations=0
 --durations-min=0`), so that the shards end close together.
 
 The first embedded shard streams its output as it runs; the others' output is printed after it, so the
@@ -49,8 +51,8 @@ def counts(output: str) -> dict[str, int]:
     return {}
 
 
-EMBEDDED_SHARDS = 2  # the embedded tests are CPU-bound; two processes of them use both cores
-REAL_SHARDS = 1  # the real-plane tests mostly wait on their API server: one process of them fills the gaps
+EMBEDDED_SHARDS = 3  # the embedded tests are mostly CPU-bound, but wait too (timers, leases, processes)
+REAL_SHARDS = 2  # the real-plane tests mostly wait on their API server (each process starts its own)
 
 
 def main(argv: list[str]) -> int:

@@ -83,10 +83,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 REAL_PLANE_FIXTURES = ("real_cluster", "real_plane", "realplane_cluster")
 
 
-# Measured seconds per embedded module (scripts/module_seconds.py from a run with --durations=0): `make test`'s
-# shards (scripts/run_tests.py) get the modules longest first, each to the shard with the least time so far, so the
-# processes end close together. A module the file does not know counts as UNMEASURED_MODULE_SECONDS. (The
-# real-plane chaos run starts a control plane of its own, `real_binaries`: it is dealt with the embedded modules.)
+# Measured seconds per module of each half (scripts/module_seconds.py from a run with --durations=0): `make test`'s
+# shards of a half (scripts/run_tests.py) get its modules longest first, each to the shard with the least time so
+# far, so the processes end close together. A module the file does not know counts as UNMEASURED_MODULE_SECONDS.
+# (The real-plane chaos run starts a control plane of its own, `real_binaries`: it is dealt with the embedded
+# modules.)
 MODULE_SECONDS = Path(__file__).parent / "module_seconds.json"
 UNMEASURED_MODULE_SECONDS = 5.0
 
@@ -107,10 +108,11 @@ def balanced(modules: list[str], shards: int, seconds: dict[str, float]) -> dict
     return place
 
 
-def module_seconds() -> dict[str, float]:
+def module_seconds(half: str) -> dict[str, float]:
+    """The measured seconds of `half`'s modules ({} when the file is missing or unreadable)."""
     try:
-        measured = json.loads(MODULE_SECONDS.read_text())
-    except (OSError, ValueError):
+        measured = json.loads(MODULE_SECONDS.read_text()).get(half)
+    except (OSError, ValueError, AttributeError):
         return {}
     return {str(k): float(v) for k, v in measured.items()} if isinstance(measured, dict) else {}
 
@@ -132,7 +134,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     keep = [item for item in items if half == "all" or uses_real_plane(item) == (half == "real")]
     modules = sorted({item.nodeid.split("::")[0] for item in keep})
-    place = balanced(modules, shards, module_seconds())
+    place = balanced(modules, shards, module_seconds("real" if half == "real" else "embedded"))
     keep = [item for item in keep if place[item.nodeid.split("::")[0]] == shard]
     kept = {id(item) for item in keep}
     dropped = [item for item in items if id(item) not in kept]

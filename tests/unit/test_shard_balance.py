@@ -1,13 +1,15 @@
-"""`make test`'s embedded shards are balanced by measured module seconds (tests/conftest.py `balanced`, fed by
+"""`make test`'s shards of each half are balanced by measured module seconds (tests/conftest.py `balanced`, fed by
 scripts/module_seconds.py from a run with `--durations=0`)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from scripts.module_seconds import embedded_module_seconds, main
+from scripts.module_seconds import main, module_seconds_by_half
+from tests import conftest
 from tests.conftest import UNMEASURED_MODULE_SECONDS, balanced
 
 LOG = """\
@@ -24,18 +26,31 @@ tests/unit/test_a.py ....
 """
 
 
-def test_the_log_is_summed_per_module_over_the_embedded_sections_only(tmp_path: Path) -> None:
-    assert embedded_module_seconds(LOG) == {
-        "tests/chaos/test_chaos.py": 120.5,
-        "tests/integration/test_b.py": 5.0,
-        "tests/integration/test_c.py": 60.0,
+def test_the_log_is_summed_per_module_and_half(tmp_path: Path) -> None:
+    assert module_seconds_by_half(LOG) == {
+        "embedded": {
+            "tests/chaos/test_chaos.py": 120.5,
+            "tests/integration/test_b.py": 5.0,
+            "tests/integration/test_c.py": 60.0,
+        },
+        "real": {"tests/integration/test_b.py": 99.0},
     }
     log, out = tmp_path / "durations.log", tmp_path / "seconds.json"
     log.write_text(LOG)
     assert main([str(log), str(out)]) == 0
-    assert '"tests/integration/test_c.py": 60.0' in out.read_text()
+    assert json.loads(out.read_text())["embedded"]["tests/integration/test_c.py"] == 60.0
     log.write_text("no durations here\n")
     assert main([str(log), str(out)]) == 1
+
+
+def test_each_half_is_balanced_by_its_own_figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A module in both halves has a figure in each: the real half's shards are dealt by the real figures."""
+    figures = tmp_path / "module_seconds.json"
+    figures.write_text(json.dumps({"embedded": {"a": 1.0}, "real": {"a": 50.0}}))
+    monkeypatch.setattr(conftest, "MODULE_SECONDS", figures)
+    assert (conftest.module_seconds("embedded"), conftest.module_seconds("real")) == ({"a": 1.0}, {"a": 50.0})
+    figures.write_text("[]")  # not the expected shape: no figures, every module unmeasured
+    assert conftest.module_seconds("real") == {}
 
 
 @pytest.mark.parametrize(
