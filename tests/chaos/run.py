@@ -418,6 +418,7 @@ class Ledger:
         self.active_ops: dict[str, set[str]] = {t: set() for t in caps}
         self.max_active_ops: dict[str, int] = {t: 0 for t in caps}
         self.over_cap: list[str] = []
+        self.over_cap_ops: set[str] = set()  # the operations active at the first violation: explained in the report
         self.jobs: dict[str, tuple[str, bool]] = {}  # Job name → (operation, active)
         self.max_active_jobs: dict[str, int] = {t: 0 for t in caps}
         self.max_active_jobs_at: dict[str, list[str]] = {t: [] for t in caps}  # the Jobs active at the maximum
@@ -452,6 +453,8 @@ class Ledger:
                 self.max_active_ops[rec.target] = len(active)
             if len(active) > self.caps[rec.target]:
                 self.over_cap.append(f"{rec.target}: {len(active)} > {self.caps[rec.target]} ({sorted(active)})")
+                if not self.over_cap_ops:
+                    self.over_cap_ops = set(active)
 
     # -- Jobs
     def job_event(self, kind: str, obj: JSON) -> None:
@@ -1577,8 +1580,12 @@ class ChaosRun:
             seen = dict((rec.last if rec else {}).get("metadata") or {})
             seen_state = rec.state if rec else ""
             events = list(rec.seen) if rec else []
+            history = (
+                f"states {' > '.join(rec.states) or '-'}; touched by {', '.join(rec.touches) or '-'}" if rec else ""
+            )
         lines = [
-            f"watch saw: uid {str(seen.get('uid'))[:8]} rv {seen.get('resourceVersion')} state {seen_state or '-'}"
+            f"watch saw: uid {str(seen.get('uid'))[:8]} rv {seen.get('resourceVersion')} state {seen_state or '-'}",
+            history,
         ]
         lines += [f"watch event: {line}" for line in events]
         if code != 200:
@@ -1597,8 +1604,9 @@ class ChaosRun:
         return lines
 
     def explain(self, op: str) -> str:
-        """What a stuck operation's Jobs and pods look like now, what this harness's worker did for it, and the
-        operators' log lines naming it: enough to tell a product bug from a harness bug after the fact."""
+        """What a stuck operation (or one active when a cap was exceeded) and its Jobs and pods look like now, what
+        this harness's worker did for it, and the operators' log lines naming it: enough to tell a product bug from
+        a harness bug after the fact."""
         lines = [f"--- why {op} is stuck"]
         lines += self._identity_lines(op)
         jobs = self.api.call("GET", f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs", patience=5)[1].get("items") or []
@@ -1676,7 +1684,9 @@ def run_chaos(config: ChaosConfig, log: Callable[[str], None] = print) -> Report
             if report.stuck():
                 log(run.fleet.stacks())
             stuck = set(report.stuck()) | {line.partition(":")[0] for line in report.jobs_left()}
-            for name in sorted(stuck)[:8]:
+            with run.ledger.lock:
+                over_cap = set(run.ledger.over_cap_ops)
+            for name in sorted(stuck)[:8] + sorted(over_cap - stuck):
                 log(run.explain(name))
     return report
 

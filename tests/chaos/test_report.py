@@ -168,6 +168,7 @@ def test_concurrency_counts_scheduled_and_running_operations_per_target() -> Non
     assert report(ledger, []).problems()["maxConcurrent exceeded"] == []
     ledger.op_event("MODIFIED", op("a", "running"))  # re-queued and admitted while b still runs: 2 > 1
     assert report(ledger, []).problems()["maxConcurrent exceeded"][0] == f"{PROC_TARGET}: max 2 > 1"
+    assert ledger.over_cap_ops == {"a", "b"}  # the operations the report explains
     ledger.op_event("DELETED", op("a", "running"))
     assert ledger.active_ops[PROC_TARGET] == {"b"}
 
