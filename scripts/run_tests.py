@@ -50,7 +50,7 @@ def counts(output: str) -> dict[str, int]:
 
 
 # Measured on clean clones (warm caches, --durations=0): 2 + 1 processes 14:55 (shards 14:21, 13:25 and 13:45 real);
-# 3 + 1 14:55 (the real one then the longest, 14:26); 3 + 2 16:43 (25:45 CPU-minutes instead of 22:47: every
+# 3 + 1 14:55 (the real one then the longest, 14:26); 3 + 2 16:43 (25:44 user CPU-minutes instead of 21:52: every
 # process adds its own collection and, for the real half, its own control plane, on cores already nearly full).
 EMBEDDED_SHARDS = 2  # the embedded tests are CPU-bound; two processes of them use both cores
 REAL_SHARDS = 1  # the real-plane tests mostly wait on their API server: one process of them fills the gaps
