@@ -1603,11 +1603,11 @@ class ChaosRun:
             )
         return lines
 
-    def explain(self, op: str) -> str:
+    def explain(self, op: str, why: str = "is stuck") -> str:
         """What a stuck operation (or one active when a cap was exceeded) and its Jobs and pods look like now, what
         this harness's worker did for it, and the operators' log lines naming it: enough to tell a product bug from
         a harness bug after the fact."""
-        lines = [f"--- why {op} is stuck"]
+        lines = [f"--- why {op} {why}"]
         lines += self._identity_lines(op)
         jobs = self.api.call("GET", f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs", patience=5)[1].get("items") or []
         involved = set()
@@ -1686,8 +1686,10 @@ def run_chaos(config: ChaosConfig, log: Callable[[str], None] = print) -> Report
             stuck = set(report.stuck()) | {line.partition(":")[0] for line in report.jobs_left()}
             with run.ledger.lock:
                 over_cap = set(run.ledger.over_cap_ops)
-            for name in sorted(stuck)[:8] + sorted(over_cap - stuck):
+            for name in sorted(stuck)[:8]:
                 log(run.explain(name))
+            for name in sorted(over_cap - stuck):
+                log(run.explain(name, "was active when its target's cap was first exceeded"))
     return report
 
 

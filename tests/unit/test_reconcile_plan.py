@@ -48,6 +48,7 @@ from dops.domain.reconciling import (
     compact_operation,
     finished_processed,
     plan,
+    settled_job_needs_work,
     terminal_patch,
 )
 from dops.domain.settings import OperatorSettings
@@ -707,6 +708,23 @@ def test_a_finished_operation_stops_an_earlier_attempts_job_still_running() -> N
         assert not any(isinstance(s, StopJob) and s.job == "op-2" for s in p.steps)
     twin = plan(view(processed, done, ()))
     assert twin.steps == (), twin.steps  # no earlier Job running: nothing to do
+
+
+@pytest.mark.parametrize(
+    ("name", "state", "needs"),
+    [
+        ("op-2", {"active": 1}, True),  # its last attempt's Job runs: stopped
+        ("op-1", {"active": 1}, True),  # an earlier attempt's Job runs: stopped too
+        ("op-2", {"succeeded": 1, "conditions": (("Complete", "", ""),)}, True),  # finished, no TTL yet: SetJobTTL
+        ("op-1", {"succeeded": 1, "conditions": (("Complete", "", ""),)}, False),  # earlier, finished: no plan acts
+        ("op-2", {"succeeded": 1, "conditions": (("Complete", "", ""),), "ttl": 60}, False),
+        ("op-2", {"active": 1, "deleting": True}, False),  # being deleted
+    ],
+)
+def test_what_a_settled_operation_still_does_with_its_jobs(name: str, state: dict[str, Any], needs: bool) -> None:
+    op = finished("completed", attempt=2, job="op-2")
+    assert settled_job_needs_work(op, compact_job(job(name=name, **state))) is needs
+    assert settled_job_needs_work(op, compact_job(job(name=name, **state), gone=True)) is False
 
 
 def test_a_requeued_operation_whose_target_is_gone_still_stops_its_job() -> None:

@@ -228,6 +228,18 @@ def _job_running(job: Mapping[str, Any] | None) -> bool:
     return not any(x.get("type") in finished and x.get("status") == "True" for x in job.get("conditions") or [])
 
 
+def settled_job_needs_work(op: Mapping[str, Any], job: Mapping[str, Any]) -> bool:
+    """Whether a reconcile of a settled (finished and processed) operation still acts on its (compact) `job`: one
+    that runs is stopped (an earlier attempt's too, `_plan_terminal`), and its last attempt's finished Job gets its
+    TTL. A Job being deleted or gone needs nothing, nor does an earlier attempt's finished Job: no plan touches it."""
+    if _job_running(job):
+        return True
+    if job.get("gone") or job.get("deletionTimestamp"):
+        return False
+    last_attempt = job.get("name") == (op.get("status") or {}).get("jobName")
+    return last_attempt and job.get("ttlSecondsAfterFinished") is None
+
+
 def _stop_older_jobs(view: View, *, current_too: bool) -> list[Step]:
     """StopJob for every still-running Job of an earlier attempt (and of `status.jobName` when `current_too`:
     a re-queued operation's last attempt). A new attempt is admitted only with these stopped in the same plan,
@@ -1366,6 +1378,7 @@ __all__ = [
     "plan",
     "queue_entry",
     "run_link",
+    "settled_job_needs_work",
     "state_mark",
     "terminal_patch",
 ]

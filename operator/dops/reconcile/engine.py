@@ -72,6 +72,7 @@ from ..domain.reconciling import (
     job_create_failed,
     plan,
     queue_entry,
+    settled_job_needs_work,
     state_mark,
     terminal_patch,
 )
@@ -296,31 +297,15 @@ class Reconciler:
         return any(self._job_matters(key, job) for job in self.cache.jobs_owned_by(uid))
 
     def _job_matters(self, key: Key, job: Mapping[str, Any]) -> bool:
-        if not self._settled(key):
-            return True
-        # A settled operation still cares about a Job that runs (to stop it) or has no TTL yet; a Job being
-        # deleted, or gone, needs nothing more.
-        if job.get("gone") or job.get("deletionTimestamp"):
-            return False
-        return not _job_finished(job) or job.get("ttlSecondsAfterFinished") is None
+        op = self.cache.ops.get(key)
+        return op is None or not self._settled(key) or settled_job_needs_work(op, job)
 
     def lingering_jobs(self) -> list[Key]:
-        """The settled operations whose cached Job still needs what a reconcile does for it (a stop, or the TTL of
-        its last attempt's Job): the safety net's backstop for a step lost half-way (the end written, the Job not
-        stopped) that no event will ever bring back. A finished Job of an earlier attempt is no reason: no
-        reconcile acts on it, so it would be queued again every interval for nothing."""
-        found: set[Key] = set()
-        for job in self.cache.jobs.values():
-            key = self.cache.operation_of_job(job)
-            if key is None or key in found or not self._settled(key) or not self._job_matters(key, job):
-                continue
-            op = self.cache.ops[key]
-            if job.get("ownerUid") != (op.get("metadata") or {}).get("uid"):
-                continue  # not this operation's (an earlier namesake's, or orphaned)
-            last_attempt = job.get("name") == (op.get("status") or {}).get("jobName")
-            if last_attempt or not _job_finished(job):
-                found.add(key)
-        return sorted(found)
+        """The settled operations whose cached Job still needs a reconcile (`settled_job_needs_work`): the safety
+        net's backstop for a step lost half-way (the end written, the Job not stopped) that no event will ever
+        bring back. Cached Jobs are few (a TTL removes them), unlike cached operations."""
+        owners = {key for job in self.cache.jobs.values() if (key := self.cache.operation_of_job(job)) is not None}
+        return sorted(key for key in owners if self._settled(key) and self._lingering_job(key, self.cache.ops[key]))
 
     def enqueue(self, key: Key, delay: float = 0.0) -> None:
         if delay > 0:
@@ -980,13 +965,6 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
-
-
-def _job_finished(job: Mapping[str, Any]) -> bool:
-    """A (compact) Job's Complete or Failed condition is True."""
-    return any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in job.get("conditions") or []
-    )
 
 
 def _admittable(op: Mapping[str, Any]) -> bool:
