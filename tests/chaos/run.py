@@ -261,16 +261,21 @@ class Api:
 class Watch(threading.Thread):
     """List, then watch, one collection; relists after 410 Gone and reports what vanished meanwhile as DELETED.
 
-    `on_event(type, obj)` gets ADDED/MODIFIED/DELETED (relisted objects come as MODIFIED).
+    `on_events(events, relisted)` gets each watch event alone, as [(ADDED/MODIFIED/DELETED, obj)], and a relist
+    whole, in one call (relisted=True): what vanished as DELETED, the rest as MODIFIED.
     """
 
     def __init__(
-        self, endpoint: Endpoint, path: str, on_event: Callable[[str, JSON], None], stop: threading.Event
+        self,
+        endpoint: Endpoint,
+        path: str,
+        on_events: Callable[[list[tuple[str, JSON]], bool], None],
+        stop: threading.Event,
     ) -> None:
         super().__init__(name=f"chaos-watch{path}", daemon=True)
         self.api = Api(endpoint, patience=3600, stop=stop)  # a connection of its own
         self.path = path
-        self.on_event = on_event
+        self.on_events = on_events
         self.stop = stop
         self.synced = threading.Event()
         self.relists = 0
@@ -286,11 +291,8 @@ class Watch(threading.Thread):
     def _relist(self) -> str:
         body = self.api.must("GET", self.path, patience=3600)
         listed = {item["metadata"]["uid"]: item for item in body.get("items") or []}
-        for uid, old in list(self._known.items()):
-            if uid not in listed:
-                self.on_event("DELETED", old)
-        for item in listed.values():
-            self.on_event("MODIFIED", item)
+        vanished = [("DELETED", old) for uid, old in self._known.items() if uid not in listed]
+        self.on_events(vanished + [("MODIFIED", item) for item in listed.values()], True)
         self._known = listed
         self.relists += 1
         self.synced.set()
@@ -332,7 +334,7 @@ class Watch(threading.Thread):
                             self._known.pop(uid, None)
                         else:
                             self._known[uid] = obj
-                        self.on_event(str(kind), obj)
+                        self.on_events([(str(kind), obj)], False)
             except Exception:  # a dropped or closed stream (close() from another thread shows as anything)
                 if self.stop.is_set():
                     break
@@ -426,65 +428,93 @@ class Ledger:
         self.faults: list[Fault] = []
         self.on_pod: Callable[[str, JSON], None] | None = None
 
+    # A relist is one snapshot of the server: its objects are applied first and the invariants judged after, on
+    # the whole of it. Judged object by object (they come in name order), an operation admitted during the gap
+    # would count beside one that ended during it but comes later in the list: a cap "exceeded" that never was.
+
     # -- operations
     def op_event(self, kind: str, obj: JSON) -> None:
-        name = obj["metadata"]["name"]
+        self.op_events([(kind, obj)])
+
+    def op_events(self, events: list[tuple[str, JSON]], relisted: bool = False) -> None:
         with self.lock:
-            rec = self.ops.get(name)
-            if rec is None:
-                return  # not ours
-            if kind == "DELETED":
-                rec.states.append("<deleted>")
-                rec.gone = True
-                self.active_ops[rec.target].discard(name)
-                return
-            rec.last = obj
-            state = rec.state
-            rv = obj["metadata"].get("resourceVersion")
-            rec.seen.append(f"{time.strftime('%H:%M:%S')} {kind} rv {rv} {state or '-'}")
-            if state and (not rec.states or rec.states[-1] != state):
-                rec.states.append(state)
-            active = self.active_ops[rec.target]
-            if state in ACTIVE_STATES:
-                active.add(name)
-            else:
-                active.discard(name)
-            if len(active) > self.max_active_ops[rec.target]:
-                self.max_active_ops[rec.target] = len(active)
-            if len(active) > self.caps[rec.target]:
-                self.over_cap.append(f"{rec.target}: {len(active)} > {self.caps[rec.target]} ({sorted(active)})")
-                if not self.over_cap_ops:
-                    self.over_cap_ops = set(active)
+            targets = {target for kind, obj in events if (target := self._apply_op(kind, obj, relisted))}
+            for target in sorted(targets):
+                active = self.active_ops[target]
+                self.max_active_ops[target] = max(self.max_active_ops[target], len(active))
+                if len(active) > self.caps[target]:
+                    self.over_cap.append(f"{target}: {len(active)} > {self.caps[target]} ({sorted(active)})")
+                    if not self.over_cap_ops:
+                        self.over_cap_ops = set(active)
+
+    def _apply_op(self, kind: str, obj: JSON, relisted: bool) -> str | None:
+        """Record one event of an operation; its target (None: not one of ours)."""
+        name = obj["metadata"]["name"]
+        rec = self.ops.get(name)
+        if rec is None:
+            return None
+        active = self.active_ops[rec.target]
+        if kind == "DELETED":
+            rec.states.append("<deleted>")
+            rec.gone = True
+            active.discard(name)
+            return rec.target
+        rec.last = obj
+        state = rec.state
+        rv = obj["metadata"].get("resourceVersion")
+        how = "relisted" if relisted else kind
+        rec.seen.append(f"{time.strftime('%H:%M:%S')} {how} rv {rv} {state or '-'}")
+        if state and (not rec.states or rec.states[-1] != state):
+            rec.states.append(state)
+        if state in ACTIVE_STATES:
+            active.add(name)
+        else:
+            active.discard(name)
+        return rec.target
 
     # -- Jobs
     def job_event(self, kind: str, obj: JSON) -> None:
+        self.job_events([(kind, obj)])
+
+    def job_events(self, events: list[tuple[str, JSON]], relisted: bool = False) -> None:
+        with self.lock:
+            owners = [owner for kind, obj in events if (owner := self._apply_job(kind, obj))]
+            for rec in {rec.name: rec for rec in owners}.values():
+                if len(rec.active_jobs) > 1:
+                    rec.double_jobs.append(f"{sorted(rec.active_jobs)} active at once")
+            for target in sorted({rec.target for rec in owners}):
+                active_jobs = sorted(j for j, (op, on) in self.jobs.items() if on and self.ops[op].target == target)
+                if len(active_jobs) > self.max_active_jobs[target]:
+                    self.max_active_jobs[target] = len(active_jobs)
+                    self.max_active_jobs_at[target] = [
+                        f"{j} ({self.ops[self.jobs[j][0]].state or '?'})" for j in active_jobs
+                    ]
+
+    def _apply_job(self, kind: str, obj: JSON) -> OpRecord | None:
+        """Record one event of a Job; the operation owning it (None: not one of ours)."""
         meta = obj["metadata"]
         owner = next(
             (r["name"] for r in meta.get("ownerReferences") or [] if r.get("kind") == "DelegatedOperation"), None
         )
-        with self.lock:
-            rec = self.ops.get(owner or "")
-            if rec is None:
-                return
-            conditions = {c.get("type"): c.get("status") for c in (obj.get("status") or {}).get("conditions") or []}
-            finished = conditions.get("Complete") == "True" or conditions.get("Failed") == "True"
-            active = kind != "DELETED" and not meta.get("deletionTimestamp") and not finished
-            self.jobs[meta["name"]] = (rec.name, active)
-            rec.jobs_ever.add(meta["name"])
-            if active:
-                rec.active_jobs.add(meta["name"])
-            else:
-                rec.active_jobs.discard(meta["name"])
-            if len(rec.active_jobs) > 1:
-                rec.double_jobs.append(f"{sorted(rec.active_jobs)} active at once")
-            active_jobs = sorted(j for j, (op, on) in self.jobs.items() if on and self.ops[op].target == rec.target)
-            if len(active_jobs) > self.max_active_jobs[rec.target]:
-                self.max_active_jobs[rec.target] = len(active_jobs)
-                self.max_active_jobs_at[rec.target] = [
-                    f"{j} ({self.ops[self.jobs[j][0]].state or '?'})" for j in active_jobs
-                ]
+        rec = self.ops.get(owner or "")
+        if rec is None:
+            return None
+        conditions = {c.get("type"): c.get("status") for c in (obj.get("status") or {}).get("conditions") or []}
+        finished = conditions.get("Complete") == "True" or conditions.get("Failed") == "True"
+        active = kind != "DELETED" and not meta.get("deletionTimestamp") and not finished
+        self.jobs[meta["name"]] = (rec.name, active)
+        rec.jobs_ever.add(meta["name"])
+        if active:
+            rec.active_jobs.add(meta["name"])
+        else:
+            rec.active_jobs.discard(meta["name"])
+        return rec
 
     # -- pods
+    def pod_events(self, events: list[tuple[str, JSON]], relisted: bool = False) -> None:
+        for kind, obj in events:
+            self.pod_event(kind, obj)
+
     def pod_event(self, kind: str, obj: JSON) -> None:
         meta = obj["metadata"]
         ref = str((meta.get("annotations") or {}).get(OPERATION_ANNOTATION) or "")
@@ -1007,9 +1037,9 @@ class ChaosRun:
         self._stack.callback(self.fleet.stop_all)  # registered after the server: runs before it stops
         watches = []
         for path, handler in (
-            (f"{GROUP}/namespaces/{NAMESPACE}/delegatedoperations", self.ledger.op_event),
-            (f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs", self.ledger.job_event),
-            (f"/api/v1/namespaces/{NAMESPACE}/pods", self.ledger.pod_event),
+            (f"{GROUP}/namespaces/{NAMESPACE}/delegatedoperations", self.ledger.op_events),
+            (f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs", self.ledger.job_events),
+            (f"/api/v1/namespaces/{NAMESPACE}/pods", self.ledger.pod_events),
         ):
             watch = Watch(self.endpoint, path, handler, self.stop)
             watch.start()

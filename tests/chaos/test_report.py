@@ -173,6 +173,27 @@ def test_concurrency_counts_scheduled_and_running_operations_per_target() -> Non
     assert ledger.active_ops[PROC_TARGET] == {"b"}
 
 
+def test_a_relist_is_judged_as_one_snapshot() -> None:
+    """A relist comes in name order: "a" admitted during the gap is applied before "b", which ended during it.
+    Judged one by one, 2 > 1 would be reported though the server never had both active."""
+    ledger = ledger_with(record("a", target=PROC_TARGET), record("b", target=PROC_TARGET))
+    ledger.op_event("MODIFIED", op("b", "running"))
+    ledger.op_events([("MODIFIED", op("a", "scheduled")), ("MODIFIED", op("b", "completed"))], relisted=True)
+    assert report(ledger, []).problems()["maxConcurrent exceeded"] == []
+    assert ledger.active_ops[PROC_TARGET] == {"a"} and ledger.max_active_ops[PROC_TARGET] == 1
+    assert ledger.ops["a"].seen[-1].split()[1:4] == ["relisted", "rv", "None"]
+    # the same Jobs in the same order: attempt 2 created, attempt 1 finished during the gap; no double Job
+    ledger.job_event("ADDED", job("b-1", "b"))
+    ledger.job_events([("MODIFIED", job("b-1", "b", finished=True)), ("MODIFIED", job("b-2", "b"))], relisted=True)
+    ledger.job_events([("MODIFIED", job("b-10", "b")), ("MODIFIED", job("b-2", "b", finished=True))], relisted=True)
+    assert report(ledger, []).double_job() == []
+    # its twin: the snapshot itself over the cap, and two Jobs active in it
+    ledger.op_events([("MODIFIED", op("a", "running")), ("MODIFIED", op("b", "running"))], relisted=True)
+    assert report(ledger, []).problems()["maxConcurrent exceeded"][0] == f"{PROC_TARGET}: max 2 > 1"
+    ledger.job_events([("MODIFIED", job("b-10", "b")), ("MODIFIED", job("b-11", "b"))], relisted=True)
+    assert report(ledger, []).double_job() == ["b: ['b-10', 'b-11'] active at once"]
+
+
 def test_operations_of_other_tests_or_namespaces_are_ignored() -> None:
     ledger = ledger_with(record("a"))
     ledger.op_event("ADDED", op("stranger", "running"))
