@@ -13,8 +13,8 @@ run with `--durations=0 --durations-min=0`), so that the shards end close togeth
 The first embedded shard streams its output as it runs; the others' output is printed after it, so the
 log reads like ordinary pytest runs. Then one closing line counts them all, and the differential's
 fidelity figure is computed from every process's exported statements (tests/fidelity.py). The exit
-code is pytest's: 0 when every process passed (one with nothing to run counts as passed). Ctrl-C stops
-them all; each stops the processes it started (its fixtures' teardown).
+code is pytest's: 0 when every process passed (one with nothing to run counts as passed). Ctrl-C or SIGTERM
+stops them all; each stops the processes it started (its fixtures' teardown).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.fidelity import EXPORT_ENV, describe, merge_exports  # noqa: E402
+from tests.processes import interrupt_on_sigterm  # noqa: E402
 
 NO_TESTS_COLLECTED = 5
 COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed|deselected)")
@@ -90,9 +91,11 @@ def main(argv: list[str]) -> int:
             try:
                 codes = {name: proc.wait() for name, proc in procs.items()}
                 reader.join()
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as interrupt:
+                # Pass on the signal that stopped this run (each process stops the processes it started).
+                stop = signal.SIGTERM if "SIGTERM" in str(interrupt) else signal.SIGINT
                 for proc in procs.values():
-                    proc.send_signal(signal.SIGINT)
+                    proc.send_signal(stop)
                 for proc in procs.values():
                     try:
                         proc.wait(120)
@@ -126,4 +129,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, interrupt_on_sigterm)
     sys.exit(main(sys.argv[1:]))

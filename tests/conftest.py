@@ -21,6 +21,7 @@ import pytest
 from dops.emulator import EmbeddedServer, ServerSettings
 from tests.helpers import CLI, find_binary
 from tests.planes import CRD_FIXTURES, EmbeddedPlane, Plane, RealPlane
+from tests.processes import interrupt_on_sigterm
 from tests.realcluster.launcher import ClusterError, RealCluster
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,6 +58,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # does. Take Ctrl-C back as a terminal has it (it also lets Ctrl-C stop this run again).
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    # SIGTERM (a CI timeout, `kill`) stops the run as Ctrl-C does: Python's default would end this process at once,
+    # and every control plane, operator and worker the fixtures and harnesses started would outlive it.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, interrupt_on_sigterm)
 
 
 # Plane fixtures and their scope: `plane` is per test; `dops_plane` (tests/integration) is per module.

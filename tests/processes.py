@@ -17,6 +17,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
+def interrupt_on_sigterm(signum: int, frame: object) -> None:
+    """A SIGTERM handler: raise KeyboardInterrupt once, so that a test run stopped by SIGTERM (a CI timeout,
+    `kill`) runs every teardown as Ctrl-C does, instead of ending at once and leaving what it started running.
+    A repeated SIGTERM is ignored so that it cannot cut that teardown short (SIGKILL still can)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
+
+
 def _stat(pid: int) -> list[str] | None:
     """Fields of /proc/PID/stat after the command name: state, ppid, pgrp, session, ... (None: gone)."""
     try:
