@@ -9,7 +9,9 @@ control-plane measurement), the operator
 The harness submits N operations through `DelegatedOperationService.queue_operation` and plays the
 worker's API protocol for every worker pod that starts, through the same `dops.service` calls the
 real worker makes: claim (`set_running(required_state=scheduled, pod_name=...)`), three progress
-writes, `set_completed(required_state=running)`. The simulated pod keeps "running" after that, so the
+reports through the worker's own `ProgressReporter` at the target's default interval (the first is written at
+once, the others coalesce and the newest rides in the completion, as in `dops.worker.run`: one progress write),
+`set_completed(required_state=running)`. The simulated pod keeps "running" after that, so the
 operator stops its Job once the grace for a worker to exit has passed (as for a worker that hangs
 after recording its result).
 
@@ -83,6 +85,9 @@ sys.path.insert(1, str(REPO))  # tests.e2e.realplane: the real control plane and
 
 from dops import DelegatedOperationService  # noqa: E402
 from dops.api.times import format_time, parse_time, utcnow  # noqa: E402
+from dops.api.types import ExecutionProgress  # noqa: E402
+from dops.domain.progress import DEFAULT_PROGRESS_INTERVAL_SECONDS  # noqa: E402
+from dops.execution import ProgressReporter  # noqa: E402
 from dops.k8s import DelegatedOperationRepository, KubeClient, load_config  # noqa: E402
 from dops.k8s.client import JSON_TYPE  # noqa: E402
 from tests.processes import descendants  # noqa: E402
@@ -531,9 +536,14 @@ class Harness:
             if doc is None:
                 self.errors.append(f"claim of {ref} by {pod} lost")
                 return
+            # The worker's own reporter at the target's interval: the first report is written at once, the rest
+            # coalesce, and the newest value not yet written rides in the completion (as dops.worker.run does).
+            reporter = ProgressReporter(lambda p: self.service.set_progress(ref, p), DEFAULT_PROGRESS_INTERVAL_SECONDS)
             for step in (1, 2, 3):
-                self.service.set_progress(ref, {"progress": step / 3, "label": f"step {step}/3"})
-            if self.service.set_completed(ref, result={"steps": 3}, required_state="running") is None:
+                reporter.report(ExecutionProgress(progress=step / 3, label=f"step {step}/3"))
+            pending = reporter.close()
+            done = self.service.set_completed(ref, result={"steps": 3}, progress=pending, required_state="running")
+            if done is None:
                 self.errors.append(f"completion of {ref} lost")
         except Exception as exc:  # reported at the end
             self.errors.append(f"{ref}: {exc!r}")
@@ -820,6 +830,12 @@ def main() -> int:
             count for verb, count in operator_requests.get("events", {}).items() if verb in ("create", "patch")
         )
         rate = n / (t_end - t0)
+        # The last progress report must have reached the status, written or carried by the completion.
+        harness.errors += [
+            f"{name}: final progress {status.get('progress')!r}, not step 3/3"
+            for name, status in harness.completed.items()
+            if (status.get("progress") or {}).get("label") != "step 3/3"
+        ][:5]
         run_errors = list(harness.errors)
         print(
             f"\n{n} operations: {dict(states)}; logs: {dict(logs)}; submit took {submitted:.1f} s; "
