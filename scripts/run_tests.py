@@ -91,9 +91,10 @@ def main(argv: list[str]) -> int:
             try:
                 codes = {name: proc.wait() for name, proc in procs.items()}
                 reader.join()
-            except KeyboardInterrupt as interrupt:
-                # Pass on the signal that stopped this run (each process stops the processes it started).
-                stop = signal.SIGTERM if "SIGTERM" in str(interrupt) else signal.SIGINT
+            except KeyboardInterrupt:
+                # Pass on the signal that stopped this run (each process stops the processes it started): after a
+                # SIGTERM, interrupt_on_sigterm has set SIGTERM to be ignored.
+                stop = signal.SIGTERM if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN else signal.SIGINT
                 for proc in procs.values():
                     proc.send_signal(stop)
                 for proc in procs.values():
