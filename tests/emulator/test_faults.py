@@ -11,6 +11,8 @@ Covered:
 - `POST /__emulator/watches/expire` → every open watch receives one `ERROR` 410 `Expired`, then its stream ends, and
   resuming from an older RV is 410 too; `POST /__emulator/watches/drop` → open streams end without an ERROR; new watches
   work afterwards.
+- `POST /__emulator/watches/lag` (resource, seconds) / `faults.lag_watches(...)` → that resource's watches get their
+  events that late and in order, other resources' at once; 0 or clearing the faults ends it; bad bodies → 400.
 - `GET /__emulator/stats` reports the RV, request counts per resource and verb, object counts and open watches.
 - the Python hooks `emulator.faults.add(...)`, `emulator.http.expire_watches()` and `emulator.http.drop_watches()`.
 """
@@ -18,6 +20,7 @@ Covered:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import kubernetes
@@ -214,6 +217,48 @@ def test_drop_ends_open_streams_without_error(emulator: EmbeddedServer, kube: Ku
     finally:
         for watch in watches:
             watch.close()
+
+
+@pytest.mark.parametrize("via", ["admin-api", "python-hook"])
+def test_a_watch_lag_holds_back_one_resources_events(emulator: EmbeddedServer, kube: Kube, via: str) -> None:
+    """A lag on configmaps: their watch gets each change about that late, in order, while a watch of another
+    resource (namespaces) gets its change at once; a lag of 0 (or clearing the faults) ends it."""
+    lagged, prompt = watches = [*_open_watches(emulator, kube, 1), WatchStream(emulator.url, "/api/v1/namespaces")]
+    try:
+        prompt.take(4)  # the 4 built-in namespaces
+        if via == "admin-api":
+            body = kube.ok(kube.post("/__emulator/watches/lag", {"resource": "configmaps", "seconds": 1.5}))
+            assert body == {"lags": {"configmaps": 1.5}}
+        else:
+            emulator.call(lambda: emulator.faults.lag_watches("configmaps", 1.5))
+        start = time.monotonic()
+        kube.create(CM, configmap("c2"))
+        kube.create(CM, configmap("c3"))
+        kube.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lagless"}})
+        assert summary([prompt.next()]) == [("ADDED", "lagless")]
+        assert time.monotonic() - start < 1.0
+        assert summary(lagged.take(2)) == [("ADDED", "c2"), ("ADDED", "c3")]
+        assert lagged.arrivals[-2] - start >= 1.5
+        if via == "admin-api":
+            assert kube.ok(kube.post("/__emulator/watches/lag", {"resource": "configmaps", "seconds": 0}))
+        else:
+            emulator.call(emulator.faults.clear)
+        assert kube.ok(kube.get("/__emulator/watches/lag")) == {"lags": {}}
+        start = time.monotonic()
+        kube.create(CM, configmap("c4"))
+        assert summary([lagged.next()]) == [("ADDED", "c4")]
+        assert time.monotonic() - start < 1.0
+    finally:
+        for watch in watches:
+            watch.close()
+
+
+@pytest.mark.parametrize(
+    "body", [{"seconds": 1}, {"resource": "pods"}, {"resource": "pods", "seconds": 61}, {"resource": "", "seconds": 1}]
+)
+def test_an_invalid_watch_lag_is_a_400(kube: Kube, body: dict[str, object]) -> None:
+    answer = kube.ok(kube.post("/__emulator/watches/lag", body), 400)
+    assert "watch lag" in answer["message"], answer
 
 
 # ---------------------------------------------------------------------------------------------- stats

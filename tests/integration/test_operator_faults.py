@@ -4,7 +4,7 @@ Each test asserts the final state, the condition reason and that exactly one Job
 attempt (a watch records every Job of the namespace from before the test acts).
 
 Aspects covered:
-- the worker pod deleted mid-run → failed, PodDeleted;
+- the worker pod deleted mid-run → failed, PodDeleted with the signal;
 - the Job deleted mid-run → failed, JobMissing, and no second Job;
 - an image that cannot be pulled → failed, ImagePullBackOff after the grace, the Job stopped;
 - the deadline (timeoutSeconds) passed → failed, DeadlineExceeded;
@@ -13,13 +13,19 @@ Aspects covered:
   the condition says Cancelled and who did it;
 - `maxConcurrent: 2` never has more than 2 operations scheduled or running (sampled continuously);
 - `spec.retries` (the Job's backoffLimit): after a crash the replacement pod takes the operation over.
+
+The deleted pod and the SIGKILL run twice: with the watches in step, and with the pods' watch lagging the Jobs'
+(an injected fault): the Job's Failed then arrives first, and the outcome must still carry the pod's detail.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from dops.api.types import ExecutionResult
 from dops.service.delegated import caller_identity
@@ -49,14 +55,28 @@ def start_sleeper(env: OperatorEnv, namespace: str, name: str, seconds: float = 
     return eventually(lambda: worker_pids(f"{namespace}/{name}"), describe=f"the worker process of {name}")
 
 
+@pytest.fixture(params=[0.0, 1.5], ids=["watches-in-step", "pod-watch-lags"])
+def pod_watch_lag(request: pytest.FixtureRequest, operator_env: OperatorEnv) -> Iterator[float]:
+    """The fault twin of a failure test: the pods' watch events reach the operator 1.5 s after the Jobs' (the Job
+    controller's Failed arrives before the pod update with the worker's exit code or the pod's deletion)."""
+    seconds = float(request.param)
+    server = operator_env.server
+    server.call(lambda: server.faults.lag_watches("pods", seconds))
+    try:
+        yield seconds
+    finally:
+        server.call(lambda: server.faults.lag_watches("pods", 0))
+
+
 def delete(env: OperatorEnv, path: str) -> None:
     env.kube.request(
         "DELETE", path, body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
     )
 
 
-def test_pod_deleted_mid_run(operator_env: OperatorEnv, namespace: str) -> None:
-    """Issue 5 fault: the worker pod is deleted while running → failed with reason PodDeleted."""
+def test_pod_deleted_mid_run(operator_env: OperatorEnv, namespace: str, pod_watch_lag: float) -> None:
+    """Issue 5 fault: the worker pod is deleted while running → failed with reason PodDeleted, naming the
+    signal that stopped the worker."""
     with JobRecorder(operator_env, namespace) as jobs:
         start_sleeper(operator_env, namespace, "victim")
         pod = operator_env.get_op(namespace, "victim")["status"]["podName"]
@@ -127,7 +147,7 @@ def test_deadline_exceeded(operator_env: OperatorEnv, namespace: str) -> None:
         jobs.assert_one_job_per_attempt("slow")
 
 
-def test_worker_killed_with_sigkill(operator_env: OperatorEnv, namespace: str) -> None:
+def test_worker_killed_with_sigkill(operator_env: OperatorEnv, namespace: str, pod_watch_lag: float) -> None:
     """Issue 5 fault: the worker process is killed with SIGKILL → failed with reason NonZeroExitCode naming
     exit code 137 and the signal."""
     with JobRecorder(operator_env, namespace) as jobs:

@@ -9,6 +9,8 @@ Aspects covered (issue 5 "failure mapping", each with its distinct reason and a 
 - pod deleted (deletionTimestamp or gone) and evicted (DisruptionTarget) while running;
 - image pull errors and container config errors: pending within the grace (with requeue_after), failed after;
 - the podFailurePolicy FailJob verdict; a Job failed without pods → JobFailed;
+- a failed Job whose pod's end is not in view yet (the pod watch lags the Job watch) waits for it, bounded
+  from the condition's time (clock skew included), then decides with what it has;
 - a failed pod the Job will replace stays Pending (failed_pods lists it); pods of other Jobs are ignored;
 - compact forms keep what observe needs (and tombstones).
 """
@@ -21,7 +23,14 @@ from typing import Any
 import pytest
 
 from dops.api import constants as c
-from dops.domain.observe import Phase, compact_job, compact_pod, exit_detail, observe
+from dops.domain.observe import (
+    FINAL_POD_STATUS_WAIT_SECONDS,
+    Phase,
+    compact_job,
+    compact_pod,
+    exit_detail,
+    observe,
+)
 from dops.domain.reconciling import compact_operation
 from dops.domain.settings import OperatorSettings
 from tests.workload_builders import job, operation, pod
@@ -318,6 +327,80 @@ def test_image_pull_grace_requeues_until_it_expires() -> None:
     )
     assert later.reason == c.Reasons.IMAGE_PULL
     assert later.job_active  # the reconcile stops the Job
+
+
+T0 = NOW - dt.timedelta(seconds=10)  # the builders' timestamps: the Job's conditions changed then
+SIGKILLED = failed_job("BackoffLimitExceeded", "Job has reached the specified backoff limit", failed=1)
+LAG_CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]], float, Phase, str, str]] = [
+    # (case, Job, pods in view, seconds after the Job failed, phase, reason, message)
+    ("pod still running in view", SIGKILLED, [pod(running=True)], 2, Phase.PENDING, "", "waiting for the final"),
+    ("its end arrives", SIGKILLED, [pod(phase="Failed", exit_code=137)], 2, Phase.FAILED, "NonZeroExitCode", "SIGKILL"),
+    ("it never arrives", SIGKILLED, [pod(running=True)], 10, Phase.FAILED, "JobFailed", "BackoffLimitExceeded"),
+    (
+        "deleted, its end not in view",
+        SIGKILLED,
+        [pod(running=True, deleting=True)],
+        2,
+        Phase.PENDING,
+        "",
+        "waiting for the final status of worker pod op-1-abcde",
+    ),
+    (
+        "deleted, its end in view",
+        SIGKILLED,
+        [pod(phase="Failed", exit_code=143, deleting=True)],
+        2,
+        Phase.FAILED,
+        "PodDeleted",
+        "(exit code 143 (killed by SIGTERM))",
+    ),
+    ("no pod in view yet", SIGKILLED, [], 2, Phase.PENDING, "", "waiting for the final status of its worker pod"),
+    (
+        "no pod in view, no failed count yet (FailureTarget)",
+        job(conditions=(("FailureTarget", "BackoffLimitExceeded", ""),)),
+        [],
+        2,
+        Phase.PENDING,
+        "",
+        "waiting for the final status of its worker pod",
+    ),
+    ("no pod ever comes", failed_job("PodFailurePolicy", "odd"), [], 10, Phase.FAILED, "JobFailed", "odd"),
+    (
+        "deadline: the Job stops the pod itself",
+        failed_job("DeadlineExceeded", deadline=5),
+        [pod(running=True, deleting=True)],
+        2,
+        Phase.FAILED,
+        "DeadlineExceeded",
+        "time limit of 5 s",
+    ),
+    ("operator clock behind by < the bound", SIGKILLED, [pod(running=True)], -8, Phase.PENDING, "", "waiting"),
+    ("operator clock behind by > the bound", SIGKILLED, [pod(running=True)], -11, Phase.FAILED, "JobFailed", ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "j", "pods", "after", "phase", "reason", "message"), LAG_CASES, ids=[case[0] for case in LAG_CASES]
+)
+def test_a_failed_job_waits_for_its_pods_end_to_come_into_view(
+    case: str, j: dict[str, Any], pods: list[dict[str, Any]], after: float, phase: Phase, reason: str, message: str
+) -> None:
+    """The Job watch can run ahead of the pod watch: the exit code (and the signal) is read from the pod's end,
+    waited for at most FINAL_POD_STATUS_WAIT_SECONDS after the Job failed (on a slow CI machine the operator
+    once wrote JobFailed for a worker killed with SIGKILL, and PodDeleted without its SIGTERM)."""
+    outcome = run(operation(), j, *pods, now=T0 + dt.timedelta(seconds=after))
+    assert outcome.phase is phase, outcome
+    assert outcome.reason == reason, outcome
+    assert message in outcome.message, outcome
+    if phase is Phase.PENDING:
+        assert outcome.requeue_after == pytest.approx(FINAL_POD_STATUS_WAIT_SECONDS - max(after, 0))
+        assert not outcome.job_active  # nothing stops the Job or writes while waiting
+
+
+def test_a_deleted_pods_tombstone_is_its_end() -> None:
+    gone = compact_pod(pod(running=True, deleting=True), gone=True)
+    outcome = observe(compact_operation(operation()), compact_job(SIGKILLED), [gone], T0, SETTINGS)
+    assert (outcome.phase, outcome.reason) == (Phase.FAILED, c.Reasons.POD_DELETED)
 
 
 def test_outcome_details_for_the_reconcile() -> None:

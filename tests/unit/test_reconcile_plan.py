@@ -10,6 +10,8 @@ Aspects covered (issue 5, "Operator"):
 - a running worker gets the Running condition (and podName/runLink only when missing), once;
 - failures observed on the Job/pods become CAS failures from the observed state, archiving the log
   of a pod that started and stopping a still-active Job;
+- a failed Job whose pod's end is not in view yet (the pod watch lags) is decided once it is, or after a
+  bounded wait, for a running operation and one the worker already failed;
 - terminal states: wait for the worker to exit (timed on the operator's clock from when it saw the state,
   never from a client's timestamp; a slow exit keeps the worker's reason), then process once (archive,
   conditions; Completed, OperatorFailed, infrastructure reasons); a cancel recorded by the write that failed
@@ -29,7 +31,7 @@ from typing import Any
 import pytest
 
 from dops.api import constants as c
-from dops.domain.observe import compact_job, compact_pod
+from dops.domain.observe import FINAL_POD_STATUS_WAIT_SECONDS, compact_job, compact_pod
 from dops.domain.reconciling import (
     EXIT_GRACE_SECONDS,
     RUNNING_MARK_DELAY_SECONDS,
@@ -441,6 +443,28 @@ def test_infrastructure_reason_wins_for_a_failed_operation() -> None:
     failed_job = job(conditions=(("Failed", "BackoffLimitExceeded", ""),), failed=1)
     step = plan(view(op, failed_job, (pod(phase="Failed", exit_code=143, deleting=True),))).steps[0]
     assert isinstance(step, Terminate) and step.reason == c.Reasons.POD_DELETED
+
+
+def test_a_failed_job_is_decided_once_its_pods_end_is_in_view() -> None:
+    """The Job watch ran ahead of the pod watch: nothing is written until the pod's end (exit code, deletion)
+    arrives, or FINAL_POD_STATUS_WAIT_SECONDS after the Job failed."""
+    failed_job = job(conditions=(("Failed", "BackoffLimitExceeded", ""),), failed=1)
+    soon = T0 + dt.timedelta(seconds=2)
+    waiting = plan(view(operation(state="running"), failed_job, (pod(running=True),), now=soon))
+    assert waiting.steps == () and waiting.requeue_after == pytest.approx(FINAL_POD_STATUS_WAIT_SECONDS - 2)
+    (ended,) = plan(view(operation(state="running"), failed_job, (pod(phase="Failed", exit_code=137),), now=soon)).steps
+    assert isinstance(ended, Terminate) and ended.reason == c.Reasons.NON_ZERO_EXIT and "SIGKILL" in ended.message
+    late = T0 + dt.timedelta(seconds=FINAL_POD_STATUS_WAIT_SECONDS)
+    (unseen,) = plan(view(operation(state="running"), failed_job, (pod(running=True),), now=late)).steps
+    assert isinstance(unseen, Terminate) and unseen.reason == c.Reasons.JOB_FAILED
+    # An operation the worker already failed waits too: the pod's end may name the infrastructure's reason.
+    op = finished("failed")
+    deleting = pod(running=True, deleting=True)
+    held = plan(view(op, failed_job, (deleting,), now=soon, seen_at=T0))
+    assert not any(isinstance(s, Terminate) for s in held.steps) and held.requeue_after is not None
+    deleted = plan(view(op, failed_job, (pod(phase="Failed", exit_code=143, deleting=True),), now=soon)).steps[0]
+    assert isinstance(deleted, Terminate) and deleted.reason == c.Reasons.POD_DELETED
+    assert "SIGTERM" in deleted.message
 
 
 def cancelled(at: str = "2026-01-01T00:00:20Z", who: str = "dops fail (ann@laptop)", **status: Any) -> dict[str, Any]:

@@ -10,7 +10,8 @@ Outcomes (`Phase`):
 | phase     | when                                                                   |
 |-----------|------------------------------------------------------------------------|
 | NoJob     | no Job is known for the operation's `status.jobName`                     |
-| Pending   | the Job exists, its pod is not running yet (scheduling, creating, being replaced) |
+| Pending   | the Job exists, its pod is not running yet (scheduling, creating, being replaced); or the |
+|           | Job failed and its pod's end is not in view yet (at most `FINAL_POD_STATUS_WAIT_SECONDS`) |
 | Running   | the worker container runs                                              |
 | Succeeded | the worker exited 0 (Job complete) and the operation has a terminal state |
 | Failed    | one of the reasons below                                               |
@@ -67,6 +68,8 @@ IMAGE_ERRORS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable"}
 )
 CONFIG_ERRORS = frozenset({"CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
+# How long a failed Job waits for its pod's end to come into view (the pod watch may lag the Job watch).
+FINAL_POD_STATUS_WAIT_SECONDS = 10.0
 # Reasons that describe what happened to the run's infrastructure: they win over the worker's own
 # "operator failed" verdict when the operation was failed by the worker while being torn down.
 INFRASTRUCTURE_REASONS = frozenset(
@@ -108,6 +111,7 @@ class Outcome:
     disruption: str = ""  # why the newest of those ended
     running_since: str | None = None  # when the newest pod's worker container started running
     requeue_after: float | None = None  # seconds until the outcome may change by time alone
+    awaiting_pod_end: bool = False  # the Job failed, its pod's end is not in view yet (decide on its event)
     extra: JSON = field(default_factory=dict)
 
     @property
@@ -479,7 +483,7 @@ def observe(
         )
     failed = _cond(job, "Failed") or _cond(job, "FailureTarget")
     if failed is not None:
-        return _job_failed(op, job, mine, failed, base)
+        return _job_failed(op, job, mine, failed, base, now)
     if _cond(job, "Complete") or _cond(job, "SuccessCriteriaMet") or (latest and latest.get("phase") == "Succeeded"):
         return _succeeded(state, base)
     base = replace(base, job_active=True)
@@ -620,6 +624,39 @@ def start_blocker(job: Mapping[str, Any] | None, pods: Iterable[Mapping[str, Any
     )
 
 
+def _settled(pod: Mapping[str, Any]) -> bool:
+    """The pod's end is in view: its worker's termination, a terminal phase, or the pod gone (its last state)."""
+    return bool(pod.get("gone")) or pod.get("phase") in ("Succeeded", "Failed") or _terminated(pod) is not None
+
+
+def _final_pod_status_wait(
+    job: Mapping[str, Any], pods: list[Mapping[str, Any]], condition: Mapping[str, Any], now: dt.datetime
+) -> float | None:
+    """Seconds to wait for the worker pod's end before reading a failed Job, None to read it now.
+
+    The Job controller fails a Job only after its pod's end (with a podFailurePolicy a terminating pod counts
+    once it is terminal), but Jobs and pods come on separate watches: the Job's condition can arrive before the
+    pod update that carries the worker's exit code, or before the pod's first event at all (the FailureTarget
+condition can come before the Job's `failed` count). Deciding then would
+    lose the exit code and the signal (JobFailed instead of NonZeroExitCode, PodDeleted without "SIGTERM"). The
+    pod event reconciles the operation again; the wait is bounded by FINAL_POD_STATUS_WAIT_SECONDS from the
+    condition's lastTransitionTime (an operation found long failed after a restart is decided at once, and a
+    clock behind the server's by more than the bound does not wait at all)."""
+    if pods and _settled(pods[-1]):
+        return None
+    # No pod in view: the Job failed for a pod (all but DeadlineExceeded need one) whose events have not come yet.
+    try:
+        since = parse_time(condition.get("lastTransitionTime"))
+    except ValueError:
+        since = None
+    if since is None:
+        return None
+    elapsed = (now - since).total_seconds()
+    if not -FINAL_POD_STATUS_WAIT_SECONDS <= elapsed < FINAL_POD_STATUS_WAIT_SECONDS:
+        return None
+    return FINAL_POD_STATUS_WAIT_SECONDS - max(elapsed, 0.0)
+
+
 def _succeeded(state: Any, base: Outcome) -> Outcome:
     if state in ("completed", "failed"):
         return replace(base, phase=Phase.SUCCEEDED, exit_code=0)
@@ -639,9 +676,20 @@ def _job_failed(
     pods: list[Mapping[str, Any]],
     condition: Mapping[str, Any],
     base: Outcome,
+    now: dt.datetime,
 ) -> Outcome:
     jname = job.get("name")
     reason = str(condition.get("reason") or "")
+    if reason != "DeadlineExceeded":
+        wait = _final_pod_status_wait(job, pods, condition, now)
+        if wait is not None:
+            newest = f"worker pod {pods[-1].get('name')}" if pods else "its worker pod"
+            return replace(
+                base,
+                message=f"Job {jname} failed; waiting for the final status of {newest}",
+                requeue_after=wait,
+                awaiting_pod_end=True,
+            )
     failed = [p for p in pods if _pod_failed(p)]
     last = failed[-1] if failed else (pods[-1] if pods else None)
     detail = pod_failure(last, op) if last is not None else None

@@ -1065,6 +1065,7 @@ def _plan_terminal(view: View, state: str) -> Plan:
     steps: list[Step] = _stop_older_jobs(view, current_too=False)
     requeue: float | None = None
     cancelled = canceller(view)
+    wait: float | None = None
     if job_active and not processed and cancelled is None:
         # The worker exits right after recording its outcome, and its pod's events may lag behind the
         # operation's: give it time before stopping the Job (and archiving a partial log). The wait is timed
@@ -1073,14 +1074,18 @@ def _plan_terminal(view: View, state: str) -> Plan:
         waited = (now - seen).total_seconds()
         grace = float(view.settings.worker_exit_grace_seconds)
         if waited < grace:
-            # The label mirror follows the state now, not after the grace.
-            label = run_state_label_out_of_date(view.meta.get("labels"), state, run_state=_mirrors(view))
-            return Plan(
-                (*steps, SyncRunStateLabel(state)) if label else tuple(steps),
-                requeue_after=grace - waited,
-                note="waiting for the worker to exit",
-                outcome=outcome,
-            )
+            wait = grace - waited
+    elif outcome.awaiting_pod_end and not processed and cancelled is None:
+        wait = outcome.requeue_after  # the pod's end may carry an infrastructure reason (PodDeleted, OOMKilled)
+    if wait is not None:
+        # The label mirror follows the state now, not after the wait.
+        label = run_state_label_out_of_date(view.meta.get("labels"), state, run_state=_mirrors(view))
+        return Plan(
+            (*steps, SyncRunStateLabel(state)) if label else tuple(steps),
+            requeue_after=wait,
+            note="waiting for the worker to exit",
+            outcome=outcome,
+        )
     if not processed:
         reason, message, event = _terminal_reason(view, state, outcome, job_active)
         steps.append(

@@ -2,8 +2,10 @@
 
 Rules match requests by method and a path regex and answer with an error Status (5xx, 429, …)
 a bounded number of times. Watch faults (forced 410 Expired, dropped streams) act on the store's
-open watchers directly. Reachable from Python (`EmbeddedServer.faults`) and over HTTP under
-`/__emulator/faults` so out-of-process tests (kubectl, the operator in a subprocess) can use them.
+open watchers directly; a watch lag holds back the events of one resource's watches (a watch
+cache or a connection that runs behind the others: a client's Job watch ahead of its pod watch).
+Reachable from Python (`EmbeddedServer.faults`) and over HTTP under `/__emulator/faults` (and
+`/__emulator/watches/...`) so out-of-process tests (kubectl, the operator in a subprocess) can use them.
 """
 
 from __future__ import annotations
@@ -64,6 +66,22 @@ class Faults:
 
     def __init__(self) -> None:
         self.rules: list[FaultRule] = []
+        self.watch_lags: dict[str, float] = {}  # resource plural → seconds its watch events are held back
+
+    def lag_watches(self, resource: str, seconds: float) -> None:
+        """Hold back the events of `resource`'s watches (plural, e.g. "pods"): what arrives goes out, in order,
+        `seconds` after the first of it arrived; 0 ends the lag."""
+        if not resource:
+            raise ValueError("a watch lag needs the resource's plural name, e.g. pods")
+        if not 0 <= seconds <= 60:
+            raise ValueError(f"a watch lag must be between 0 and 60 seconds, got {seconds}")
+        if seconds:
+            self.watch_lags[resource] = float(seconds)
+        else:
+            self.watch_lags.pop(resource, None)
+
+    def watch_lag(self, resource: str) -> float:
+        return self.watch_lags.get(resource, 0.0)
 
     def add(
         self, code: int, method: str = "*", path: str = ".*", times: int = 1, message: str = "", skip: int = 0
@@ -78,6 +96,7 @@ class Faults:
 
     def clear(self) -> None:
         self.rules.clear()
+        self.watch_lags.clear()
 
     def check(self, method: str, path: str) -> errors.APIError | None:
         for rule in self.rules:

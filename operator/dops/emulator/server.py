@@ -692,6 +692,9 @@ class HTTPServer:
                     watcher.wakeup.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(watcher.wakeup.wait(), wait)
+                lag = self.faults.watch_lag(rtype.plural) if self.faults.watch_lags else 0.0
+                if lag and watcher.pending:
+                    await asyncio.sleep(lag)  # injected lag: what arrived meanwhile goes out with it, in order
                 while watcher.pending:
                     kind, event = watcher.pending.popleft()
                     await stream.event(kind, event)
@@ -747,6 +750,18 @@ class HTTPServer:
             return json_response({"expired": self.expire_watches()})
         if path == "watches/drop" and request.method == "POST":
             return json_response({"dropped": self.drop_watches()})
+        if path == "watches/lag" and request.method == "GET":
+            return json_response({"lags": dict(self.faults.watch_lags)})
+        if path == "watches/lag" and request.method == "POST":
+            body = await self._body(request)
+            if not isinstance(body, dict) or "resource" not in body or "seconds" not in body:
+                example = '{"resource": "pods", "seconds": 2}'
+                raise errors.bad_request(f'a watch lag needs "resource" and "seconds", e.g. {example}')
+            try:
+                self.faults.lag_watches(str(body["resource"]), float(body["seconds"]))
+            except (TypeError, ValueError) as exc:
+                raise errors.bad_request(f"invalid watch lag: {exc}") from exc
+            return json_response({"lags": dict(self.faults.watch_lags)})
         if path == "stats" and request.method == "GET":
             return json_response(self.stats())
         raise errors.APIError(404, "NotFound", f"unknown emulator admin endpoint: {request.method} {request.path}")
