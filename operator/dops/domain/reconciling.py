@@ -1066,6 +1066,7 @@ def _plan_terminal(view: View, state: str) -> Plan:
     requeue: float | None = None
     cancelled = canceller(view)
     wait: float | None = None
+    waiting_for = "the worker to exit"
     if job_active and not processed and cancelled is None:
         # The worker exits right after recording its outcome, and its pod's events may lag behind the
         # operation's: give it time before stopping the Job (and archiving a partial log). The wait is timed
@@ -1077,13 +1078,14 @@ def _plan_terminal(view: View, state: str) -> Plan:
             wait = grace - waited
     elif outcome.awaiting_pod_end and not processed and cancelled is None:
         wait = outcome.requeue_after  # the pod's end may carry an infrastructure reason (PodDeleted, OOMKilled)
+        waiting_for = "the worker pod's end"
     if wait is not None:
         # The label mirror follows the state now, not after the wait.
         label = run_state_label_out_of_date(view.meta.get("labels"), state, run_state=_mirrors(view))
         return Plan(
             (*steps, SyncRunStateLabel(state)) if label else tuple(steps),
             requeue_after=wait,
-            note="waiting for the worker to exit",
+            note=f"waiting for {waiting_for}",
             outcome=outcome,
         )
     if not processed:
