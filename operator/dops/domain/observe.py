@@ -630,18 +630,18 @@ def _settled(pod: Mapping[str, Any]) -> bool:
 
 
 def _final_pod_status_wait(
-    job: Mapping[str, Any], pods: list[Mapping[str, Any]], condition: Mapping[str, Any], now: dt.datetime
+    pods: list[Mapping[str, Any]], condition: Mapping[str, Any], now: dt.datetime
 ) -> float | None:
     """Seconds to wait for the worker pod's end before reading a failed Job, None to read it now.
 
     The Job controller fails a Job only after its pod's end (with a podFailurePolicy a terminating pod counts
     once it is terminal), but Jobs and pods come on separate watches: the Job's condition can arrive before the
-    pod update that carries the worker's exit code, or before the pod's first event at all (the FailureTarget
-condition can come before the Job's `failed` count). Deciding then would
-    lose the exit code and the signal (JobFailed instead of NonZeroExitCode, PodDeleted without "SIGTERM"). The
-    pod event reconciles the operation again; the wait is bounded by FINAL_POD_STATUS_WAIT_SECONDS from the
-    condition's lastTransitionTime (an operation found long failed after a restart is decided at once, and a
-    clock behind the server's by more than the bound does not wait at all)."""
+    pod update that carries the worker's exit code, or before the pod's first event at all (and FailureTarget
+    before the Job's `failed` count). Deciding then would lose the exit code and the signal (JobFailed instead
+    of NonZeroExitCode, PodDeleted without "SIGTERM"). The pod event reconciles the operation again; the wait
+    is bounded by FINAL_POD_STATUS_WAIT_SECONDS from the condition's lastTransitionTime (an operation found
+    long failed after a restart is decided at once, and a clock behind the server's by more than the bound
+    does not wait at all)."""
     if pods and _settled(pods[-1]):
         return None
     # No pod in view: the Job failed for a pod (all but DeadlineExceeded need one) whose events have not come yet.
@@ -681,7 +681,7 @@ def _job_failed(
     jname = job.get("name")
     reason = str(condition.get("reason") or "")
     if reason != "DeadlineExceeded":
-        wait = _final_pod_status_wait(job, pods, condition, now)
+        wait = _final_pod_status_wait(pods, condition, now)
         if wait is not None:
             newest = f"worker pod {pods[-1].get('name')}" if pods else "its worker pod"
             return replace(

@@ -692,7 +692,7 @@ class HTTPServer:
                     watcher.wakeup.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(watcher.wakeup.wait(), wait)
-                lag = self.faults.watch_lag(rtype.plural) if self.faults.watch_lags else 0.0
+                lag = self.faults.watch_lag(rtype.plural)
                 if lag and watcher.pending:
                     await asyncio.sleep(lag)  # injected lag: what arrived meanwhile goes out with it, in order
                 while watcher.pending:
