@@ -410,7 +410,14 @@ def test_submit_wait_and_rerun_wait_exit_codes(dops: Dops, svc: DelegatedOperati
 
     def finish_newest(outcome: Callable[[DelegatedOperationService, str], None]) -> Callable[[], None]:
         def drive() -> None:
-            newest = svc.list_operations()[0].id
+            # The CLI's watch may open before its operation is listed (on the real plane another client's watch
+            # can also make the count grow): wait for an operation this test has not driven yet.
+            newest = eventually(
+                lambda: svc.list_operations()[0].id,
+                lambda name: name is not None and name not in created,
+                timeout=30,
+                describe="the CLI's new operation",
+            )
             assert newest is not None
             created.append(newest)
             outcome(svc, newest)

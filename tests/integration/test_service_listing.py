@@ -11,18 +11,24 @@ Aspects covered:
 - other filters: dataset_name (stored name), dataset_id, delegation_target, pinned and extra kwargs.
 - the newest-first fast path (server-side name order) equals a full client-side sort, including operations
   created with kubectl (foreign names, no name-order label) and re-queued ones, for every window.
+- an operation the service created whose `queued` write has not landed sorts at its name's instant (first), a
+  foreign one without status last;
 - run states are filtered server-side (field selector on status.runState): the request carries it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from dops import DelegatedOperationDocument, DelegatedOperationPagingParams, DelegatedOperationService, SortByField
-from dops.api.times import format_time
+from dops.api.times import format_time, utcnow
+from dops.domain.names import new_operation_name
+from dops.domain.resources import operation_resource
 from dops.emulator import EmbeddedServer
 from dops.k8s import DelegatedOperationRepository, KubeClient
 from tests.op_builders import operation
@@ -192,6 +198,24 @@ def test_run_state_filter_is_server_side(dops_server: EmbeddedServer, store: Sto
     finally:
         dops_server.http.access_log = None
     assert lists and all("status.runState=running" in r.query.get("fieldSelector", "") for r in lists)
+
+
+def test_an_operation_whose_queued_write_has_not_landed_sorts_at_its_names_instant(
+    service: DelegatedOperationService, repo: DelegatedOperationRepository
+) -> None:
+    """Between the service's create and its `queued` status write, another client's newest-first listing shows the
+    operation first (at the instant its generated name holds, which that write stores), not last as a null."""
+    older = service.queue_operation("@dops/examples/echo", label="older")
+    now = utcnow() + dt.timedelta(seconds=1)
+    name = new_operation_name("@dops/examples/echo", now, os.urandom(4))
+    spec = {"operator": "@dops/examples/echo", "label": "in-flight"}
+    repo.create(service.namespace, operation_resource(name, service.namespace, spec, name_ordered=True))
+    repo.create(service.namespace, operation("aa-no-status", service.namespace).label("foreign").build())
+    for paging in ({"limit": 0}, {"limit": 1}):  # the full client-side sort and the name-order fast path
+        listed = service.list_operations(paging=paging)
+        assert listed[0].label == "in-flight" and listed[0].queued_at is None, [(d.label, d.queued_at) for d in listed]
+    assert [d.label for d in service.list_operations(paging={"limit": 0})] == ["in-flight", "older", "foreign"]
+    assert older.queued_at is not None
 
 
 def test_name_order_fast_path_matches_a_full_sort(

@@ -656,7 +656,12 @@ class DelegatedOperationService:
 
 
 def _attribute(doc: DelegatedOperationDocument, name: str) -> Any:
-    return getattr(doc, name, None)
+    value = getattr(doc, name, None)
+    if value is None and name == "queued_at" and doc.id:
+        # Created by a dops service whose `queued` write (status cannot be set on create) has not landed yet: the
+        # name holds the instant that write stores, so it sorts where it will be a moment later, not last.
+        return names.name_time(doc.id)
+    return value
 
 
 def _by_name(objs: Iterable[JSON]) -> list[JSON]:
