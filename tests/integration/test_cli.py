@@ -411,13 +411,14 @@ def test_submit_wait_and_rerun_wait_exit_codes(dops: Dops, svc: DelegatedOperati
     def finish_newest(outcome: Callable[[DelegatedOperationService, str], None]) -> Callable[[], None]:
         def drive() -> None:
             # The CLI's watch may open before its operation is listed (on the real plane another client's watch
-            # can also make the count grow): wait for an operation this test has not driven yet.
-            newest = eventually(
-                lambda: svc.list_operations()[0].id,
-                lambda name: name is not None and name not in created,
+            # can also make the count grow): wait for an operation this test has not driven yet, once queued.
+            doc = eventually(
+                lambda: svc.list_operations()[0],
+                lambda d: d.id not in created and d.run_state is not None,
                 timeout=30,
-                describe="the CLI's new operation",
+                describe="the CLI's new operation, queued",
             )
+            newest = doc.id
             assert newest is not None
             created.append(newest)
             outcome(svc, newest)
